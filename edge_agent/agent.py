@@ -1,0 +1,126 @@
+"""The gateway's main loop: poll every device on its own schedule, buffer, publish.
+
+Each device has its own task on a wall-clock-aligned schedule, so one slow or dead device never
+delays the others and cycles do not drift. Samples collect in memory for at most one publish
+interval, then go to the disk buffer in one transaction; the publisher takes them from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from parkmon import metrics, quality, wire
+
+from .buffer import DiskBuffer
+from .config import AgentConfig, DeviceConfig
+from .drivers.base import Driver, Sample, create_driver
+from .publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+def build_meta(cfg: AgentConfig) -> wire.Meta:
+    points = {
+        f"{d.id}.{p.name}": wire.PointMeta(p.metric, p.resolved_unit, metrics.get(p.metric).kind.value, p.label)
+        for d in cfg.devices
+        for p in d.points
+    }
+    return wire.Meta(wire.VERSION, cfg.gateway.id, time.time_ns() // 1_000_000, points,
+                     {d.id: d.name for d in cfg.devices})
+
+
+@dataclass
+class DeviceHealth:
+    polls: int = 0
+    errors: int = 0
+    late_cycles: int = 0
+    up: bool | None = None  # None until the first poll says
+    last_poll_ms: int = 0
+
+
+@dataclass
+class Agent:
+    cfg: AgentConfig
+    health: dict[str, DeviceHealth] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        gw = self.cfg.gateway
+        self.buffer = DiskBuffer(self.cfg.buffer.path, gw.id, int(self.cfg.buffer.max_mb * 1024 * 1024))
+        self.publisher = Publisher(self.cfg, self.buffer, build_meta(self.cfg))
+        self._pending: list[Sample] = []
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        drivers = [create_driver(d) for d in self.cfg.devices]
+        for drv in drivers:
+            await drv.open()
+        self.publisher.start()
+        tasks = [asyncio.create_task(self._poll_loop(drv), name=f"poll-{drv.device.id}") for drv in drivers]
+        flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush()  # what was polled is on disk before we go
+            for drv in drivers:
+                await drv.close()
+            await asyncio.to_thread(self.publisher.stop)
+            self.buffer.close()
+
+    def interval(self, device: DeviceConfig) -> float:
+        return device.poll_interval_s or self.cfg.poll_interval_s
+
+    async def _poll_loop(self, drv: Driver) -> None:
+        dev = drv.device
+        h = self.health.setdefault(dev.id, DeviceHealth())
+        step = self.interval(dev)
+        next_at = (time.time() // step + 1) * step
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.time()))
+            samples = await drv.read()
+            h.polls += 1
+            h.last_poll_ms = time.time_ns() // 1_000_000
+            self._note_state(dev, h, samples)
+            self._pending.extend(samples)
+            next_at += step
+            now = time.time()
+            if now > next_at:  # overran: skip the missed slots rather than bunching polls
+                missed = int((now - next_at) // step) + 1
+                h.late_cycles += missed
+                next_at += missed * step
+
+    def _note_state(self, dev: DeviceConfig, h: DeviceHealth, samples: list[Sample]) -> None:
+        down = bool(samples) and all(
+            quality.reason(s[3]) == quality.Reason.COMM_FAILURE for s in samples
+        )
+        if down:
+            h.errors += 1
+        # log a device going down once and coming back once, not every cycle
+        if down and h.up is not False:
+            log.warning("device %s (%s:%s unit %s) is not answering; its points are sent as bad quality",
+                        dev.id, dev.host, dev.port, dev.unit)
+        elif not down and h.up is False:
+            log.warning("device %s answers again", dev.id)
+        h.up = not down
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.publish.interval_s)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        samples, self._pending = self._pending, []
+        await asyncio.to_thread(self.buffer.append, samples, self.cfg.publish.max_samples)
+        self.publisher.notify()

@@ -1,0 +1,237 @@
+"""Gateway configuration: checked on load, every error names the device and the point.
+
+A config lists the gateway's identity, its broker, its disk buffer and its devices. A device
+either lists its points or names a shipped ``profile`` (a register map from the maker's manual,
+``edge_agent/profiles/<name>.yaml``) and may add or override points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from parkmon import metrics, wire
+
+RegisterTable = Literal["holding", "input", "coil", "discrete"]
+DataType = Literal[
+    "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"
+]
+WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+
+# registers each type occupies; string and bit are sized by the point
+TYPE_REGISTERS: dict[str, int] = {
+    "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2,
+    "int64": 4, "uint64": 4, "float64": 4,
+}
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message says where and how to fix it. Fatal at load."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PointConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    metric: str
+    label: str = ""  # human name shown on boards (e.g. "1#进线 正向有功")
+    table: RegisterTable = "holding"
+    address: Annotated[int, Field(ge=0, le=65535)]
+    type: DataType = "uint16"
+    order: WordOrder = "ABCD"
+    count: Annotated[int | None, Field(ge=1, le=125)] = None  # registers, only for string
+    bit: Annotated[int | None, Field(ge=0, le=15)] = None  # bit of a register, for type bit
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = None  # defaults to the metric's unit
+    sentinels: list[int] = []  # raw values that mean "no reading" (e.g. 0x8000, 0xFFFF)
+    deadband: Annotated[float | None, Field(ge=0)] = None  # report by exception, absolute
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        try:
+            metrics.get(v)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PointConfig:
+        if self.type == "string" and self.count is None:
+            raise ValueError("type string needs count (registers, 2 characters each)")
+        if self.type != "string" and self.count is not None and self.count != self.registers:
+            raise ValueError(f"{self.type.upper()} needs {self.registers} registers, count={self.count}")
+        if self.table in ("coil", "discrete") and self.type != "bit":
+            raise ValueError(f"table {self.table} holds single bits: type must be bit, not {self.type}")
+        return self
+
+    @property
+    def registers(self) -> int:
+        if self.type == "string":
+            return self.count or 1
+        if self.type == "bit":
+            return 1
+        return TYPE_REGISTERS[self.type]
+
+    @property
+    def resolved_unit(self) -> str:
+        return self.unit if self.unit is not None else metrics.get(self.metric).unit
+
+
+class DeviceConfig(_Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: str = ""
+    driver: Literal["modbus_tcp"] = "modbus_tcp"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    profile: str | None = None
+    poll_interval_s: Annotated[float | None, Field(gt=0)] = None
+    timeout_s: Annotated[float, Field(gt=0)] = 1.0
+    max_block: Annotated[int, Field(ge=1, le=125)] = 125  # registers per request
+    max_gap: Annotated[int, Field(ge=0, le=100)] = 8  # unused registers bridged when coalescing
+    points: list[PointConfig] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> DeviceConfig:
+        if not self.points:
+            raise ValueError("device has no points: list points or name a profile")
+        seen: set[str] = set()
+        for p in self.points:
+            if p.name in seen:
+                raise ValueError(f"point {p.name!r} appears twice")
+            seen.add(p.name)
+        return self
+
+
+class GatewayIdentity(_Strict):
+    park: str
+    enterprise: str
+    id: str
+
+    @field_validator("park", "enterprise", "id")
+    @classmethod
+    def _ids(cls, v: str) -> str:
+        try:
+            return wire.check_id("gateway identity", v)
+        except wire.ContractError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class TlsConfig(_Strict):
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+class MqttConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    max_inflight: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class BufferConfig(_Strict):
+    path: str = "parkmon-buffer.db"
+    max_mb: Annotated[float, Field(gt=0)] = 512.0
+
+
+class PublishConfig(_Strict):
+    max_samples: Annotated[int, Field(ge=1, le=20000)] = 2000  # per MQTT message
+    interval_s: Annotated[float, Field(gt=0)] = 1.0  # how often pending samples become a batch
+
+
+class AgentConfig(_Strict):
+    gateway: GatewayIdentity
+    mqtt: MqttConfig = MqttConfig()
+    buffer: BufferConfig = BufferConfig()
+    publish: PublishConfig = PublishConfig()
+    poll_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    devices: list[DeviceConfig]
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> AgentConfig:
+        seen: set[str] = set()
+        for d in self.devices:
+            if d.id in seen:
+                raise ValueError(f"device id {d.id!r} appears twice")
+            seen.add(d.id)
+        return self
+
+
+def load_profile(name: str) -> list[dict[str, Any]]:
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
+        raise ValueError(f"unknown profile {name!r}; shipped profiles: {known}")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    points: list[dict[str, Any]] = doc["points"]
+    return points
+
+
+def _where(cfg: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic location into 'device grid1, point import, field scale'."""
+    parts: list[str] = []
+    node: Any = cfg
+    for i, key in enumerate(loc):
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        prev = loc[i - 1] if i else None
+        if prev == "devices" and isinstance(node, dict):
+            parts.append(f"device {node.get('id', key)!r}")
+        elif prev == "points" and isinstance(node, dict):
+            parts.append(f"point {node.get('name', key)!r}")
+        elif key not in ("devices", "points") and not isinstance(key, int):
+            parts.append(f"field {key}")
+    return ", ".join(parts) or "top level"
+
+
+def _apply_profile(dev: Any) -> Any:
+    """Expand ``profile:`` into points; the device's own points override the profile's by name."""
+    if not (isinstance(dev, dict) and dev.get("profile")):
+        return dev
+    own = {p.get("name"): p for p in dev.get("points", []) if isinstance(p, dict)}
+    merged = [{**p, **own.pop(p["name"], {})} for p in load_profile(str(dev["profile"]))]
+    return {**dev, "points": merged + list(own.values())}
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
+    try:
+        if isinstance(raw.get("devices"), list):
+            raw = {**raw, "devices": [_apply_profile(d) for d in raw["devices"]]}
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {len(exc.errors())} problem(s) in the gateway configuration:"]
+        for err in exc.errors():
+            where = _where(raw, tuple(err["loc"]))
+            lines.append(f"  - {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file; pass the gateway config with -c FILE") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with gateway, mqtt and devices")
+    return parse_config(raw, str(p))

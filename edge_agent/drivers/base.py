@@ -1,0 +1,38 @@
+"""The driver seam: one small interface per kind of device link (STYLE.md point 1).
+
+A driver is built from its device config, opens its link in ``open()``, and ``read()`` returns one
+sample per configured point: a device that does not answer gives bad-quality samples with a
+reason, never an exception and never the last value re-sent as fresh.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from ..config import DeviceConfig
+
+Sample = tuple[str, int, float | None, int]  # (device.point, ts_ms, value, quality): parkmon.wire
+
+
+class Driver(Protocol):
+    device: DeviceConfig
+
+    async def open(self) -> None: ...
+
+    async def read(self) -> list[Sample]: ...
+
+    async def close(self) -> None: ...
+
+
+# name -> "module:Class"; a gateway imports only the drivers its config names.
+DRIVERS: dict[str, str] = {
+    "modbus_tcp": "edge_agent.drivers.modbus:ModbusTcpDriver",
+}
+
+
+def create_driver(device: DeviceConfig) -> Driver:
+    module_name, _, cls_name = DRIVERS[device.driver].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    driver: Driver = cls(device)
+    return driver

@@ -1,0 +1,47 @@
+"""The ``parkmon`` command. Each subcommand lives with its package and is imported only when used,
+so ``parkmon edge`` runs on a gateway that installed ``parkmon[edge]`` alone."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("parkmon.demo:main", "run a whole simulated park end to end (一键演示)"),
+    "edge": ("edge_agent.cli:main", "gateway agent: run / check / poll (边缘采集网关)"),
+    "sim": ("simulators.cli:main", "simulated park of Modbus devices (园区仿真)"),
+    "ingest": ("ingest.cli:main", "MQTT -> database ingest (数据接入)"),
+    "api": ("ingest.api.cli:main", "HTTP API server (接口服务)"),
+    "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: parkmon <command> [options]    (parkmon <command> --help for more)", "", "commands:"]
+    lines += [f"  {name:<11} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"parkmon: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[name]
+    module, _, func = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        print(f"parkmon {name}: needs a library that is not installed ({exc.name}); "
+              f"install the server side with: pip install 'parkmon[server]'", file=sys.stderr)
+        return 2
+    result: int = getattr(mod, func)(rest)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The metric vocabulary shared by the edge and the server.
+
+Every point names one metric from this table; the metric fixes its unit, its kind and the
+smart-park system (六系统) it belongs to, so indicators and the scorecard can find their inputs
+without knowing any device. Names are dotted ``system-ish.quantity[.qualifier]`` and stable: they
+are stored in the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class System(str, Enum):
+    """The six monitoring systems of 一平台两中心六系统."""
+
+    ECONOMY = "economy"  # 经济运行监测
+    ENERGY = "energy"  # 能源消耗监测
+    SAFETY = "safety"  # 安全应急管理
+    ENVIRONMENT = "environment"  # 环境保护监测
+    LOGISTICS = "logistics"  # 交通物流监测
+    SERVICES = "services"  # 综合服务
+
+
+SYSTEM_LABELS: dict[System, tuple[str, str]] = {
+    System.ECONOMY: ("经济运行监测", "Economic operation"),
+    System.ENERGY: ("能源消耗监测", "Energy consumption"),
+    System.SAFETY: ("安全应急管理", "Safety and emergency"),
+    System.ENVIRONMENT: ("环境保护监测", "Environmental protection"),
+    System.LOGISTICS: ("交通物流监测", "Traffic and logistics"),
+    System.SERVICES: ("综合服务", "Comprehensive services"),
+}
+
+
+class Kind(str, Enum):
+    INSTANT = "instant"  # a level or rate read at an instant (kW, mg/m3, MPa)
+    COUNTER = "counter"  # a totaliser that only grows (kWh, m3): energy comes from differences
+    STATE = "state"  # a discrete state (on/off, alarm)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    kind: Kind
+    system: System
+    zh: str
+    en: str
+
+
+def _m(name: str, unit: str, kind: Kind, system: System, zh: str, en: str) -> Metric:
+    return Metric(name, unit, kind, system, zh, en)
+
+
+_C, _I, _S = Kind.COUNTER, Kind.INSTANT, Kind.STATE
+_E, _V, _F = System.ENERGY, System.ENVIRONMENT, System.SAFETY
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        # electricity at the park / enterprise boundary
+        _m("elec.import.energy", "kWh", _C, _E, "电网购入电量", "Grid import energy"),
+        _m("elec.export.energy", "kWh", _C, _E, "上网电量", "Grid export energy"),
+        _m("elec.active_power", "kW", _I, _E, "有功功率", "Active power"),
+        _m("elec.load.energy", "kWh", _C, _E, "用电量", "Consumption energy"),
+        # on-site renewable generation (actual output at the inverter / turbine meter)
+        _m("pv.generation.energy", "kWh", _C, _E, "光伏发电量", "PV generation"),
+        _m("pv.power", "kW", _I, _E, "光伏功率", "PV power"),
+        _m("wind.generation.energy", "kWh", _C, _E, "风电发电量", "Wind generation"),
+        _m("wind.power", "kW", _I, _E, "风电功率", "Wind power"),
+        # curtailment: energy that could have been generated but was not. Never consumed.
+        _m("re.curtailed.energy", "kWh", _C, _E, "弃风弃光电量", "Curtailed RE energy"),
+        # storage
+        _m("storage.charge.energy", "kWh", _C, _E, "储能充电量", "Storage charge energy"),
+        _m("storage.discharge.energy", "kWh", _C, _E, "储能放电量", "Storage discharge energy"),
+        _m("storage.power", "kW", _I, _E, "储能功率(放电为正)", "Storage power (+discharge)"),
+        _m("storage.soc", "%", _I, _E, "储能荷电状态", "Storage state of charge"),
+        # other energy carriers and water
+        _m("gas.volume", "m3", _C, _E, "天然气用量", "Natural gas volume"),
+        _m("steam.mass", "t", _C, _E, "蒸汽用量", "Steam mass"),
+        _m("heat.energy", "GJ", _C, _E, "热力用量", "Heat energy"),
+        _m("coal.mass", "t", _C, _E, "煤炭用量", "Coal mass"),
+        _m("water.volume", "m3", _C, _E, "用水量", "Water volume"),
+        _m("water.flow", "m3/h", _I, _E, "用水流量", "Water flow"),
+        # CEMS flue gas (HJ 212 a21026, a21002, a34013, a19001, a00000, a01012)
+        _m("cems.so2", "mg/m3", _I, _V, "二氧化硫浓度", "SO2 concentration"),
+        _m("cems.nox", "mg/m3", _I, _V, "氮氧化物浓度", "NOx concentration"),
+        _m("cems.particulate", "mg/m3", _I, _V, "颗粒物浓度", "Particulate concentration"),
+        _m("cems.o2", "%", _I, _V, "含氧量", "O2 content"),
+        _m("cems.flow", "m3/s", _I, _V, "烟气流量", "Flue gas flow"),
+        _m("cems.temperature", "°C", _I, _V, "烟气温度", "Flue gas temperature"),
+        # wastewater outlet (HJ 212 w00000, w01018, w21003, w01001, w21011, w21001)
+        _m("ww.flow", "L/s", _I, _V, "污水流量", "Wastewater flow"),
+        _m("ww.cod", "mg/L", _I, _V, "化学需氧量", "COD"),
+        _m("ww.nh3n", "mg/L", _I, _V, "氨氮", "NH3-N"),
+        _m("ww.ph", "pH", _I, _V, "pH值", "pH"),
+        _m("ww.tp", "mg/L", _I, _V, "总磷", "Total phosphorus"),
+        _m("ww.tn", "mg/L", _I, _V, "总氮", "Total nitrogen"),
+        # safety
+        _m("safety.pressure", "MPa", _I, _F, "压力", "Pressure"),
+        _m("safety.temperature", "°C", _I, _F, "温度", "Temperature"),
+        _m("safety.gas_lel", "%LEL", _I, _F, "可燃气体浓度", "Combustible gas"),
+        _m("safety.gas_ppm", "ppm", _I, _F, "有毒气体浓度", "Toxic gas"),
+        _m("safety.valve_state", "", _S, _F, "阀门状态", "Valve state"),
+        _m("safety.gate_state", "", _S, _F, "闸门状态", "Gate state"),
+        _m("safety.fire_alarm", "", _S, _F, "火灾报警", "Fire alarm"),
+    )
+}
+
+
+def get(name: str) -> Metric:
+    """Look a metric up; the error lists what exists so a config typo is easy to fix."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        close = [n for n in METRICS if n.split(".")[0] == name.split(".")[0]] or sorted(METRICS)
+        raise KeyError(f"unknown metric {name!r}; known metrics like it: {', '.join(close)}") from None

@@ -1,0 +1,143 @@
+"""The wire contract (v1) between gateways and the platform. Imports only msgspec.
+
+Topics
+    parkmon/v1/{park}/{enterprise}/{gateway}/data     telemetry batches (QoS 1)
+    parkmon/v1/{park}/{enterprise}/{gateway}/status   birth / death, retained (death = MQTT will)
+    parkmon/v1/{park}/{enterprise}/{gateway}/meta     the gateway's point catalogue, retained
+
+Data payload (JSON, compact arrays so ``mosquitto_sub`` stays readable and decoding stays fast)::
+
+    {"v": 1, "gw": "gw-01", "seq": 42, "sent": 1763800000123,
+     "samples": [["meter1.import", 1763800000000, 1234.56, 0], ...]}
+
+A sample is ``[point, source time in epoch milliseconds UTC, value or null, quality]``; ``point``
+is ``{device}.{point}`` and unique within the enterprise; the quality byte is
+:mod:`parkmon.quality`. ``seq`` grows by one per batch and per gateway and survives restarts, so
+the platform can count gaps. A sample's identity is (point, source time): replays are harmless.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import msgspec
+
+VERSION = 1
+TOPIC_ROOT = "parkmon/v1"
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$")
+
+Sample = tuple[str, int, float | None, int]
+
+
+class Batch(msgspec.Struct, frozen=True):
+    v: int
+    gw: str
+    seq: int
+    sent: int
+    samples: list[Sample]
+
+
+class PointMeta(msgspec.Struct, frozen=True):
+    metric: str
+    unit: str
+    kind: str
+    name: str = ""  # a human label from the config (e.g. "1#变压器 进线")
+
+
+class Meta(msgspec.Struct, frozen=True):
+    """The gateway's catalogue: every point it will send, with its metric. Retained."""
+
+    v: int
+    gw: str
+    sent: int
+    points: dict[str, PointMeta]
+    devices: dict[str, str] = {}  # device id -> human name
+
+
+class Status(msgspec.Struct, frozen=True):
+    v: int
+    gw: str
+    state: Literal["online", "offline"]
+    sent: int
+    agent: str = ""
+
+
+class ContractError(ValueError):
+    """A payload or topic that breaks the contract; the message says what and where."""
+
+
+_batch_decoder = msgspec.json.Decoder(Batch)
+_meta_decoder = msgspec.json.Decoder(Meta)
+_status_decoder = msgspec.json.Decoder(Status)
+_encoder = msgspec.json.Encoder()
+
+
+def check_id(kind: str, value: str) -> str:
+    if not _ID.match(value):
+        raise ContractError(f"{kind} id {value!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def topic(park: str, enterprise: str, gateway: str, leaf: Literal["data", "status", "meta"]) -> str:
+    return f"{TOPIC_ROOT}/{park}/{enterprise}/{gateway}/{leaf}"
+
+
+def parse_topic(t: str) -> tuple[str, str, str, str]:
+    """``parkmon/v1/p/e/g/leaf`` -> (park, enterprise, gateway, leaf)."""
+    parts = t.split("/")
+    if len(parts) != 6 or "/".join(parts[:2]) != TOPIC_ROOT:
+        raise ContractError(f"topic {t!r} is not {TOPIC_ROOT}/<park>/<enterprise>/<gateway>/<leaf>")
+    park, ent, gw, leaf = parts[2:]
+    for kind, value in (("park", park), ("enterprise", ent), ("gateway", gw)):
+        check_id(kind, value)
+    if leaf not in ("data", "status", "meta"):
+        raise ContractError(f"topic {t!r}: leaf {leaf!r} is not data, status or meta")
+    return park, ent, gw, leaf
+
+
+def encode(obj: Batch | Meta | Status) -> bytes:
+    return _encoder.encode(obj)
+
+
+def _decode(decoder: msgspec.json.Decoder, payload: bytes, what: str):  # type: ignore[no-untyped-def]
+    try:
+        obj = decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"{what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ContractError(f"{what} is not valid JSON: {exc}") from None
+    if obj.v != VERSION:
+        raise ContractError(f"{what}: contract version {obj.v} is not supported (expected {VERSION})")
+    return obj
+
+
+def decode_batch(payload: bytes) -> Batch:
+    """Decode and validate a data batch; every sample is checked, the error names the first bad one."""
+    batch: Batch = _decode(_batch_decoder, payload, "data batch")
+    if batch.seq < 0:
+        raise ContractError(f"data batch: seq {batch.seq} is negative")
+    for i, (point, ts, value, q) in enumerate(batch.samples):
+        if not _POINT.match(point):
+            raise ContractError(f"data batch: samples[{i}] point {point!r} is not '<device>.<point>'")
+        if not 0 <= ts < 32503680000000:  # year 3000: catches seconds-vs-ms and garbage
+            raise ContractError(f"data batch: samples[{i}] time {ts} is not epoch milliseconds")
+        if not 0 <= q <= 255:
+            raise ContractError(f"data batch: samples[{i}] quality {q} is not 0-255")
+        if value is not None and value != value:  # NaN must travel as null + bad quality
+            raise ContractError(f"data batch: samples[{i}] value is NaN; send null with a bad quality")
+    return batch
+
+
+def decode_meta(payload: bytes) -> Meta:
+    meta: Meta = _decode(_meta_decoder, payload, "meta")
+    for key in meta.points:
+        if not _POINT.match(key):
+            raise ContractError(f"meta: point {key!r} is not '<device>.<point>'")
+    return meta
+
+
+def decode_status(payload: bytes) -> Status:
+    status: Status = _decode(_status_decoder, payload, "status")
+    return status
