@@ -97,7 +97,7 @@ class DeviceConfig(_Strict):
     poll_interval_s: Annotated[float | None, Field(gt=0)] = None
     timeout_s: Annotated[float, Field(gt=0)] = 1.0
     max_block: Annotated[int, Field(ge=1, le=125)] = 125  # registers per request
-    max_gap: Annotated[int, Field(ge=0, le=100)] = 8  # unused registers bridged when coalescing
+    max_gap: Annotated[int, Field(ge=0, le=124)] = 8  # unused registers bridged when coalescing
     points: list[PointConfig] = []
 
     @model_validator(mode="after")

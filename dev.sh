@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# parkmon set-up for a fresh Debian/Ubuntu machine. Two commands:
+#   ./dev.sh demo   installs what the platform needs and runs `parkmon demo` (simulated park -> live share)
+#   ./dev.sh test   installs what the tests need and runs lint, type checks and the test suite
+# It uses apt-get (through sudo when not root) and a virtualenv in .venv.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+venv() {
+  local extra=$1
+  if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
+  if [ ! -x .venv/bin/python ]; then
+    echo "==> python3 -m venv .venv"
+    python3 -m venv .venv || { apt_install python3-venv; rm -rf .venv; python3 -m venv .venv; }
+  fi
+  echo "==> pip install -e .[$extra]"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".[$extra]"
+}
+
+case "${1:-}" in
+  demo)
+    shift
+    apt_install mosquitto
+    venv server
+    exec .venv/bin/parkmon demo "$@"
+    ;;
+  test)
+    shift
+    apt_install mosquitto postgresql
+    venv dev
+    # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports
+    echo "==> ruff check"
+    .venv/bin/ruff check .
+    echo "==> mypy (strict)"
+    .venv/bin/mypy
+    echo "==> pytest"
+    .venv/bin/python -m pytest -ra "$@"
+    ;;
+  *)
+    echo "usage: ./dev.sh demo [parkmon demo options] | ./dev.sh test [pytest options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,1 @@
+"""parkmon HTTP API (FastAPI): registry, latest readings, indicators."""

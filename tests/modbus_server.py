@@ -1,0 +1,91 @@
+"""A real pymodbus TCP server with fixed register contents, on a free loopback port, in a thread.
+
+Driver tests use it to check decoding against register images written out by hand; the whole-park
+simulator in ``simulators/`` serves the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
+from pymodbus.server import ModbusTcpServer
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _block(values: dict[int, int], size: int) -> ModbusSequentialDataBlock:
+    regs = [0] * size
+    for addr, v in values.items():
+        regs[addr] = v
+    return ModbusSequentialDataBlock(1, regs)  # block address 1 serves protocol address 0
+
+
+@contextmanager
+def register_server(units: dict[int, dict[str, dict[int, int]]], size: int = 100) -> Iterator[int]:
+    """``units = {unit: {"holding": {addr: word}, "input": {...}, "coil": {...}, "discrete": {...}}}``.
+
+    Each table holds ``size`` addresses; reading past them gets an "illegal address" exception reply.
+    Yields the port.
+    """
+    port = free_port()
+    devices = {
+        unit: ModbusDeviceContext(
+            hr=_block(t.get("holding", {}), size), ir=_block(t.get("input", {}), size),
+            co=_block(t.get("coil", {}), size), di=_block(t.get("discrete", {}), size),
+        )
+        for unit, t in units.items()
+    }
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: list[ModbusTcpServer] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            # pymodbus binds the server to the loop it is built in
+            server = ModbusTcpServer(ModbusServerContext(devices=devices, single=False),
+                                     address=("127.0.0.1", port))
+            holder.append(server)
+            task = asyncio.create_task(server.serve_forever())
+            ready.set()
+            await task
+
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(5)
+    _wait_listening(port)
+    try:
+        yield port
+    finally:
+        asyncio.run_coroutine_threadsafe(holder[0].shutdown(), loop).result(5)
+        thread.join(5)
+        loop.close()
+
+
+def _wait_listening(port: int, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"modbus test server did not listen on {port}")
