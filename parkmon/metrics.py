@@ -9,10 +9,10 @@ are stored in the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class System(str, Enum):
+class System(StrEnum):
     """The six monitoring systems of 一平台两中心六系统."""
 
     ECONOMY = "economy"  # 经济运行监测
@@ -33,7 +33,7 @@ SYSTEM_LABELS: dict[System, tuple[str, str]] = {
 }
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     INSTANT = "instant"  # a level or rate read at an instant (kW, mg/m3, MPa)
     COUNTER = "counter"  # a totaliser that only grows (kWh, m3): energy comes from differences
     STATE = "state"  # a discrete state (on/off, alarm)

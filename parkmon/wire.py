@@ -19,7 +19,7 @@ the platform can count gaps. A sample's identity is (point, source time): replay
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -101,7 +101,7 @@ def encode(obj: Batch | Meta | Status) -> bytes:
     return _encoder.encode(obj)
 
 
-def _decode(decoder: msgspec.json.Decoder, payload: bytes, what: str):  # type: ignore[no-untyped-def]
+def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes, what: str) -> Any:
     try:
         obj = decoder.decode(payload)
     except msgspec.ValidationError as exc:

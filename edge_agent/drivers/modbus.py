@@ -53,15 +53,15 @@ class ModbusTcpDriver:
     async def _request(self, block: Block) -> Any:
         client = await self._ensure_connected()
         self.requests += 1
-        kw = {"count": block.count, "device_id": self.device.unit}
+        count, unit = block.count, self.device.unit
         if block.table == "holding":
-            rr = await client.read_holding_registers(block.start, **kw)
+            rr = await client.read_holding_registers(block.start, count=count, device_id=unit)
         elif block.table == "input":
-            rr = await client.read_input_registers(block.start, **kw)
+            rr = await client.read_input_registers(block.start, count=count, device_id=unit)
         elif block.table == "coil":
-            rr = await client.read_coils(block.start, **kw)
+            rr = await client.read_coils(block.start, count=count, device_id=unit)
         else:
-            rr = await client.read_discrete_inputs(block.start, **kw)
+            rr = await client.read_discrete_inputs(block.start, count=count, device_id=unit)
         if rr.isError():
             raise _ExceptionReply(str(rr))
         return rr

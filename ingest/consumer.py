@@ -1,0 +1,206 @@
+"""MQTT -> store. A message is acknowledged to the broker only after its rows are committed.
+
+paho's network thread hands messages to a queue; one writer thread gathers up to
+``max_batch_messages`` of them, decodes, writes them in one transaction and then acks each.
+The broker never has more than its in-flight window of unacknowledged messages out to us, so
+while the database is down the backlog stays in the broker (and the gateways' disk buffers),
+not in our memory. A message that breaks the contract goes to the dead letters with the reason
+and is acked: one bad payload never blocks the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from parkmon import wire
+
+from .config import IngestConfig
+from .store import Store, StoreError
+from .store.base import IncomingBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    samples: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    last_commit_ms: int = 0
+    db_errors: int = 0
+
+
+@dataclass
+class _Msg:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    received_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Ingestor:
+    def __init__(self, config: IngestConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.stats = IngestStats()
+        self._queue: queue.Queue[_Msg] = queue.Queue()
+        self._stop = threading.Event()
+        self._generation = 0  # bumped per connection: never ack a message of an older one
+        self._db_down = False
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            clean_session=False,  # persistent session: the broker keeps our backlog while we are away
+            manual_ack=True,
+        )
+        if config.mqtt_username:
+            self._client.username_pw_set(config.mqtt_username, config.mqtt_password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=15)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self.connected = threading.Event()
+
+    @property
+    def data_filter(self) -> str:
+        base = f"{wire.TOPIC_ROOT}/+/+/+/data"
+        return f"$share/{self.config.shared_group}/{base}" if self.config.shared_group else base
+
+    def start(self) -> None:
+        self.store.create_schema()
+        self._client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=self.config.keepalive_s)
+        self._client.loop_start()
+        self._writer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._writer.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # ---- paho thread ---------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("broker %s:%s refused ingest: %s", self.config.mqtt_host, self.config.mqtt_port, rc)
+            return
+        self._generation += 1
+        client.subscribe([(self.data_filter, 1), (f"{wire.TOPIC_ROOT}/+/+/+/meta", 1),
+                          (f"{wire.TOPIC_ROOT}/+/+/+/status", 1)])
+        log.info("ingest connected to %s:%s (session present: %s)", self.config.mqtt_host,
+                 self.config.mqtt_port, flags.session_present)
+        self.connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("ingest lost the broker (%s); reconnecting, unacked messages will be redelivered", rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._queue.put(_Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation))
+
+    # ---- writer thread -------------------------------------------------------------------
+    def _gather(self) -> list[_Msg]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        msgs = [first]
+        deadline = time.monotonic() + self.config.max_wait_ms / 1000
+        while len(msgs) < self.config.max_batch_messages:
+            remaining = deadline - time.monotonic()
+            try:
+                msgs.append(self._queue.get(timeout=max(0.0, remaining)) if remaining > 0
+                            else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return msgs
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            msgs = self._gather()
+            if msgs:
+                self._handle(msgs)
+
+    def _handle(self, msgs: list[_Msg]) -> None:
+        batches: list[IncomingBatch] = []
+        other: list[tuple[_Msg, Any]] = []
+        dead: list[tuple[_Msg, str]] = []
+        for m in msgs:
+            try:
+                park, ent, gw, leaf = wire.parse_topic(m.topic)
+                if leaf == "data":
+                    b = wire.decode_batch(m.payload)
+                    if b.gw != gw:
+                        raise wire.ContractError(
+                            f"payload gateway {b.gw!r} does not match topic gateway {gw!r}")
+                    batches.append(IncomingBatch(park, ent, gw, b, m.received_ms))
+                elif leaf == "meta":
+                    other.append((m, (park, ent, gw, wire.decode_meta(m.payload))))
+                elif m.payload:  # an empty retained payload clears a status: nothing to record
+                    other.append((m, (park, ent, gw, wire.decode_status(m.payload))))
+            except wire.ContractError as exc:
+                dead.append((m, str(exc)))
+        if not self._retry(lambda: self._commit(batches, other, dead)):
+            return  # stopping before the commit: not acked, the broker redelivers
+        generation = self._generation
+        for m in msgs:
+            if m.generation == generation and m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+        self.stats.messages += len(msgs)
+
+    def _commit(self, batches: list[IncomingBatch], other: list[tuple[_Msg, Any]],
+                dead: list[tuple[_Msg, str]]) -> None:
+        # dead letters last: a retry after a failure re-runs the idempotent writes, not these
+        for _m, (park, ent, gw, obj) in other:
+            if isinstance(obj, wire.Meta):
+                self.store.upsert_meta(park, ent, gw, obj)
+            else:
+                self.store.set_gateway_status(park, ent, gw, obj.state == "online", obj.sent)
+        if batches:
+            res = self.store.write_batches(batches)
+            self.stats.inserted += res.inserted
+            self.stats.duplicates += res.duplicates
+            self.stats.samples += sum(len(b.batch.samples) for b in batches)
+        for m, reason in dead:
+            self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)
+        self.stats.dead_letters += len(dead)
+        self.stats.last_commit_ms = now_ms()
+        for m, reason in dead:
+            log.warning("dead letter from %s: %s", m.topic, reason)
+
+    def _retry(self, fn: Any) -> bool:
+        """Run ``fn`` until it commits (True) or ingest is stopping (False)."""
+        delay = 0.2
+        while True:
+            try:
+                fn()
+            except StoreError as exc:
+                self.stats.db_errors += 1
+                if not self._db_down:
+                    log.error("database write failed, holding messages (not acked) and retrying: %s", exc)
+                    self._db_down = True
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._db_down:
+                log.warning("database is back; ingest resumed")
+                self._db_down = False
+            return True

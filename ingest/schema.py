@@ -1,0 +1,146 @@
+"""One SQLAlchemy Core schema for every SQL back end.
+
+Time is an integer of epoch milliseconds (UTC) in Python everywhere. On PostgreSQL the readings
+column is a real ``timestamptz`` (what Grafana's time macros and TimescaleDB expect); on SQLite it
+is stored as that integer. :class:`EpochMs` converts at the boundary.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class EpochMs(TypeDecorator[int]):
+    """int epoch ms in Python; timestamptz on PostgreSQL, BIGINT elsewhere."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(TIMESTAMP(timezone=True))
+        return dialect.type_descriptor(BigInteger())
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return EPOCH + value * _MS
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return (value - EPOCH) // _MS
+        return int(value)
+
+
+metadata = MetaData()
+
+parks = Table(
+    "parks", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name_zh", Text, nullable=False, default=""),
+    Column("name_en", Text, nullable=False, default=""),
+    Column("park_class", String(32), nullable=False, default="none"),
+    Column("region", Text, nullable=False, default=""),
+)
+
+enterprises = Table(
+    "enterprises", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("park_id", Integer, ForeignKey("parks.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    UniqueConstraint("park_id", "key"),
+)
+
+gateways = Table(
+    "gateways", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("status_ms", BigInteger, nullable=True),
+    UniqueConstraint("enterprise_id", "key"),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    UniqueConstraint("enterprise_id", "key"),
+)
+
+points = Table(
+    "points", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id"), nullable=False),
+    Column("key", String(300), nullable=False, unique=True),  # park.enterprise.device.point
+    Column("name", String(64), nullable=False),
+    Column("metric", String(64), nullable=True),  # NULL until the gateway's catalogue names it
+    Column("unit", String(32), nullable=False, default=""),
+    Column("kind", String(16), nullable=False, default=""),
+    Column("label", Text, nullable=False, default=""),
+)
+
+readings = Table(
+    "readings", metadata,
+    Column("point_id", Integer, primary_key=True),
+    Column("ts", EpochMs, primary_key=True),
+    Column("value", Float(53), nullable=True),
+    Column("quality", SmallInteger, nullable=False),
+)
+
+gateway_batches = Table(
+    "gateway_batches", metadata,
+    Column("gateway_id", Integer, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("samples", Integer, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("point_key", String(300), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("value", Float(53), nullable=True),
+    Column("quality", SmallInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+)

@@ -1,0 +1,24 @@
+"""Stores by URL scheme. Adding a back end is one module and one line here."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Store, StoreError, UnknownPointPolicy
+
+__all__ = ["STORES", "Store", "StoreError", "open_store"]
+
+STORES: dict[str, str] = {
+    "sqlite": "ingest.store.sqlite:SqliteStore",
+    "postgresql": "ingest.store.postgres:PostgresStore",
+}
+
+
+def open_store(url: str, unknown_points: UnknownPointPolicy = "register") -> Store:
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in STORES:
+        raise ValueError(f"database URL {url!r}: scheme {scheme!r} is not one of {', '.join(STORES)} "
+                         "(e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/db)")
+    module, _, cls = STORES[scheme].partition(":")
+    store: Store = getattr(importlib.import_module(module), cls)(url, unknown_points=unknown_points)
+    return store

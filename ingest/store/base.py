@@ -1,0 +1,111 @@
+"""The storage seam: what ingest, analytics and the API need from a store, and its records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from parkmon import wire
+
+UnknownPointPolicy = Literal["register", "quarantine"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBatch:
+    park: str
+    enterprise: str
+    gateway: str
+    batch: wire.Batch
+    received_ms: int
+
+
+@dataclass(slots=True)
+class WriteResult:
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    replayed_batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ParkInfo:
+    key: str
+    name_zh: str
+    name_en: str
+    park_class: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class PointInfo:
+    id: int
+    key: str
+    park: str
+    enterprise: str
+    device: str
+    point: str
+    metric: str | None
+    unit: str
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatestReading:
+    point: str
+    metric: str | None
+    unit: str
+    label: str
+    ts_ms: int
+    value: float | None
+    quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    received_ms: int
+    topic: str
+    payload: bytes
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayCompleteness:
+    park: str
+    enterprise: str
+    gateway: str
+    received: int  # distinct batches seen in the window
+    expected: int  # max seq - min seq + 1 in the window
+
+    @property
+    def ratio(self) -> float:
+        return self.received / self.expected if self.expected else 0.0
+
+
+Series = dict[int, list[tuple[int, float | None, int]]]
+
+
+class StoreError(RuntimeError):
+    """The database failed (down, full, timed out): transient, ingest retries and does not ack."""
+
+
+class Store(Protocol):
+    url: str
+
+    def create_schema(self) -> None: ...
+    def upsert_park(self, key: str, name_zh: str, name_en: str, park_class: str, region: str = "") -> None: ...
+    def upsert_meta(self, park: str, enterprise: str, gateway: str, meta: wire.Meta) -> None: ...
+    def write_batches(self, items: Sequence[IncomingBatch]) -> WriteResult: ...
+    def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int) -> None: ...
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+    def set_gateway_status(self, park: str, enterprise: str, gateway: str, online: bool, at_ms: int) -> None: ...
+    def parks(self) -> list[ParkInfo]: ...
+    def points(self, park: str, metrics: Sequence[str] | None = None,
+               enterprise: str | None = None) -> list[PointInfo]: ...
+    def latest(self, park: str, enterprise: str, device: str) -> list[LatestReading]: ...
+    def readings(self, point_ids: Sequence[int], start_ms: int, end_ms: int) -> Series: ...
+    def completeness(self, park: str, start_ms: int, end_ms: int) -> list[GatewayCompleteness]: ...
+    def count_readings(self) -> int: ...
+    def close(self) -> None: ...
