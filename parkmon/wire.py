@@ -28,6 +28,8 @@ TOPIC_ROOT = "parkmon/v1"
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$")
 
+_TS_MIN, _TS_MAX = 946_684_800_000, 32_503_680_000_000  # 2000-01-01, 3000-01-01 UTC
+
 Sample = tuple[str, int, float | None, int]
 
 
@@ -121,8 +123,9 @@ def decode_batch(payload: bytes) -> Batch:
     for i, (point, ts, value, q) in enumerate(batch.samples):
         if not _POINT.match(point):
             raise ContractError(f"data batch: samples[{i}] point {point!r} is not '<device>.<point>'")
-        if not 0 <= ts < 32503680000000:  # year 3000: catches seconds-vs-ms and garbage
-            raise ContractError(f"data batch: samples[{i}] time {ts} is not epoch milliseconds")
+        if not _TS_MIN <= ts < _TS_MAX:  # catches seconds sent as milliseconds, and garbage
+            raise ContractError(f"data batch: samples[{i}] time {ts} is not epoch milliseconds "
+                                "between 2000 and 3000")
         if not 0 <= q <= 255:
             raise ContractError(f"data batch: samples[{i}] quality {q} is not 0-255")
         if value is not None and value != value:  # NaN must travel as null + bad quality

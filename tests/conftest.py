@@ -1,0 +1,56 @@
+"""Fixtures that start real services: mosquitto, PostgreSQL, and a store over each back end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.embedded_broker import Mosquitto, start_mosquitto
+from ingest.store import Store, open_store
+
+from .pg_server import Postgres, start_postgres
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    pg = start_postgres()
+    try:
+        yield pg
+    finally:
+        pg.stop("immediate")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A fresh broker per test: tests stop and restart it."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> str:
+    return os.environ.get("PARKMON_TEST_PG_DSN") or postgres.create_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'parkmon.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    st = open_store(store_url)
+    st.create_schema()
+    try:
+        yield st
+    finally:
+        st.close()

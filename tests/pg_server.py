@@ -1,0 +1,110 @@
+"""A real PostgreSQL server for the tests, started on a free loopback port in a temporary folder.
+
+PostgreSQL refuses to run as root, and CI runs as root: the server then runs as the ``postgres``
+user (created by Debian's package) or, failing that, a ``parkmon-test`` user made here.
+Set ``PARKMON_TEST_PG_DSN`` to use a server you already run instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise FileNotFoundError("PostgreSQL server binaries not found: apt-get install postgresql")
+
+
+def _run_as() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    for user in ("postgres", "parkmon-test"):
+        try:
+            pwd.getpwnam(user)
+            return ["runuser", "-u", user, "--"]
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "parkmon-test"], check=True)
+    return ["runuser", "-u", "parkmon-test", "--"]
+
+
+@dataclass
+class Postgres:
+    datadir: Path
+    port: int
+    prefix: list[str]
+    bindir: Path
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-s", *args],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> None:
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        self._ctl("-o", opts, "-l", str(self.datadir / "server.log"), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "stop")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_postgres() -> Postgres:
+    bindir = _bindir()
+    prefix = _run_as()
+    datadir = Path(tempfile.mkdtemp(prefix="parkmon-pg-"))
+    if prefix:
+        shutil.chown(datadir, user=prefix[2])
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
+                    "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pg = Postgres(datadir, _free_port(), prefix, bindir)
+    pg.start()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            psycopg.connect(pg.admin_dsn, connect_timeout=1).close()
+            return pg
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

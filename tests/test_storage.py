@@ -1,0 +1,93 @@
+"""One storage suite over every back end (SQLite and a real PostgreSQL server)."""
+
+from __future__ import annotations
+
+from ingest.store import Store, open_store
+from ingest.store.base import IncomingBatch
+from parkmon import quality, wire
+
+T0 = 1_763_800_000_000  # 2025-11-22T08:26:40Z in epoch ms
+
+
+def _batch(seq: int, samples: list[tuple[str, int, float | None, int]], gw: str = "gw1") -> IncomingBatch:
+    return IncomingBatch("demo", "e01", gw, wire.Batch(1, gw, seq, T0, samples), T0)
+
+
+def _meta() -> wire.Meta:
+    return wire.Meta(1, "gw1", T0, {
+        "grid.import": wire.PointMeta("elec.import.energy", "kWh", "counter", "进线正向有功"),
+        "grid.power": wire.PointMeta("elec.active_power", "kW", "instant", "有功功率"),
+    }, {"grid": "总进线关口表"})
+
+
+def test_same_batch_twice_is_stored_once(store: Store) -> None:
+    b = _batch(1, [("grid.import", T0, 100.0, 0), ("grid.import", T0 + 1000, 100.5, 0)])
+    first = store.write_batches([b])
+    again = store.write_batches([b])
+    assert (first.inserted, first.duplicates) == (2, 0)
+    assert (again.inserted, again.duplicates, again.replayed_batches) == (0, 2, 1)
+    assert store.count_readings() == 2
+
+
+def test_meta_registers_points_with_metrics_and_names(store: Store) -> None:
+    store.upsert_meta("demo", "e01", "gw1", _meta())
+    pts = {p.point: p for p in store.points("demo")}
+    assert pts["import"].metric == "elec.import.energy"
+    assert pts["import"].label == "进线正向有功"
+    assert pts["power"].unit == "kW"
+    assert [p.point for p in store.points("demo", metrics=["elec.active_power"])] == ["power"]
+
+
+def test_data_before_meta_is_kept_and_named_later(store: Store) -> None:
+    store.write_batches([_batch(1, [("grid.import", T0, 5.0, 0)])])
+    assert store.points("demo")[0].metric is None
+    store.upsert_meta("demo", "e01", "gw1", _meta())
+    (imp,) = store.points("demo", metrics=["elec.import.energy"])
+    assert store.readings([imp.id], T0, T0 + 1) == {imp.id: [(T0, 5.0, 0)]}
+
+
+def test_quarantine_policy_keeps_unknown_points_aside(store_url: str) -> None:
+    st = open_store(store_url, unknown_points="quarantine")
+    st.create_schema()
+    try:
+        st.upsert_meta("demo", "e01", "gw1", _meta())
+        res = st.write_batches([_batch(1, [("grid.import", T0, 1.0, 0), ("ghost.x", T0, 2.0, 0)])])
+        assert (res.inserted, res.quarantined) == (1, 1)
+        assert st.count_readings() == 1
+    finally:
+        st.close()
+
+
+def test_latest_and_range_and_bad_quality(store: Store) -> None:
+    store.upsert_meta("demo", "e01", "gw1", _meta())
+    bad = quality.bad(quality.Reason.COMM_FAILURE)
+    store.write_batches([_batch(1, [("grid.power", T0, 10.0, 0), ("grid.power", T0 + 1000, 11.0, 0),
+                                    ("grid.power", T0 + 2000, None, bad)])])
+    latest = {r.point: r for r in store.latest("demo", "e01", "grid")}
+    assert (latest["power"].ts_ms, latest["power"].value, latest["power"].quality) == (T0 + 2000, None, bad)
+    (pw,) = store.points("demo", metrics=["elec.active_power"])
+    # start inclusive, end exclusive
+    assert store.readings([pw.id], T0, T0 + 2000)[pw.id] == [(T0, 10.0, 0), (T0 + 1000, 11.0, 0)]
+
+
+def test_completeness_counts_sequence_gaps(store: Store) -> None:
+    for seq in (1, 2, 3, 5, 6, 10):  # 4, 7, 8, 9 never arrived
+        store.write_batches([_batch(seq, [("grid.power", T0 + seq, 1.0, 0)])])
+    (c,) = store.completeness("demo", T0 - 1, T0 + 1)
+    assert (c.gateway, c.received, c.expected) == ("gw1", 6, 10)
+    assert c.ratio == 0.6
+
+
+def test_dead_letters_keep_raw_bytes_and_reason(store: Store) -> None:
+    store.dead_letter("parkmon/v1/demo/e01/gw1/data", b"\xff{not json", "data batch is not valid JSON", T0)
+    (d,) = store.dead_letters()
+    assert d.payload == b"\xff{not json"
+    assert "not valid JSON" in d.reason
+
+
+def test_many_messages_in_one_transaction(store: Store) -> None:
+    items = [_batch(seq, [(f"m{seq % 7}.p{i}", T0 + seq * 1000, float(i), 0) for i in range(50)])
+             for seq in range(1, 41)]
+    res = store.write_batches(items)
+    assert res.inserted == 40 * 50
+    assert store.count_readings() == 2000
