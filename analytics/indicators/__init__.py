@@ -1,0 +1,1 @@
+"""Indicators: one module each behind the seam in :mod:`base`."""

@@ -1,0 +1,50 @@
+"""The indicator seam: every indicator returns an :class:`IndicatorResult` a person can audit."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Status = Literal["met", "below_target", "no_target", "insufficient_data"]
+
+
+@dataclass(frozen=True)
+class IndicatorResult:
+    key: str
+    name_zh: str
+    name_en: str
+    value: float | None
+    unit: str
+    period_start: datetime
+    period_end: datetime
+    target: float | None
+    status: Status
+    completeness: float  # share of the period's intervals with every input present, 0..1
+    inputs: dict[str, Any] = field(default_factory=dict)  # the numbers used, for audit
+    method: str = ""  # the rules applied, in words
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["period_start"] = self.period_start.isoformat()
+        d["period_end"] = self.period_end.isoformat()
+        return d
+
+
+class Indicator(Protocol):
+    key: str
+    name_zh: str
+    name_en: str
+
+
+# key -> "module:Class"; adding an indicator is one module and one line here
+INDICATORS: dict[str, str] = {
+    "new_energy_share": "analytics.indicators.new_energy_share:NewEnergyShare",
+}
+
+
+def load(key: str) -> Indicator:
+    module, _, cls = INDICATORS[key].partition(":")
+    ind: Indicator = getattr(importlib.import_module(module), cls)()
+    return ind

@@ -1,0 +1,62 @@
+"""Indicator routes: the new-energy share of a park over a period, against its target."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from analytics.park_share import CHINA, compute_park_share
+from analytics.targets import ShareSettings
+
+from .deps import StoreDep
+
+router = APIRouter(tags=["indicators"])
+
+Period = Literal["today", "month", "year", "24h"]
+
+
+def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime]:
+    local = now.astimezone(CHINA)
+    if period == "24h":
+        return now - timedelta(hours=24), now
+    if period == "today":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif period == "month":
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        start = local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, now
+
+
+@router.get("/parks/{park}/indicators/new-energy-share",
+            summary="New-energy consumption share vs target (新能源消纳比例)")
+def new_energy_share(
+    request: Request, store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "today",
+    interval_s: Annotated[int | None, Query(ge=1, le=86400, description="attribution interval")] = None,
+    green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
+    certificates_sold_kwh: Annotated[float, Query(ge=0)] = 0.0,
+) -> dict[str, Any]:
+    now = datetime.fromtimestamp(time.time(), tz=CHINA)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
+    if start is None:
+        start, default_end = period_bounds(period, now)
+        end = end or default_end
+    end = end or now
+    if end <= start:
+        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    settings: ShareSettings | None = request.app.state.share_settings
+    try:
+        result = compute_park_share(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                    settings, interval_s * 1000 if interval_s else None,
+                                    green_purchase_kwh, certificates_sold_kwh)
+    except LookupError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+    return result.to_json()
