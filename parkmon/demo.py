@@ -1,0 +1,201 @@
+"""``parkmon demo``: a whole simulated park on one machine, from one command.
+
+Starts, in this order: a local mosquitto (a child process on a free port), the simulated park
+(Modbus TCP servers on loopback), the store (SQLite by default), ingest, the HTTP API, and one
+edge agent per enterprise as its own ``parkmon edge run`` process, the way gateways run in the
+field. Then it prints the live new-energy share every few seconds. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulators.physics import CHINA
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="parkmon demo",
+        description="Run a simulated park end to end: simulator -> edge agents -> MQTT -> ingest -> "
+                    "store -> new-energy share on the terminal and the HTTP API. (一键演示)",
+    )
+    ap.add_argument("--workdir", default="parkmon-demo", help="where the database, buffers and logs go")
+    ap.add_argument("--db", default=None, help="database URL (default: SQLite in the workdir), "
+                                               "e.g. postgresql+psycopg://user:pw@host/db")
+    ap.add_argument("--speed", type=float, default=240.0,
+                    help="simulated seconds per wall second (240: a simulated day in 6 minutes)")
+    ap.add_argument("--seed", type=int, default=2025, help="simulator seed (same seed, same park)")
+    ap.add_argument("--api-port", type=int, default=8080, help="HTTP API port (0: pick a free one)")
+    ap.add_argument("--mqtt-host", default=None, help="use this broker instead of starting mosquitto")
+    ap.add_argument("--mqtt-port", type=int, default=1883)
+    ap.add_argument("--poll", type=float, default=2.0, help="edge agent poll interval, seconds")
+    ap.add_argument("--every", type=float, default=5.0, help="print the share every N seconds")
+    ap.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until Ctrl-C)")
+    ap.add_argument("--json", action="store_true", help="print status lines as JSON (for scripts)")
+    return ap
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from ingest.api.app import create_app
+    from ingest.config import IngestConfig
+    from ingest.consumer import Ingestor
+    from ingest.embedded_broker import start_mosquitto
+    from ingest.store import open_store
+    from simulators.runner import start_in_thread
+
+    work = Path(args.workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    with ExitStack() as stack:
+        # 1. broker
+        if args.mqtt_host:
+            mqtt_host, mqtt_port = args.mqtt_host, args.mqtt_port
+        else:
+            broker = start_mosquitto(work / "mosquitto")
+            stack.callback(broker.stop)
+            mqtt_host, mqtt_port = broker.host, broker.port
+        _say(args, f"MQTT broker     mqtt://{mqtt_host}:{mqtt_port}")
+
+        # 2. simulated park
+        sim = start_in_thread(seed=args.seed, speed=args.speed, ground_truth_path=str(work / "ground_truth.db"))
+        stack.callback(sim.stop)
+        info = sim.park_info()
+        _say(args, f"simulated park  {info['key']} {info['name_zh']} ({info['park_class']}), "
+                   f"{len(sim.ports)} enterprises on Modbus TCP ports {sorted(sim.ports.values())}")
+
+        # 3. store, registry, ingest
+        db_url = args.db or f"sqlite:///{work / 'parkmon.db'}"
+        store = open_store(db_url)
+        stack.callback(store.close)
+        store.create_schema()
+        store.upsert_park(info["key"], info["name_zh"], info["name_en"], info["park_class"], info.get("region", ""))
+        ingestor = Ingestor(IngestConfig(mqtt_host=mqtt_host, mqtt_port=mqtt_port, db_url=db_url), store)
+        ingestor.start()
+        stack.callback(ingestor.stop)
+        _say(args, f"store           {db_url}")
+
+        # 4. API
+        api_port = args.api_port or _free_port()
+        stack.callback(_start_api(create_app(store), api_port))
+        base = f"http://127.0.0.1:{api_port}/api/v1"
+        _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")
+
+        # 5. one edge agent per enterprise, each its own process like a real gateway
+        configs = sim.edge_configs(mqtt_host, mqtt_port, str(work / "buffers"))
+        procs = []
+        for ent, cfg in sorted(configs.items()):
+            cfg = {**cfg, "poll_interval_s": args.poll}
+            path = work / f"gateway-{ent}.yaml"
+            path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            log = open(work / f"gateway-{ent}.log", "ab")  # noqa: SIM115 - closed by the exit stack
+            stack.callback(log.close)
+            procs.append(subprocess.Popen([sys.executable, "-m", "parkmon.cli", "edge", "run", "-c", str(path)],
+                                          stdout=log, stderr=subprocess.STDOUT))
+        stack.callback(_stop_procs, procs)
+        _say(args, f"edge agents     {len(procs)} gateways (logs in {work})")
+        _say(args, "Ctrl-C to stop.  新能源消纳比例 = new-energy consumption share")
+
+        started = time.monotonic()
+        while not stop.wait(args.every):
+            _report(args, base, info["key"], started, sim.park.sim_ms)
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                _say(args, f"an edge agent exited with code {dead[0].returncode}; see its log in {work}")
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
+        _say(args, "stopping ...")
+    return 0
+
+
+def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_ms: int) -> None:
+    try:
+        share = _get(f"{base}/parks/{park}/indicators/new-energy-share")
+        health = _get(f"{base}/health")
+    except OSError as exc:
+        _say(args, f"API not answering yet: {exc}")
+        return
+    sim_time = datetime.fromtimestamp(sim_ms / 1000, tz=CHINA).strftime("%Y-%m-%d %H:%M")
+    if args.json:
+        print(json.dumps({"elapsed_s": round(time.monotonic() - started, 1), "sim_time": sim_time,
+                          "readings": health["readings"], "share": share}, ensure_ascii=False), flush=True)
+        return
+    value = share.get("value")
+    target = share.get("target")
+    pct = "  --  " if value is None else f"{value * 100:5.1f}%"
+    tgt = "--" if target is None else f"{target * 100:.0f}%"
+    status = {"met": "达标 met", "below_target": "未达标 below target",
+              "insufficient_data": "数据不足 insufficient data"}.get(share.get("status", ""), share.get("status"))
+    inputs = share.get("inputs", {})
+    print(f"[模拟 sim {sim_time}] 新能源消纳比例 share {pct}  目标 target {tgt}  {status} | "
+          f"RE {inputs.get('re_gen', 0):,.0f} kWh, 用电 used {inputs.get('consumption', 0):,.0f} kWh, "
+          f"弃电 curtailed {inputs.get('curtailed', 0):,.0f} kWh | readings {health['readings']:,}", flush=True)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if args.json:
+        print(json.dumps({"event": text}, ensure_ascii=False), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def _start_api(app: Any, port: int) -> Any:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(5)
+
+    return stop
+
+
+def _stop_procs(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
