@@ -80,11 +80,13 @@ class Publisher:
         self._client.loop_start()
         self._thread.start()
 
-    def stop(self, drain_s: float = 2.0) -> None:
-        """Say goodbye: let in-flight acks arrive, publish the death message, disconnect."""
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Say goodbye: send what is buffered while the broker is there (for at most ``drain_s``),
+        publish the death message, disconnect. What is left stays on disk for the next start."""
         deadline = time.monotonic() + drain_s
         with self._cond:
-            while self.outstanding and self._connected and time.monotonic() < deadline:
+            while (self._connected and time.monotonic() < deadline
+                   and (self.outstanding or self.buffer.depth()[0])):
                 self._cond.wait(0.05)
             self._stopping = True
             self._cond.notify_all()

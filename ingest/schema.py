@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999  # what a datetime can hold
 
 
 class EpochMs(TypeDecorator[int]):
@@ -47,7 +48,8 @@ class EpochMs(TypeDecorator[int]):
     def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
         if value is None or dialect.name != "postgresql":
             return value
-        return EPOCH + value * _MS
+        # open-ended ranges ("everything up to 2**62") clamp to what a datetime can say
+        return EPOCH + min(max(value, _MIN_MS), _MAX_MS) * _MS
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         if value is None:
