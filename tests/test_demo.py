@@ -1,0 +1,46 @@
+"""`parkmon demo` as a user runs it: a short run must show a live share and stop cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.e2e
+def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "parkmon.cli", "demo", "--workdir", str(tmp_path), "--api-port", "0",
+         "--duration", "20", "--every", "4", "--speed", "600", "--poll", "1", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    shares = [ln["share"] for ln in lines if "share" in ln]
+    assert shares, f"no share lines in the demo output:\n{proc.stdout[-2000:]}"
+    last = shares[-1]
+    assert last["name_zh"] == "新能源消纳比例"
+    assert 0.0 < last["value"] <= 1.0
+    assert last["target"] == pytest.approx(0.8)  # the demo park is a zero-carbon park
+    readings = [ln["readings"] for ln in lines if "readings" in ln]
+    assert readings[-1] > readings[0], "readings must keep arriving while the demo runs"
+    # every gateway process exited on its own after the demo's SIGTERM (no orphaned agents)
+    logs = sorted(tmp_path.glob("gateway-*.log"))
+    assert len(logs) == 4
+    assert not any("Traceback" in p.read_text(encoding="utf-8") for p in logs)
+    assert not _processes_mentioning(str(tmp_path)), "the demo left processes running"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for p in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmd = p.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if text in cmd:
+            found.append(cmd)
+    return found
