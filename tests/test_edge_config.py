@@ -71,3 +71,9 @@ def test_missing_file_and_bad_yaml_say_what_to_do(tmp_path: Path) -> None:
     bad.write_text("gateway: [unclosed", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_deploy_example_config_is_valid() -> None:
+    cfg = load_config(ROOT / "deploy" / "gateway" / "gateway.example.yaml")
+    assert cfg.mqtt.username == "gw-e01"
+    assert [d.id for d in cfg.devices] == ["grid", "cems1"]
