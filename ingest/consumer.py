@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,9 @@ class Ingestor:
         self._client.on_message = self._on_message
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = threading.Event()
+        # called after each commit with the batches and the commit time (ms): delay figures, and later
+        # the alert engine, hang here without touching the write path
+        self.commit_listeners: list[Callable[[list[IncomingBatch], int], None]] = []
 
     @property
     def data_filter(self) -> str:
@@ -139,6 +143,27 @@ class Ingestor:
                 self._handle(msgs)
 
     def _handle(self, msgs: list[_Msg]) -> None:
+        try:
+            self._handle_group(msgs)
+        except Exception as exc:  # not the database, not the contract: a payload our code chokes on
+            if len(msgs) == 1:
+                m = msgs[0]
+                log.exception("cannot store message from %s; kept as a dead letter", m.topic)
+                reason = f"internal error while storing ({type(exc).__name__}: {exc}); please report it"
+                if self._retry(lambda: self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)):
+                    self._ack([m])
+                return
+            for m in msgs:  # find the culprit: one message at a time
+                self._handle([m])
+
+    def _ack(self, msgs: list[_Msg]) -> None:
+        generation = self._generation
+        for m in msgs:
+            if m.generation == generation and m.qos > 0:
+                self._client.ack(m.mid, m.qos)
+        self.stats.messages += len(msgs)
+
+    def _handle_group(self, msgs: list[_Msg]) -> None:
         batches: list[IncomingBatch] = []
         other: list[tuple[_Msg, Any]] = []
         dead: list[tuple[_Msg, str]] = []
@@ -159,11 +184,7 @@ class Ingestor:
                 dead.append((m, str(exc)))
         if not self._retry(lambda: self._commit(batches, other, dead)):
             return  # stopping before the commit: not acked, the broker redelivers
-        generation = self._generation
-        for m in msgs:
-            if m.generation == generation and m.qos > 0:
-                self._client.ack(m.mid, m.qos)
-        self.stats.messages += len(msgs)
+        self._ack(msgs)
 
     def _commit(self, batches: list[IncomingBatch], other: list[tuple[_Msg, Any]],
                 dead: list[tuple[_Msg, str]]) -> None:
@@ -182,6 +203,11 @@ class Ingestor:
             self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)
         self.stats.dead_letters += len(dead)
         self.stats.last_commit_ms = now_ms()
+        for listener in self.commit_listeners:
+            try:
+                listener(batches, self.stats.last_commit_ms)
+            except Exception:  # a listener's bug must not stop ingest
+                log.exception("commit listener %r failed", listener)
         for m, reason in dead:
             log.warning("dead letter from %s: %s", m.topic, reason)
 

@@ -118,8 +118,8 @@ def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes, what: str) -> An
 def decode_batch(payload: bytes) -> Batch:
     """Decode and validate a data batch; every sample is checked, the error names the first bad one."""
     batch: Batch = _decode(_batch_decoder, payload, "data batch")
-    if batch.seq < 0:
-        raise ContractError(f"data batch: seq {batch.seq} is negative")
+    if not 0 <= batch.seq < 2**63:
+        raise ContractError(f"data batch: seq {batch.seq} is not between 0 and 2^63-1")
     for i, (point, ts, value, q) in enumerate(batch.samples):
         if not _POINT.match(point):
             raise ContractError(f"data batch: samples[{i}] point {point!r} is not '<device>.<point>'")

@@ -59,17 +59,19 @@ def test_malformed_payloads_go_to_dead_letters_and_ingest_keeps_going(
         (TOPIC, b'{"v":1,"gw":"gw1","seq":3,"sent":0,"samples":[["dev.p",1763800000,1.0,0]]}'),
         (TOPIC, _payload(4, gw="other-gw")),
         ("parkmon/v1/demo/e 01/gw1/data", _payload(5)),
+        (TOPIC, b'{"v":1,"gw":"gw1","seq":18446744073709551616,"sent":0,"samples":[]}'),
     ]
     publish_all(pub, [*bad, (TOPIC, _payload(6))])
-    wait_for(lambda: ingest.stats.messages >= 6, what="messages")
+    wait_for(lambda: ingest.stats.messages >= 7, what="messages")
     pub.loop_stop()
     reasons = sorted(d.reason for d in store.dead_letters())
-    assert len(reasons) == 5
+    assert len(reasons) == 6
     assert any("not valid JSON" in r for r in reasons)
     assert any("Expected `int`, got `str` - at `$.seq`" in r for r in reasons)
     assert any("not epoch milliseconds" in r for r in reasons)
     assert any("does not match topic gateway 'gw1'" in r for r in reasons)
     assert any("enterprise id 'e 01' must be" in r for r in reasons)
+    assert any("seq 18446744073709551616 is not between 0 and 2^63-1" in r for r in reasons)
     assert store.count_readings() == 100, "the good batch after the bad ones was stored"
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from parkmon import wire
 
@@ -247,8 +247,14 @@ class SqlStore:
         self.engine.dispose()
 
 
+def _transient(exc: BaseException) -> bool:
+    """Connection trouble is worth retrying; bad data (DataError, IntegrityError) is not."""
+    return isinstance(exc, (OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
 class _Tx:
-    """``engine.begin()`` that turns driver failures into :class:`StoreError` and forgets ids it
+    """``engine.begin()`` that turns connection failures into :class:`StoreError` and forgets ids it
     cached inside a rolled-back transaction."""
 
     def __init__(self, store: SqlStore) -> None:
@@ -261,20 +267,24 @@ class _Tx:
         try:
             self._cm = self.store.engine.begin()
             conn: Connection = self._cm.__enter__()
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             self.store._lock.release()
-            raise StoreError(f"database unavailable: {exc.orig or exc}") from exc
+            if _transient(exc):
+                raise StoreError(f"database unavailable: {exc.orig or exc}") from exc
+            raise
         return conn
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         try:
             self._cm.__exit__(et, ev, tb)
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             self.store._ids = self._snapshot
-            raise StoreError(f"database write failed: {exc.orig or exc}") from exc
+            if _transient(exc):
+                raise StoreError(f"database write failed: {exc.orig or exc}") from exc
+            raise
         finally:
             if et is not None:
                 self.store._ids = self._snapshot
             self.store._lock.release()
-        if isinstance(ev, (OperationalError, DBAPIError)):
+        if isinstance(ev, DBAPIError) and _transient(ev):
             raise StoreError(f"database write failed: {ev.orig or ev}") from ev
