@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from functools import partial
@@ -50,12 +51,14 @@ class SimulatedPark:
     def __init__(self, definition: dict[str, Any] | str | Path | None = None, seed: int = 2025,
                  speed: float = 60.0, tick_s: float = 0.5, port_base: int | None = None,
                  ground_truth_path: str | Path | None = None, sim_start_ms: int | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", tick_log: str | Path | None = None) -> None:
         self.definition = definition if isinstance(definition, dict) else load_definition(definition)
         self.model = ParkModel(self.definition, seed)
         self.speed, self.tick_s, self.host = speed, tick_s, host
         self.port_base = port_base
         self.ground_truth_path = ground_truth_path
+        self.tick_log = tick_log  # a file of tick wall times (ms), for delay measurements
+        self._tick_file: Any = None
         self.sim_start_ms = sim_start_ms if sim_start_ms is not None else default_sim_start()
         self.ports: dict[str, int] = {}
         self.faults: dict[tuple[str, str], str] = {}
@@ -64,12 +67,15 @@ class SimulatedPark:
         self._tasks: list[asyncio.Task[Any]] = []
         self._gt: GroundTruthWriter | None = None
         self.ticks = 0
+        self.tick_times: deque[int] = deque(maxlen=200_000)  # wall ms when registers changed
         self.sim_ms = self.sim_start_ms
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> SimulatedPark:
         if self.ground_truth_path:
             self._gt = GroundTruthWriter(self.ground_truth_path)
+        if self.tick_log:
+            self._tick_file = open(self.tick_log, "a", encoding="ascii")  # noqa: SIM115, ASYNC230 - closed in __aexit__
         for i, ent in enumerate(self.model.enterprises):
             port = self.port_base + i if self.port_base else _free_port()
             devices = [self._sim_device(ent.key, d) for d in ent.devices]
@@ -92,6 +98,8 @@ class SimulatedPark:
             await s.shutdown()  # type: ignore[no-untyped-call]
         if self._gt:
             self._gt.close()
+        if self._tick_file:
+            self._tick_file.close()
 
     def _sim_device(self, ent: str, d: Device) -> SimDevice:
         pts = self._points[d.kind]
@@ -127,6 +135,10 @@ class SimulatedPark:
             for d in ent.devices:
                 rows += await self._write_device(server, ent.key, d, wall_ms)
         self.ticks += 1
+        self.tick_times.append(wall_ms)
+        if self._tick_file:
+            self._tick_file.write(f"{wall_ms}\n")
+            self._tick_file.flush()
         if self._gt and rows:
             self._gt.write(rows)
 

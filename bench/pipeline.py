@@ -1,0 +1,207 @@
+"""Benchmark: the demo pipeline under growing load, measured end to end on real components.
+
+simulated park (K copies of the demo park's enterprises, pymodbus) -> one edge agent per enterprise
+(disk buffer on) -> mosquitto -> ingest -> PostgreSQL (or SQLite). For each load it prints JSON:
+points polled per second, rows committed per second and their ratio (1.0 = the pipeline keeps up),
+the delay from a meter's registers changing to the reading being committed (p50/p95/p99), and the
+delay from the agent reading it to the commit. Everything runs on this machine's 2 cores at once,
+so the figures are what the whole demo sustains, not ingest alone (see bench/ingest later).
+
+    python bench/pipeline.py --copies 1 5 10 --poll 1 --seconds 20 --db postgresql
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from bisect import bisect_right
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml
+
+from ingest.config import IngestConfig
+from ingest.consumer import Ingestor
+from ingest.embedded_broker import start_mosquitto
+from ingest.store import open_store
+from ingest.store.base import IncomingBatch
+from simulators.park import load_definition
+
+
+def scaled_park(copies: int) -> dict[str, Any]:
+    base = load_definition()
+    park = {"park": base["park"], "enterprises": []}
+    for c in range(copies):
+        for e in base["enterprises"]:
+            e2 = copy.deepcopy(e)
+            e2["key"] = f"c{c:02d}{e['key']}"
+            park["enterprises"].append(e2)
+    return park
+
+
+def pct(values: list[int], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return float(s[min(len(s) - 1, int(q * len(s)))])
+
+
+def _wait_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if text in line:
+            return
+        if not line and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before saying {text!r}")
+    raise RuntimeError(f"no {text!r} within {timeout} s")
+
+
+def _stats(path: Path) -> dict[str, int]:
+    for _ in range(50):
+        try:
+            data: dict[str, int] = json.loads(path.read_text(encoding="utf-8"))
+            return data
+        except (OSError, ValueError):
+            time.sleep(0.1)
+    raise RuntimeError(f"agent stats file {path} not readable")
+
+
+def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: Path) -> dict[str, Any]:
+    """Three processes like a deployment: the simulated devices, the gateways, and ingest (this one)."""
+    here = work / f"run{copies}"
+    (here / "gw").mkdir(parents=True)
+    broker = start_mosquitto(here / "mq")
+    pg = None
+    if db == "postgresql":
+        from tests.pg_server import start_postgres
+
+        pg = start_postgres()
+        url = pg.create_database()
+    else:
+        url = f"sqlite:///{here / 'bench.db'}"
+    park_file = here / "park.yaml"
+    park_file.write_text(yaml.safe_dump(scaled_park(copies), allow_unicode=True), encoding="utf-8")
+    tick_log = here / "ticks.txt"
+    sim = subprocess.Popen([sys.executable, "-m", "parkmon.cli", "sim", "run", "--park", str(park_file),
+                            "--port-base", "0", "--speed", "60", "--tick-log", str(tick_log),
+                            "--write-edge-configs", str(here / "gw"), "--mqtt-port", str(broker.port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    _wait_line(sim, "ready")
+    for cfg_path in (here / "gw").glob("gateway-*.yaml"):  # the poll interval under test
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        cfg["poll_interval_s"] = poll
+        cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    store = open_store(url)
+    store.create_schema()
+    ingest = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=url, client_id=f"bench-{copies}"), store)
+    measuring = threading.Event()
+    pairs: list[tuple[int, int]] = []  # (sample ts, commit ms) of every 10th sample while measuring
+
+    def on_commit(batches: list[IncomingBatch], commit_ms: int) -> None:
+        if measuring.is_set():
+            pairs.extend((ts, commit_ms) for b in batches for _k, ts, _v, _q in b.batch.samples[::10])
+
+    ingest.commit_listeners.append(on_commit)
+    ingest.start()
+    stats_file = here / "agents.json"
+    agents = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_agents.py")), str(here / "gw"),
+                               str(stats_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(warmup)
+    cpu0 = {p: _cpu(p) for p in (os.getpid(), sim.pid, agents.pid)}
+    s0, r0, t0 = _stats(stats_file), store.count_readings(), time.monotonic()
+    measuring.set()
+    time.sleep(seconds)
+    measuring.clear()
+    s1, r1, t1 = _stats(stats_file), store.count_readings(), time.monotonic()
+    cpu1 = {p: _cpu(p) for p in cpu0}
+    rss = {name: _rss_mb(p) for name, p in (("ingest", os.getpid()), ("simulator", sim.pid), ("agents", agents.pid))}
+    agents.send_signal(signal.SIGTERM)
+    agents.wait(180)
+    final = _stats(stats_file)
+    drained = time.monotonic()
+    # what a gateway could not send before it stopped stays in its disk buffer for its next start
+    target = final["polled_points"] - final["backlog_samples"]
+    while store.count_readings() < target and time.monotonic() - drained < 60:
+        time.sleep(0.2)
+    drain_s = time.monotonic() - drained
+    stored_total = store.count_readings()
+    sim.send_signal(signal.SIGTERM)
+    sim.wait(30)
+    ingest.stop()
+    store.close()
+    broker.stop()
+    if pg:
+        pg.stop("immediate")
+    ticks = [int(x) for x in tick_log.read_text(encoding="ascii").split()]
+    read_to_commit = [c - ts for ts, c in pairs]
+    change_to_commit = [c - ticks[i - 1] for ts, c in pairs if (i := bisect_right(ticks, ts))]
+    dt = t1 - t0
+    polled = s1["polled_points"] - s0["polled_points"]
+    enterprises = len(yaml.safe_load(park_file.read_text(encoding="utf-8"))["enterprises"])
+    return {
+        "copies": copies, "enterprises": enterprises, "poll_s": poll, "db": db, "seconds": round(dt, 1),
+        "points_polled_per_s": round(polled / dt, 1),
+        "rows_committed_per_s": round((r1 - r0) / dt, 1),
+        "committed_to_polled": round((r1 - r0) / max(1, polled), 3),
+        "late_poll_cycles": s1["late_cycles"] - s0["late_cycles"],
+        "agent_backlog_samples_at_end": s1["backlog_samples"],
+        "after_stop": {"polled": final["polled_points"], "stored": stored_total,
+                       "left_in_gateway_buffers": final["backlog_samples"],
+                       "lost": final["polled_points"] - stored_total - final["backlog_samples"],
+                       "drain_s": round(drain_s, 1)},
+        "delay_ms_meter_change_to_stored": _pcts(change_to_commit),
+        "delay_ms_read_to_stored": _pcts(read_to_commit),
+        "cpu_s_per_1000_points": {name: round((cpu1[p] - cpu0[p]) / max(1e-9, polled / 1000), 4)
+                                  for name, p in (("ingest", os.getpid()), ("simulator", sim.pid),
+                                                  ("agents", agents.pid))},
+        "cpu_share_of_machine": round(sum(cpu1[p] - cpu0[p] for p in cpu0) / dt / (os.cpu_count() or 1), 3),
+        "rss_mb": rss,
+    }
+
+
+def _pcts(values: list[int]) -> dict[str, float | None]:
+    return {k: pct(values, q) for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+
+
+def _cpu(pid: int) -> float:
+    """user + system CPU seconds of a process, from /proc (ticks of 1/100 s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--copies", type=int, nargs="+", default=[1, 5, 10], help="copies of the demo park's enterprises")
+    ap.add_argument("--poll", type=float, default=1.0, help="agent poll interval, seconds")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured time per load")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="parkmon-bench-") as tmp:
+        for k in args.copies:
+            print(json.dumps(run(k, args.poll, args.seconds, args.warmup, args.db, Path(tmp)), ensure_ascii=False),
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
