@@ -1,0 +1,59 @@
+"""The `parkmon` command: --help everywhere, clear errors, and the indicators command on real data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.store import open_store
+from ingest.store.base import IncomingBatch
+from parkmon import wire
+from parkmon.cli import COMMANDS
+
+T0 = 1_763_800_000_000
+
+
+def _parkmon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "parkmon.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command: str) -> None:
+    out = _parkmon(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"usage: parkmon {command}")
+
+
+def test_unknown_command_lists_the_commands() -> None:
+    out = _parkmon("nonsense")
+    assert out.returncode == 2
+    assert "unknown command 'nonsense'" in out.stderr and "demo" in out.stderr
+
+
+def test_indicators_share_on_a_stored_park(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    st = open_store(url)
+    st.create_schema()
+    st.upsert_park("demo", "示范园区", "Demo", "low_carbon")
+    st.upsert_meta("demo", "e01", "gw", wire.Meta(1, "gw", T0, {
+        "m.imp": wire.PointMeta("elec.import.energy", "kWh", "counter"),
+        "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter"),
+    }))
+    # import 0 -> 150 kWh, PV 0 -> 50 kWh in an hour: share 50 / 200 = 0.25
+    st.write_batches([IncomingBatch("demo", "e01", "gw", wire.Batch(1, "gw", 1, T0, [
+        ("m.imp", T0, 0.0, 0), ("m.imp", T0 + 3_600_000, 150.0, 0),
+        ("pv.gen", T0, 0.0, 0), ("pv.gen", T0 + 3_600_000, 50.0, 0)]), T0)])
+    st.close()
+    out = _parkmon("indicators", "share", "--db", url, "--park", "demo",
+                   "--start", "2025-11-22T08:26:40Z", "--end", "2025-11-22T09:26:40Z")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["value"] == pytest.approx(0.25)
+    assert body["target"] == pytest.approx(0.50)  # low-carbon park in 2025
+    assert body["status"] == "below_target"
+    bad = _parkmon("indicators", "share", "--db", url, "--park", "demo", "--start", "2025-11-22T08:00")
+    assert bad.returncode != 0 and "has no UTC offset" in bad.stderr
