@@ -46,5 +46,8 @@ async def main(configs: list[AgentConfig], stats: Path) -> None:
 
 
 if __name__ == "__main__":
-    configs = [load_config(p) for p in sorted(Path(sys.argv[1]).glob("gateway-*.yaml"))]
-    asyncio.run(main(configs, Path(sys.argv[2])))
+    # argv: folder stats-file shard shards. paho waits with select(), which cannot watch file
+    # descriptors above 1023, so one process hosts at most ~100 gateways (a real one hosts one)
+    shard, shards = int(sys.argv[3]), int(sys.argv[4])
+    paths = sorted(Path(sys.argv[1]).glob("gateway-*.yaml"))[shard::shards]
+    asyncio.run(main([load_config(p) for p in paths], Path(sys.argv[2])))

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from bisect import bisect_right
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,27 @@ def _stats(path: Path) -> dict[str, int]:
 
 def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: Path) -> dict[str, Any]:
     """Three processes like a deployment: the simulated devices, the gateways, and ingest (this one)."""
+    with ExitStack() as cleanup:
+        return _run(copies, poll, seconds, warmup, db, work, cleanup)
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+
+
+def _run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: Path,
+         cleanup: ExitStack) -> dict[str, Any]:
     here = work / f"run{copies}"
     (here / "gw").mkdir(parents=True)
     broker = start_mosquitto(here / "mq")
-    pg = None
+    cleanup.callback(broker.stop)
     if db == "postgresql":
         from tests.pg_server import start_postgres
 
         pg = start_postgres()
+        cleanup.callback(pg.stop, "immediate")
         url = pg.create_database()
     else:
         url = f"sqlite:///{here / 'bench.db'}"
@@ -98,6 +112,7 @@ def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: 
                             "--port-base", "0", "--speed", "60", "--tick-log", str(tick_log),
                             "--write-edge-configs", str(here / "gw"), "--mqtt-port", str(broker.port)],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cleanup.callback(_stop, sim)
     _wait_line(sim, "ready")
     for cfg_path in (here / "gw").glob("gateway-*.yaml"):  # the poll interval under test
         cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
@@ -115,21 +130,37 @@ def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: 
 
     ingest.commit_listeners.append(on_commit)
     ingest.start()
-    stats_file = here / "agents.json"
-    agents = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_agents.py")), str(here / "gw"),
-                               str(stats_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cleanup.callback(ingest.stop)
+    n_gw = len(list((here / "gw").glob("gateway-*.yaml")))
+    shards = max(1, -(-n_gw // 100))
+    stats_files = [here / f"agents{i}.json" for i in range(shards)]
+    agent_procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("_agents.py")), str(here / "gw"),
+                                     str(f), str(i), str(shards)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for i, f in enumerate(stats_files)]
+    for proc in agent_procs:
+        cleanup.callback(_stop, proc)
+
+    def stats() -> dict[str, int]:
+        parts = [_stats(f) for f in stats_files]
+        return {k: sum(p[k] for p in parts) for k in parts[0]}
+
     time.sleep(warmup)
-    cpu0 = {p: _cpu(p) for p in (os.getpid(), sim.pid, agents.pid)}
-    s0, r0, t0 = _stats(stats_file), store.count_readings(), time.monotonic()
+    agent_pids = [p.pid for p in agent_procs]
+    cpu0 = {p: _cpu(p) for p in (os.getpid(), sim.pid, *agent_pids)}
+    s0, r0, t0 = stats(), store.count_readings(), time.monotonic()
     measuring.set()
     time.sleep(seconds)
     measuring.clear()
-    s1, r1, t1 = _stats(stats_file), store.count_readings(), time.monotonic()
+    s1, r1, t1 = stats(), store.count_readings(), time.monotonic()
     cpu1 = {p: _cpu(p) for p in cpu0}
-    rss = {name: _rss_mb(p) for name, p in (("ingest", os.getpid()), ("simulator", sim.pid), ("agents", agents.pid))}
-    agents.send_signal(signal.SIGTERM)
-    agents.wait(180)
-    final = _stats(stats_file)
+    rss = {"ingest": _rss_mb(os.getpid()), "simulator": _rss_mb(sim.pid),
+           "agents_per_process": max(_rss_mb(p) for p in agent_pids)}
+    for proc in agent_procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in agent_procs:
+        proc.wait(180)
+    final = stats()
     drained = time.monotonic()
     # what a gateway could not send before it stopped stays in its disk buffer for its next start
     target = final["polled_points"] - final["backlog_samples"]
@@ -141,9 +172,6 @@ def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: 
     sim.wait(30)
     ingest.stop()
     store.close()
-    broker.stop()
-    if pg:
-        pg.stop("immediate")
     ticks = [int(x) for x in tick_log.read_text(encoding="ascii").split()]
     read_to_commit = [c - ts for ts, c in pairs]
     change_to_commit = [c - ticks[i - 1] for ts, c in pairs if (i := bisect_right(ticks, ts))]
@@ -163,9 +191,11 @@ def run(copies: int, poll: float, seconds: float, warmup: float, db: str, work: 
                        "drain_s": round(drain_s, 1)},
         "delay_ms_meter_change_to_stored": _pcts(change_to_commit),
         "delay_ms_read_to_stored": _pcts(read_to_commit),
-        "cpu_s_per_1000_points": {name: round((cpu1[p] - cpu0[p]) / max(1e-9, polled / 1000), 4)
-                                  for name, p in (("ingest", os.getpid()), ("simulator", sim.pid),
-                                                  ("agents", agents.pid))},
+        "agent_processes": shards,
+        "cpu_s_per_1000_points": {
+            "ingest": round((cpu1[os.getpid()] - cpu0[os.getpid()]) / max(1e-9, polled / 1000), 4),
+            "simulator": round((cpu1[sim.pid] - cpu0[sim.pid]) / max(1e-9, polled / 1000), 4),
+            "agents": round(sum(cpu1[p] - cpu0[p] for p in agent_pids) / max(1e-9, polled / 1000), 4)},
         "cpu_share_of_machine": round(sum(cpu1[p] - cpu0[p] for p in cpu0) / dt / (os.cpu_count() or 1), 3),
         "rss_mb": rss,
     }

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from parkmon.netutil import free_port
 from simulators.physics import CHINA
 
 
@@ -46,15 +47,6 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until Ctrl-C)")
     ap.add_argument("--json", action="store_true", help="print status lines as JSON (for scripts)")
     return ap
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> Any:
@@ -106,7 +98,7 @@ def main(argv: list[str]) -> int:
         _say(args, f"store           {db_url}")
 
         # 4. API
-        api_port = args.api_port or _free_port()
+        api_port = args.api_port or free_port()
         stack.callback(_start_api(create_app(store), api_port))
         base = f"http://127.0.0.1:{api_port}/api/v1"
         _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge_agent.config import PointConfig
+from parkmon.netutil import free_port
 
 from .ground_truth import GroundTruthWriter, Row
 from .park import PROFILES, Device, ParkModel, load_definition
@@ -35,11 +35,6 @@ FAULTS = ("offline", "sentinel", "meter_reset")
 _FC = {"holding": 3, "input": 4}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def default_sim_start() -> int:
@@ -77,7 +72,7 @@ class SimulatedPark:
         if self.tick_log:
             self._tick_file = open(self.tick_log, "a", encoding="ascii")  # noqa: SIM115, ASYNC230 - closed in __aexit__
         for i, ent in enumerate(self.model.enterprises):
-            port = self.port_base + i if self.port_base else _free_port()
+            port = self.port_base + i if self.port_base else free_port()
             devices = [self._sim_device(ent.key, d) for d in ent.devices]
             server = ModbusTcpServer(devices, address=(self.host, port))
             self._servers.append(server)

@@ -16,14 +16,11 @@ from contextlib import contextmanager
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
 
+from parkmon.netutil import free_port
+
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _block(values: dict[int, int], size: int) -> ModbusSequentialDataBlock:

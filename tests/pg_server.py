@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,12 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from parkmon.netutil import free_port
 
 
 def _bindir() -> Path:
@@ -97,7 +91,7 @@ def start_postgres() -> Postgres:
         shutil.chown(datadir, user=prefix[2])
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pg = Postgres(datadir, _free_port(), prefix, bindir)
+    pg = Postgres(datadir, free_port(), prefix, bindir)
     pg.start()
     deadline = time.monotonic() + 15
     while True:
