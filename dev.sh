@@ -47,6 +47,12 @@ case "${1:-}" in
     .venv/bin/ruff check .
     echo "==> mypy (strict)"
     .venv/bin/mypy
+    echo "==> a gateway installs parkmon[edge] alone: no server library, and parkmon edge works"
+    rm -rf .venv-edge && python3 -m venv .venv-edge
+    .venv-edge/bin/python -m pip install -q ".[edge]"
+    .venv-edge/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('sqlalchemy', 'fastapi', 'psycopg', 'uvicorn') if u.find_spec(m)]; sys.exit(f'server libraries installed with [edge]: {bad}' if bad else 0)"
+    .venv-edge/bin/parkmon edge check -c deploy/gateway/gateway.example.yaml >/dev/null
+    echo "    ok"
     echo "==> pytest"
     .venv/bin/python -m pytest -ra "$@"
     ;;
