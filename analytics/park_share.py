@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -73,8 +74,14 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     by_metric: dict[str, list[list[Reading]]] = {}
     for p in pts:
         by_metric.setdefault(p.metric or "", []).append(data.get(p.id, []))
-    edge_ms = edges(start_ms, end_ms, step)
-    flows, resets = pooled_flows(by_metric, edge_ms, hold)
+    # the share covers the part of the period that has data; completeness says how much that is
+    stamps = [r[0] for series in data.values() for r in (series[:1] + series[-1:])]
+    lo = max(start_ms, min(stamps)) if stamps else start_ms
+    hi = min(end_ms, max(stamps)) if stamps else start_ms
+    if hi > lo:
+        flows, resets = pooled_flows(by_metric, edges(lo, hi, step), hold)
+    else:
+        flows, resets = Flows([], [], [], [], []), []
     b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
@@ -82,6 +89,9 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     target = target_for(park_class, start.astimezone(CHINA).year, s)
     result = NewEnergyShare().result(b, start, end, target.value if target else None,
                                      target.source if target else "")
+    covered = max(0, hi - lo) / (end_ms - start_ms) if end_ms > start_ms else 0.0
+    result = replace(result, completeness=result.completeness * covered)
     result.inputs.update({"park_class": park_class, "interval_ms": step, "meters": len(pts),
-                          "counter_resets": len(resets)})
+                          "counter_resets": len(resets), "data_from_ms": lo if hi > lo else None,
+                          "data_to_ms": hi if hi > lo else None})
     return result

@@ -84,6 +84,11 @@ def test_share_endpoint_from_stored_counters(store: Store) -> None:
     assert body["completeness"] == 1.0
     assert body["inputs"]["consumption"] == pytest.approx(300)
     assert body["name_zh"] == "新能源消纳比例"
+    # a period reaching past the data: the share of the hour with data, completeness says half
+    r = client.get("/api/v1/parks/demo/indicators/new-energy-share",
+                   params={"start": "2025-11-22T07:56:40Z", "end": "2025-11-22T09:56:40Z"})
+    assert r.json()["value"] == pytest.approx(1 / 3)
+    assert r.json()["completeness"] == pytest.approx(0.5)
     # a naive time is refused with a hint
     r = client.get("/api/v1/parks/demo/indicators/new-energy-share", params={"start": "2025-11-22T08:00:00"})
     assert r.status_code == 422 and "no UTC offset" in r.json()["detail"]
