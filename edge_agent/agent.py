@@ -18,6 +18,7 @@ from .buffer import DiskBuffer
 from .config import AgentConfig, DeviceConfig
 from .drivers.base import Driver, Sample, create_driver
 from .publisher import Publisher
+from .sample_filter import SampleFilter
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class Agent:
         gw = self.cfg.gateway
         self.buffer = DiskBuffer(self.cfg.buffer.path, gw.id, int(self.cfg.buffer.max_mb * 1024 * 1024))
         self.publisher = Publisher(self.cfg, self.buffer, build_meta(self.cfg))
+        self.filter = SampleFilter(self.cfg)
         self._pending: list[Sample] = []
         self._stop = asyncio.Event()
+        self._started = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
@@ -63,6 +66,7 @@ class Agent:
         self.publisher.start()
         tasks = [asyncio.create_task(self._poll_loop(drv), name=f"poll-{drv.device.id}") for drv in drivers]
         flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        reporter = asyncio.create_task(self._health_loop(), name="health")
         try:
             await self._stop.wait()
         finally:
@@ -70,7 +74,8 @@ class Agent:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            reporter.cancel()
+            await asyncio.gather(flusher, reporter, return_exceptions=True)
             await self._flush()  # what was polled is on disk before we go
             for drv in drivers:
                 await drv.close()
@@ -91,7 +96,7 @@ class Agent:
             h.polls += 1
             h.last_poll_ms = time.time_ns() // 1_000_000
             self._note_state(dev, h, samples)
-            self._pending.extend(samples)
+            self._pending.extend(self.filter.apply(samples))
             next_at += step
             now = time.time()
             if now > next_at:  # overran: skip the missed slots rather than bunching polls
@@ -112,6 +117,22 @@ class Agent:
         elif not down and h.up is False:
             log.warning("device %s answers again", dev.id)
         h.up = not down
+
+    def health_report(self) -> wire.Health:
+        batches, samples, oldest = self.buffer.depth()
+        return wire.Health(
+            wire.VERSION, self.cfg.gateway.id, time.time_ns() // 1_000_000,
+            round(time.monotonic() - self._started, 1),
+            {d: wire.DeviceHealth(h.up, h.polls, h.errors, h.late_cycles) for d, h in self.health.items()},
+            batches, samples, oldest, self.buffer.dropped(), self.publisher.published, self.publisher.acked,
+            self.filter.resets, self.filter.rollovers, self.filter.suppressed,
+        )
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.publish.health_interval_s)
+            report = await asyncio.to_thread(self.health_report)
+            self.publisher.publish_health(report)
 
     async def _flush_loop(self) -> None:
         while True:

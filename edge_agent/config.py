@@ -150,6 +150,8 @@ class BufferConfig(_Strict):
 class PublishConfig(_Strict):
     max_samples: Annotated[int, Field(ge=1, le=20000)] = 2000  # per MQTT message
     interval_s: Annotated[float, Field(gt=0)] = 1.0  # how often pending samples become a batch
+    heartbeat_s: Annotated[float, Field(gt=0)] = 300.0  # a point with a deadband is still sent this often
+    health_interval_s: Annotated[float, Field(gt=0)] = 60.0  # the agent's own figures, to .../health
 
 
 class AgentConfig(_Strict):

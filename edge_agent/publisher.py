@@ -36,6 +36,7 @@ class Publisher:
         self.topic_data = wire.topic(gw.park, gw.enterprise, gw.id, "data")
         self.topic_status = wire.topic(gw.park, gw.enterprise, gw.id, "status")
         self.topic_meta = wire.topic(gw.park, gw.enterprise, gw.id, "meta")
+        self.topic_health = wire.topic(gw.park, gw.enterprise, gw.id, "health")
         self._cond = threading.Condition()
         self._connected = False
         self._stopping = False
@@ -96,6 +97,11 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self._thread.join(timeout=2.0)
+
+    def publish_health(self, health: wire.Health) -> None:
+        """Best effort: health is a snapshot, the next one replaces it; nothing to buffer."""
+        if self._connected:
+            self._client.publish(self.topic_health, wire.encode(health), qos=0, retain=True)
 
     def notify(self) -> None:
         with self._cond:

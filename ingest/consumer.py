@@ -106,7 +106,7 @@ class Ingestor:
             return
         self._generation += 1
         client.subscribe([(self.data_filter, 1), (f"{wire.TOPIC_ROOT}/+/+/+/meta", 1),
-                          (f"{wire.TOPIC_ROOT}/+/+/+/status", 1)])
+                          (f"{wire.TOPIC_ROOT}/+/+/+/status", 1), (f"{wire.TOPIC_ROOT}/+/+/+/health", 1)])
         log.info("ingest connected to %s:%s (session present: %s)", self.config.mqtt_host,
                  self.config.mqtt_port, flags.session_present)
         self.connected.set()
@@ -178,6 +178,8 @@ class Ingestor:
                     batches.append(IncomingBatch(park, ent, gw, b, m.received_ms))
                 elif leaf == "meta":
                     other.append((m, (park, ent, gw, wire.decode_meta(m.payload))))
+                elif leaf == "health":
+                    other.append((m, (park, ent, gw, wire.decode_health(m.payload))))
                 elif m.payload:  # an empty retained payload clears a status: nothing to record
                     other.append((m, (park, ent, gw, wire.decode_status(m.payload))))
             except wire.ContractError as exc:
@@ -192,6 +194,8 @@ class Ingestor:
         for _m, (park, ent, gw, obj) in other:
             if isinstance(obj, wire.Meta):
                 self.store.upsert_meta(park, ent, gw, obj)
+            elif isinstance(obj, wire.Health):
+                self.store.set_gateway_health(park, ent, gw, obj.sent, _m.payload.decode())
             else:
                 self.store.set_gateway_status(park, ent, gw, obj.state == "online", obj.sent)
         if batches:

@@ -119,6 +119,13 @@ readings = Table(
     Column("quality", SmallInteger, nullable=False),
 )
 
+gateway_health = Table(
+    "gateway_health", metadata,
+    Column("gateway_id", Integer, primary_key=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),  # the agent's wire.Health as JSON, latest only
+)
+
 gateway_batches = Table(
     "gateway_batches", metadata,
     Column("gateway_id", Integer, primary_key=True),

@@ -4,6 +4,7 @@ Topics
     parkmon/v1/{park}/{enterprise}/{gateway}/data     telemetry batches (QoS 1)
     parkmon/v1/{park}/{enterprise}/{gateway}/status   birth / death, retained (death = MQTT will)
     parkmon/v1/{park}/{enterprise}/{gateway}/meta     the gateway's point catalogue, retained
+    parkmon/v1/{park}/{enterprise}/{gateway}/health   the agent's own figures, retained
 
 Data payload (JSON, compact arrays so ``mosquitto_sub`` stays readable and decoding stays fast)::
 
@@ -66,6 +67,32 @@ class Status(msgspec.Struct, frozen=True):
     agent: str = ""
 
 
+class DeviceHealth(msgspec.Struct, frozen=True):
+    up: bool | None  # None: not polled yet
+    polls: int
+    errors: int  # cycles in which the device did not answer
+    late_cycles: int  # poll slots skipped because a cycle overran
+
+
+class Health(msgspec.Struct, frozen=True):
+    """What the agent says about itself: is it keeping up, is anything piling up or lost."""
+
+    v: int
+    gw: str
+    sent: int
+    uptime_s: float
+    devices: dict[str, DeviceHealth]
+    buffer_batches: int
+    buffer_samples: int
+    buffer_oldest_ms: int | None
+    dropped_samples: int  # dropped by the buffer's size limit, ever
+    published: int
+    acked: int
+    counter_resets: int
+    counter_rollovers: int
+    deadband_suppressed: int
+
+
 class ContractError(ValueError):
     """A payload or topic that breaks the contract; the message says what and where."""
 
@@ -73,6 +100,7 @@ class ContractError(ValueError):
 _batch_decoder = msgspec.json.Decoder(Batch)
 _meta_decoder = msgspec.json.Decoder(Meta)
 _status_decoder = msgspec.json.Decoder(Status)
+_health_decoder = msgspec.json.Decoder(Health)
 _encoder = msgspec.json.Encoder()
 
 
@@ -82,7 +110,11 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-def topic(park: str, enterprise: str, gateway: str, leaf: Literal["data", "status", "meta"]) -> str:
+Leaf = Literal["data", "status", "meta", "health"]
+LEAVES = ("data", "status", "meta", "health")
+
+
+def topic(park: str, enterprise: str, gateway: str, leaf: Leaf) -> str:
     return f"{TOPIC_ROOT}/{park}/{enterprise}/{gateway}/{leaf}"
 
 
@@ -94,12 +126,12 @@ def parse_topic(t: str) -> tuple[str, str, str, str]:
     park, ent, gw, leaf = parts[2:]
     for kind, value in (("park", park), ("enterprise", ent), ("gateway", gw)):
         check_id(kind, value)
-    if leaf not in ("data", "status", "meta"):
-        raise ContractError(f"topic {t!r}: leaf {leaf!r} is not data, status or meta")
+    if leaf not in LEAVES:
+        raise ContractError(f"topic {t!r}: leaf {leaf!r} is not one of {', '.join(LEAVES)}")
     return park, ent, gw, leaf
 
 
-def encode(obj: Batch | Meta | Status) -> bytes:
+def encode(obj: Batch | Meta | Status | Health) -> bytes:
     return _encoder.encode(obj)
 
 
@@ -144,3 +176,8 @@ def decode_meta(payload: bytes) -> Meta:
 def decode_status(payload: bytes) -> Status:
     status: Status = _decode(_status_decoder, payload, "status")
     return status
+
+
+def decode_health(payload: bytes) -> Health:
+    health: Health = _decode(_health_decoder, payload, "health")
+    return health

@@ -93,3 +93,16 @@ def test_share_endpoint_from_stored_counters(store: Store) -> None:
     r = client.get("/api/v1/parks/demo/indicators/new-energy-share", params={"start": "2025-11-22T08:00:00"})
     assert r.status_code == 422 and "no UTC offset" in r.json()["detail"]
     assert client.get("/api/v1/parks/nope/indicators/new-energy-share").status_code == 404
+
+
+def test_gateways_show_status_and_latest_health(store: Store) -> None:
+    _seed(store)
+    store.set_gateway_status("demo", "e01", "gw1", True, T0)
+    health = wire.Health(1, "gw1", T0, 12.5, {"grid": wire.DeviceHealth(True, 10, 0, 0)}, 3, 120, T0 - 5000,
+                         0, 40, 37, 0, 0, 0)
+    store.set_gateway_health("demo", "e01", "gw1", T0, wire.encode(health).decode())
+    client = TestClient(create_app(store))
+    (gw,) = client.get("/api/v1/parks/demo/gateways").json()
+    assert gw["online"] is True
+    assert gw["health"]["buffer_samples"] == 120
+    assert gw["health"]["devices"]["grid"]["polls"] == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ def _config(modbus_port: int, mqtt_port: int, tmp: Path, **extra: object) -> Age
         "gateway": {"park": "demo", "enterprise": "e01", "id": "gw-e01"},
         "mqtt": {"port": mqtt_port},
         "buffer": {"path": str(tmp / "buffer.db")},
-        "publish": {"interval_s": 0.2},
+        "publish": {"interval_s": 0.2, "health_interval_s": 0.5},
         "poll_interval_s": 0.2,
         "devices": [{"id": "grid", "name": "关口表", "port": modbus_port, "profile": "sim_grid_meter"}],
     }
@@ -64,10 +65,13 @@ def test_agent_publishes_meta_status_and_every_poll(mosquitto: Mosquitto, tmp_pa
     assert pts["import"].metric == "elec.import.energy" and pts["import"].label.startswith("正向有功")
     latest = {r.point: r.value for r in store.latest("demo", "e01", "grid")}
     assert latest == {"import": 12.34, "export": 0.0, "power": 10.0}  # 0x41200000 stored low word first (CDAB) = 10.0
-    # the death message arrived when the agent stopped
-    from ingest import schema as s
-    with store.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert conn.execute(s.gateways.select()).first().online is False
+    # the death message arrived when the agent stopped; its last health report is kept
+    (gw,) = store.gateways("demo")
+    assert gw.gateway == "gw-e01" and gw.online is False
+    assert gw.health_json is not None
+    health = json.loads(gw.health_json)
+    assert health["devices"]["grid"]["up"] is True and health["devices"]["grid"]["polls"] >= 2
+    assert health["dropped_samples"] == 0
     store.close()
 
 

@@ -63,6 +63,16 @@ class LatestReading:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    enterprise: str
+    gateway: str
+    online: bool
+    status_ms: int | None
+    health_ms: int | None
+    health_json: str | None  # the agent's latest wire.Health
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     id: int
     received_ms: int
@@ -101,6 +111,8 @@ class Store(Protocol):
     def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int) -> None: ...
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
     def set_gateway_status(self, park: str, enterprise: str, gateway: str, online: bool, at_ms: int) -> None: ...
+    def set_gateway_health(self, park: str, enterprise: str, gateway: str, at_ms: int, body: str) -> None: ...
+    def gateways(self, park: str) -> list[GatewayInfo]: ...
     def parks(self) -> list[ParkInfo]: ...
     def points(self, park: str, metrics: Sequence[str] | None = None,
                enterprise: str | None = None) -> list[PointInfo]: ...

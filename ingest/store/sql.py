@@ -20,6 +20,7 @@ from .. import schema as s
 from .base import (
     DeadLetter,
     GatewayCompleteness,
+    GatewayInfo,
     IncomingBatch,
     LatestReading,
     ParkInfo,
@@ -174,7 +175,26 @@ class SqlStore:
             gid = self._gateway_id(conn, park, enterprise, gateway)
             conn.execute(s.gateways.update().where(s.gateways.c.id == gid).values(online=online, status_ms=at_ms))
 
+    def set_gateway_health(self, park: str, enterprise: str, gateway: str, at_ms: int, body: str) -> None:
+        with self._tx() as conn:
+            gid = self._gateway_id(conn, park, enterprise, gateway)
+            gh = s.gateway_health
+            updated = conn.execute(gh.update().where(gh.c.gateway_id == gid).values(at_ms=at_ms, body=body))
+            if updated.rowcount == 0:
+                conn.execute(gh.insert().values(gateway_id=gid, at_ms=at_ms, body=body))
+
     # ---- reads -------------------------------------------------------------------------------
+    def gateways(self, park: str) -> list[GatewayInfo]:
+        gw, gh = s.gateways, s.gateway_health
+        q = (select(s.enterprises.c.key.label("ent"), gw.c.key, gw.c.online, gw.c.status_ms, gh.c.at_ms, gh.c.body)
+             .select_from(gw.join(s.enterprises, gw.c.enterprise_id == s.enterprises.c.id)
+                          .join(s.parks, s.enterprises.c.park_id == s.parks.c.id)
+                          .outerjoin(gh, gh.c.gateway_id == gw.c.id))
+             .where(s.parks.c.key == park).order_by(s.enterprises.c.key, gw.c.key))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [GatewayInfo(r.ent, r.key, bool(r.online), r.status_ms, r.at_ms, r.body) for r in rows]
+
     def parks(self) -> list[ParkInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(s.parks).order_by(s.parks.c.key)).all()
