@@ -106,6 +106,12 @@ class DiskBuffer:
             ).fetchone()
         return int(n), int(s), oldest
 
+    def last_seq(self) -> int:
+        """The last sequence number ever given out (0 for a new buffer)."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name='batches'").fetchone()
+        return int(row[0]) if row else 0
+
     def dropped(self) -> int:
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name='dropped_samples'").fetchone()

@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     run.add_argument("--mqtt-username", default=None)
     run.add_argument("--mqtt-password", default=None)
     run.add_argument("--client-id", default="parkmon-ingest-1", help="unique per worker")
-    run.add_argument("--group", default="ingest", help="shared-subscription group ('' for none)")
+    run.add_argument("--group", default="", help="shared-subscription group for several workers "
+                     "(default: none, a plain subscription; see docs/decisions/0003)")
     run.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
     run.add_argument("--unknown-points", choices=["register", "quarantine"], default="register",
                      help="what to do with samples of points no gateway catalogue announced")

@@ -14,7 +14,11 @@ class IngestConfig:
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     client_id: str = "parkmon-ingest-1"
-    shared_group: str | None = "ingest"  # None: plain subscription (a single worker)
+    # None: a plain subscription, for a single worker. Several workers share the load with a
+    # shared subscription ("$share/<group>/..."); mosquitto 2.0.11 (Debian 12) does not restore
+    # a shared subscription's queue across a broker restart (measured, see docs/decisions/0003),
+    # so the default stays plain until scale-out (issue 4) brings its own guarantees.
+    shared_group: str | None = None
     db_url: str = "sqlite:///parkmon.db"
     unknown_points: UnknownPointPolicy = "register"
     max_batch_messages: int = 100  # messages written in one transaction

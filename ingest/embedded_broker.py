@@ -7,6 +7,8 @@ while its database is down) loses nothing — the broker's memory is the buffer 
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -46,7 +48,13 @@ class Mosquitto:
 
     def write_conf(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Started as root, mosquitto drops to the "mosquitto" user, which cannot write into a
+        # root-owned folder (or even reach one under a 0700 temp dir): its persistence file would
+        # silently not be written, and sessions and queued messages would not survive a restart.
+        # A local broker for the demo and the tests runs as whoever started it.
+        run_as = f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
         self.conf_path.write_text(
+            run_as +
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
             "persistence true\n"
