@@ -25,19 +25,19 @@ class Block:
 def plan_reads(points: list[PointConfig], max_block: int = 125, max_gap: int = 8) -> list[Block]:
     blocks: list[Block] = []
     for table in ("holding", "input", "coil", "discrete"):
-        mine = sorted((p for p in points if p.table == table), key=lambda p: p.address)
+        mine = sorted((p for p in points if p.table == table), key=lambda p: p.span)
         limit = MAX_BITS if table in ("coil", "discrete") else max_block
         current: list[PointConfig] = []
         start = end = 0
         for p in mine:
-            p_end = p.address + p.registers
-            if current and p.address - end <= max_gap and max(end, p_end) - start <= limit:
+            p_start, p_end = p.span
+            if current and p_start - end <= max_gap and max(end, p_end) - start <= limit:
                 current.append(p)
                 end = max(end, p_end)
                 continue
             if current:
                 blocks.append(Block(table, start, end - start, tuple(current)))
-            current, start, end = [p], p.address, p_end
+            current, start, end = [p], p_start, p_end
         if current:
             blocks.append(Block(table, start, end - start, tuple(current)))
     return blocks
@@ -50,7 +50,7 @@ def split(block: Block) -> list[Block]:
     half = len(block.points) // 2
     out = []
     for part in (block.points[:half], block.points[half:]):
-        start = part[0].address
-        end = max(p.address + p.registers for p in part)
+        start = min(p.span[0] for p in part)
+        end = max(p.span[1] for p in part)
         out.append(Block(block.table, start, end - start, part))
     return out

@@ -50,6 +50,9 @@ class PointConfig(_Strict):
     bit: Annotated[int | None, Field(ge=0, le=15)] = None  # bit of a register, for type bit
     scale: float = 1.0
     offset: float = 0.0
+    # SunSpec-style scale factor: a signed int16 register (same table) holding a power of ten;
+    # value = raw * 10**sf * scale + offset
+    scale_factor_address: Annotated[int | None, Field(ge=0, le=65535)] = None
     unit: str | None = None  # defaults to the metric's unit
     sentinels: list[int] = []  # raw values that mean "no reading" (e.g. 0x8000, 0xFFFF)
     deadband: Annotated[float | None, Field(ge=0)] = None  # report by exception, absolute
@@ -72,6 +75,14 @@ class PointConfig(_Strict):
         if self.table in ("coil", "discrete") and self.type != "bit":
             raise ValueError(f"table {self.table} holds single bits: type must be bit, not {self.type}")
         return self
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """[first, end) registers a read must cover: the value and its scale factor register."""
+        lo, hi = self.address, self.address + self.registers
+        if self.scale_factor_address is not None:
+            lo, hi = min(lo, self.scale_factor_address), max(hi, self.scale_factor_address + 1)
+        return lo, hi
 
     @property
     def registers(self) -> int:

@@ -35,8 +35,9 @@ def ordered_bytes(words: Sequence[int], order: str) -> bytes:
     return raw
 
 
-def decode_words(point: PointConfig, words: Sequence[int]) -> tuple[float | None, int]:
-    """Decode one point from its register words. Never raises for device data: bad data is quality."""
+def decode_words(point: PointConfig, words: Sequence[int], sf_word: int | None = None) -> tuple[float | None, int]:
+    """Decode one point from its register words (and its scale-factor register, if it has one).
+    Never raises for device data: bad data is quality."""
     if point.type == "string":
         # a string is a label, not a measurement; parkmon keeps numeric points only
         return None, quality.bad(Reason.CONFIG_ERROR)
@@ -51,7 +52,15 @@ def decode_words(point: PointConfig, words: Sequence[int]) -> tuple[float | None
     (value,) = struct.unpack(_FORMATS[point.type], data)
     if isinstance(value, float) and not math.isfinite(value):
         return None, quality.bad(Reason.SENSOR_FAILURE)
-    return float(value) * point.scale + point.offset, quality.GOOD
+    scale = point.scale
+    if point.scale_factor_address is not None:
+        if sf_word is None or sf_word == 0x8000:  # SunSpec "not implemented"
+            return None, quality.bad(Reason.SENSOR_FAILURE)
+        sf = sf_word - 0x10000 if sf_word & 0x8000 else sf_word
+        if not -10 <= sf <= 10:
+            return None, quality.bad(Reason.SENSOR_FAILURE)
+        scale *= 10.0**sf
+    return float(value) * scale + point.offset, quality.GOOD
 
 
 def decode_bit(point: PointConfig, bit: bool) -> tuple[float | None, int]:

@@ -64,9 +64,15 @@ METRICS: dict[str, Metric] = {
         _m("elec.export.energy", "kWh", _C, _E, "上网电量", "Grid export energy"),
         _m("elec.active_power", "kW", _I, _E, "有功功率", "Active power"),
         _m("elec.load.energy", "kWh", _C, _E, "用电量", "Consumption energy"),
+        _m("elec.voltage", "V", _I, _E, "电压", "Voltage"),
+        _m("elec.current", "A", _I, _E, "电流", "Current"),
+        _m("elec.frequency", "Hz", _I, _E, "频率", "Frequency"),
+        _m("elec.power_factor", "", _I, _E, "功率因数", "Power factor"),
         # on-site renewable generation (actual output at the inverter / turbine meter)
         _m("pv.generation.energy", "kWh", _C, _E, "光伏发电量", "PV generation"),
         _m("pv.power", "kW", _I, _E, "光伏功率", "PV power"),
+        _m("pv.dc_power", "kW", _I, _E, "光伏直流功率", "PV DC power"),
+        _m("device.state", "", _S, _E, "设备运行状态", "Device operating state"),
         _m("wind.generation.energy", "kWh", _C, _E, "风电发电量", "Wind generation"),
         _m("wind.power", "kW", _I, _E, "风电功率", "Wind power"),
         # curtailment: energy that could have been generated but was not. Never consumed.

@@ -31,13 +31,15 @@ def _block(values: dict[int, int], size: int) -> ModbusSequentialDataBlock:
 
 
 @contextmanager
-def register_server(units: dict[int, dict[str, dict[int, int]]], size: int = 100) -> Iterator[int]:
+def register_server(units: dict[int, dict[str, dict[int, int]]], size: int | None = None) -> Iterator[int]:
     """``units = {unit: {"holding": {addr: word}, "input": {...}, "coil": {...}, "discrete": {...}}}``.
 
-    Each table holds ``size`` addresses; reading past them gets an "illegal address" exception reply.
-    Yields the port.
+    Each table holds ``size`` addresses (default: 100, or up to the highest address given plus
+    ten); reading past them gets an "illegal address" exception reply. Yields the port.
     """
     port = free_port()
+    top = max((a for t in units.values() for table in t.values() for a in table), default=0)
+    size = size or max(100, top + 10)
     devices = {
         unit: ModbusDeviceContext(
             hr=_block(t.get("holding", {}), size), ir=_block(t.get("input", {}), size),

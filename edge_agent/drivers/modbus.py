@@ -74,7 +74,9 @@ class ModbusTcpDriver:
             if block.table in ("coil", "discrete"):
                 value, q = decode_bit(p, bool(rr.bits[off]))
             else:
-                value, q = decode_words(p, rr.registers[off : off + p.registers])
+                sf = (rr.registers[p.scale_factor_address - block.start]
+                      if p.scale_factor_address is not None else None)
+                value, q = decode_words(p, rr.registers[off : off + p.registers], sf)
             out.append((f"{dev}.{p.name}", ts, value, q))
         return out
 
