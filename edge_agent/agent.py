@@ -60,7 +60,8 @@ class Agent:
         self._stop.set()
 
     async def run(self) -> None:
-        drivers = [create_driver(d) for d in self.cfg.devices]
+        shared: dict[object, object] = {}  # links several devices use: serial lines, DTUs
+        drivers = [create_driver(d, shared) for d in self.cfg.devices]
         for drv in drivers:
             await drv.open()
         self.publisher.start()

@@ -35,7 +35,8 @@ def _check(cfg: AgentConfig) -> int:
 async def _poll_once(cfg: AgentConfig) -> int:
     from .drivers.base import create_driver
 
-    drivers = [create_driver(d) for d in cfg.devices]
+    shared: dict[object, object] = {}
+    drivers = [create_driver(d, shared) for d in cfg.devices]
     for drv in drivers:
         await drv.open()
     try:

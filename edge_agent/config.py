@@ -97,12 +97,25 @@ class PointConfig(_Strict):
         return self.unit if self.unit is not None else metrics.get(self.metric).unit
 
 
+class SerialConfig(_Strict):
+    """An RS-485 line; every device on it with the same ``device`` shares it (multi-drop)."""
+
+    device: str  # e.g. /dev/ttyUSB0
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
 class DeviceConfig(_Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: str = ""
-    driver: Literal["modbus_tcp"] = "modbus_tcp"
+    # modbus_tcp: Modbus TCP; modbus_rtu: RTU on a serial line; modbus_rtu_over_tcp: RTU frames
+    # through a TCP serial server / 4G DTU (several unit ids behind one connection)
+    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"] = "modbus_tcp"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 502
+    serial: SerialConfig | None = None
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     profile: str | None = None
     poll_interval_s: Annotated[float | None, Field(gt=0)] = None
@@ -113,6 +126,10 @@ class DeviceConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> DeviceConfig:
+        if self.driver == "modbus_rtu" and self.serial is None:
+            raise ValueError("driver modbus_rtu needs serial: {device: /dev/ttyUSB0, baudrate: 9600, ...}")
+        if self.driver != "modbus_rtu" and self.serial is not None:
+            raise ValueError(f"serial settings are for driver modbus_rtu, not {self.driver}")
         if not self.points:
             raise ValueError("device has no points: list points or name a profile")
         seen: set[str] = set()

@@ -8,7 +8,7 @@ reason, never an exception and never the last value re-sent as fresh.
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import DeviceConfig
 
@@ -27,12 +27,15 @@ class Driver(Protocol):
 
 # name -> "module:Class"; a gateway imports only the drivers its config names.
 DRIVERS: dict[str, str] = {
-    "modbus_tcp": "edge_agent.drivers.modbus:ModbusTcpDriver",
+    "modbus_tcp": "edge_agent.drivers.modbus:ModbusDriver",
+    "modbus_rtu": "edge_agent.drivers.modbus:ModbusDriver",
+    "modbus_rtu_over_tcp": "edge_agent.drivers.modbus:ModbusDriver",
 }
 
 
-def create_driver(device: DeviceConfig) -> Driver:
+def create_driver(device: DeviceConfig, shared: dict[object, Any] | None = None) -> Driver:
+    """``shared`` is one agent's place for links several devices use (a serial line, a DTU)."""
     module_name, _, cls_name = DRIVERS[device.driver].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    driver: Driver = cls(device)
+    driver: Driver = cls(device, {} if shared is None else shared)
     return driver

@@ -1,12 +1,20 @@
-"""Modbus TCP driver (pymodbus): coalesced block reads, exception replies split down to the bad point."""
+"""Modbus driver (pymodbus): TCP, RTU on a serial line, RTU over TCP.
+
+Devices that share a physical link — the units on one RS-485 line, or behind one serial server
+or 4G DTU — share one client and take turns (a half-duplex bus carries one request at a time).
+Each device's points are read in coalesced blocks; an exception reply splits the block until only
+the bad registers are lost.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from parkmon import quality
@@ -19,39 +27,75 @@ from .base import Sample
 
 log = logging.getLogger(__name__)
 
+# a gateway that answers for a unit behind it that did not answer: that is a link failure
+_NO_ANSWER_CODES = {0x0A, 0x0B}
+
 
 class _ExceptionReply(Exception):
     """The device answered with a Modbus exception (illegal address, device failure ...)."""
 
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
 
-class ModbusTcpDriver:
+
+class Bus:
+    """One link (TCP connection, serial line, DTU) and the lock that serialises its requests."""
+
     def __init__(self, device: DeviceConfig) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+        # retries=0: the poll cycle is the retry; a dead device must not hold the others up
+        if device.driver == "modbus_rtu":
+            assert device.serial is not None
+            s = device.serial
+            self.client: AsyncModbusTcpClient | AsyncModbusSerialClient = AsyncModbusSerialClient(
+                s.device, framer=FramerType.RTU, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
+                stopbits=s.stopbits, timeout=device.timeout_s, retries=0, reconnect_delay=0,
+            )
+            self.name = s.device
+        else:
+            framer = FramerType.RTU if device.driver == "modbus_rtu_over_tcp" else FramerType.SOCKET
+            self.client = AsyncModbusTcpClient(device.host, port=device.port, framer=framer,
+                                               timeout=device.timeout_s, retries=0, reconnect_delay=0)
+            self.name = f"{device.host}:{device.port}"
+
+    @staticmethod
+    def key(device: DeviceConfig) -> tuple[str, ...]:
+        if device.driver == "modbus_rtu":
+            assert device.serial is not None
+            return ("modbus", "serial", device.serial.device)
+        return ("modbus", device.driver, device.host, str(device.port))
+
+    async def connected(self) -> Any:
+        if not self.client.connected:
+            await self.client.connect()
+        if not self.client.connected:
+            raise ConnectionError(f"cannot open {self.name}")
+        return self.client
+
+
+class ModbusDriver:
+    def __init__(self, device: DeviceConfig, shared: dict[object, Any] | None = None) -> None:
         self.device = device
         self.blocks = plan_reads(list(device.points), device.max_block, device.max_gap)
-        self._client: AsyncModbusTcpClient | None = None
+        shared = {} if shared is None else shared
+        bus = shared.get(Bus.key(device))
+        if bus is None:
+            bus = shared[Bus.key(device)] = Bus(device)
+        self.bus: Bus = bus
         self.requests = 0  # requests sent, for health figures and the benchmark
 
     async def open(self) -> None:
-        # retries=0: the poll cycle is the retry; a dead device must not hold the others up
-        self._client = AsyncModbusTcpClient(
-            self.device.host, port=self.device.port, timeout=self.device.timeout_s, retries=0,
-            reconnect_delay=0,
-        )
+        self.bus.users += 1
 
     async def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    async def _ensure_connected(self) -> AsyncModbusTcpClient:
-        assert self._client is not None, "open() first"
-        if not self._client.connected:
-            await self._client.connect()
-        if not self._client.connected:
-            raise ConnectionError(f"cannot connect to {self.device.host}:{self.device.port}")
-        return self._client
+        self.bus.users -= 1
+        if self.bus.users <= 0:
+            self.bus.client.close()
 
     async def _request(self, block: Block) -> Any:
-        client = await self._ensure_connected()
+        client = await self.bus.connected()
         self.requests += 1
         count, unit = block.count, self.device.unit
         if block.table == "holding":
@@ -63,7 +107,7 @@ class ModbusTcpDriver:
         else:
             rr = await client.read_discrete_inputs(block.start, count=count, device_id=unit)
         if rr.isError():
-            raise _ExceptionReply(str(rr))
+            raise _ExceptionReply(int(getattr(rr, "exception_code", 0)), str(rr))
         return rr
 
     def _decode(self, block: Block, rr: Any, ts: int) -> list[Sample]:
@@ -87,7 +131,9 @@ class ModbusTcpDriver:
     async def _read_block(self, block: Block) -> list[Sample]:
         try:
             rr = await self._request(block)
-        except _ExceptionReply:
+        except _ExceptionReply as exc:
+            if exc.code in _NO_ANSWER_CODES:
+                raise ConnectionError(f"gateway reports unit {self.device.unit} not answering") from None
             parts = split(block)
             if not parts:
                 return self._bad(block, now_ms(), Reason.DEVICE_FAILURE)
@@ -99,19 +145,24 @@ class ModbusTcpDriver:
 
     async def read(self) -> list[Sample]:
         out: list[Sample] = []
-        for i, block in enumerate(self.blocks):
-            try:
-                out.extend(await self._read_block(block))
-            except (ConnectionError, ModbusException, TimeoutError, OSError) as exc:
-                # the device is gone: every point of it is bad now, none re-sent as fresh
-                log.debug("%s: %s", self.device.id, exc)
-                ts = now_ms()
-                for rest in self.blocks[i:]:
-                    out.extend(self._bad(rest, ts, Reason.COMM_FAILURE))
-                if self._client is not None:
-                    self._client.close()
-                break
+        async with self.bus.lock:
+            for i, block in enumerate(self.blocks):
+                try:
+                    out.extend(await self._read_block(block))
+                except (ConnectionError, ModbusException, TimeoutError, OSError) as exc:
+                    # the device is gone: every point of it is bad now, none re-sent as fresh
+                    log.debug("%s: %s", self.device.id, exc)
+                    ts = now_ms()
+                    for rest in self.blocks[i:]:
+                        out.extend(self._bad(rest, ts, Reason.COMM_FAILURE))
+                    if not isinstance(exc, ConnectionError) or not self.bus.client.connected:
+                        self.bus.client.close()  # a fresh connection next cycle
+                    break
         return out
+
+
+# the name the first version used
+ModbusTcpDriver = ModbusDriver
 
 
 def now_ms() -> int:
