@@ -40,7 +40,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    apt_install mosquitto postgresql
+    apt_install mosquitto postgresql socat
     venv dev
     # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports
     echo "==> ruff check"
