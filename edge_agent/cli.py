@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from typing import Any
 
 from parkmon import quality
 
@@ -64,6 +65,41 @@ async def _run(cfg: AgentConfig) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from .scan import make_client, parse_units, scan
+
+    if not args.host and not args.serial:
+        print("parkmon edge scan: give --host HOST (Modbus TCP / DTU) or --serial DEVICE (RTU)", file=sys.stderr)
+        return 2
+    try:
+        units = parse_units(args.units)
+    except ValueError as exc:
+        print(f"parkmon edge scan: {exc}", file=sys.stderr)
+        return 2
+    def client() -> Any:
+        return make_client(args.host, args.port, args.serial, args.baudrate, args.parity, args.rtu_over_tcp,
+                           args.timeout)
+
+    where = args.serial or f"{args.host}:{args.port}"
+    total = len(units)
+
+    def progress(unit: int) -> None:
+        print(f"\rscanning {where}: unit {unit} ({units.index(unit) + 1}/{total})", end="", file=sys.stderr,
+              flush=True)
+
+    try:
+        found = asyncio.run(scan(client, units, args.address, args.table, progress if sys.stderr.isatty() else None))
+    except ConnectionError as exc:
+        print(f"parkmon edge scan: {where}: {exc}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for f in found:
+        print(json.dumps({"unit": f.unit, "answer": f.answer}))
+    print(f"{len(found)} unit(s) answered on {where}", file=sys.stderr)
+    return 0 if found else 1
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="parkmon edge", description="parkmon gateway agent (边缘采集网关)")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -75,7 +111,21 @@ def main(argv: list[str]) -> int:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         if name == "poll":
             p.add_argument("--once", action="store_true", required=True, help="poll one cycle and exit")
+    sc = sub.add_parser("scan", help="probe a Modbus link for the unit ids that answer",
+                        description="probe a Modbus link (TCP, RTU over TCP, or a serial line) for unit ids")
+    sc.add_argument("--host", help="Modbus TCP host or DTU address")
+    sc.add_argument("--port", type=int, default=502)
+    sc.add_argument("--rtu-over-tcp", action="store_true", help="RTU frames over TCP (serial servers, DTUs)")
+    sc.add_argument("--serial", help="serial device, e.g. /dev/ttyUSB0 (Modbus RTU)")
+    sc.add_argument("--baudrate", type=int, default=9600)
+    sc.add_argument("--parity", choices=["N", "E", "O"], default="N")
+    sc.add_argument("--units", default="1-247", help="ids to try, e.g. 1-10,20 (default 1-247)")
+    sc.add_argument("--address", type=int, default=0, help="register to read from each unit")
+    sc.add_argument("--table", choices=["holding", "input"], default="holding")
+    sc.add_argument("--timeout", type=float, default=0.3, help="seconds to wait for each unit")
     args = ap.parse_args(argv)
+    if args.cmd == "scan":
+        return _scan(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -6,8 +6,10 @@ serial server answering for units 1 and 2. Unit 3 is wired in the config but abs
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +99,22 @@ def test_rtu_needs_serial_settings() -> None:
         parse_config({"gateway": {"park": "p", "enterprise": "e", "id": "g"},
                       "devices": [{"id": "m", "driver": "modbus_rtu", "points": [
                           {"name": "v", "metric": "elec.voltage", "address": 0}]}]})
+
+
+def test_scan_finds_the_units_on_a_line(serial_pair: tuple[str, str]) -> None:
+    server_end, gateway_end = serial_pair
+    with register_server(UNITS, serial_port=server_end):
+        out = subprocess.run([sys.executable, "-m", "parkmon.cli", "edge", "scan", "--serial", gateway_end,
+                              "--units", "1-5", "--timeout", "0.2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["unit"] for line in out.stdout.splitlines()] == [1, 2]
+    assert "2 unit(s) answered" in out.stderr
+
+
+def test_scan_over_tcp_and_a_clear_error_without_a_link() -> None:
+    with register_server(UNITS) as port:
+        out = subprocess.run([sys.executable, "-m", "parkmon.cli", "edge", "scan", "--host", "127.0.0.1",
+                              "--port", str(port), "--units", "1-3"], capture_output=True, text=True, timeout=60)
+    assert [json.loads(line)["unit"] for line in out.stdout.splitlines()] == [1, 2]
+    bad = subprocess.run([sys.executable, "-m", "parkmon.cli", "edge", "scan"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "give --host HOST" in bad.stderr
