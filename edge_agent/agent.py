@@ -39,6 +39,7 @@ class DeviceHealth:
     errors: int = 0
     late_cycles: int = 0
     up: bool | None = None  # None until the first poll says
+    requests: int = 0
     last_poll_ms: int = 0
 
 
@@ -95,6 +96,7 @@ class Agent:
             await asyncio.sleep(max(0.0, next_at - time.time()))
             samples = await drv.read()
             h.polls += 1
+            h.requests = int(getattr(drv, "requests", 0))
             h.last_poll_ms = time.time_ns() // 1_000_000
             self._note_state(dev, h, samples)
             self._pending.extend(self.filter.apply(samples))
@@ -124,7 +126,8 @@ class Agent:
         return wire.Health(
             wire.VERSION, self.cfg.gateway.id, time.time_ns() // 1_000_000,
             round(time.monotonic() - self._started, 1),
-            {d: wire.DeviceHealth(h.up, h.polls, h.errors, h.late_cycles) for d, h in self.health.items()},
+            {d: wire.DeviceHealth(h.up, h.polls, h.errors, h.late_cycles, h.requests)
+             for d, h in self.health.items()},
             batches, samples, oldest, self.buffer.dropped(), self.publisher.published, self.publisher.acked,
             self.filter.resets, self.filter.rollovers, self.filter.suppressed,
         )

@@ -72,6 +72,7 @@ class DeviceHealth(msgspec.Struct, frozen=True):
     polls: int
     errors: int  # cycles in which the device did not answer
     late_cycles: int  # poll slots skipped because a cycle overran
+    requests: int = 0  # Modbus requests sent (coalescing shows as requests per poll)
 
 
 class Health(msgspec.Struct, frozen=True):
