@@ -22,9 +22,19 @@ def _check(cfg: AgentConfig) -> int:
 
     total = 0
     for d in cfg.devices:
+        every = d.poll_interval_s or cfg.poll_interval_s
+        if d.driver == "opcua":
+            print(f"device {d.id} {d.name!r} opcua {d.endpoint} ({d.opcua_mode}): {len(d.points)} nodes, "
+                  f"every {every} s")
+            for p in d.points:
+                total += 1
+                print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.node_id} x{p.scale:g}{p.offset:+g} "
+                      f"[{p.resolved_unit}] {p.label}")
+            continue
         blocks = plan_reads(list(d.points), d.max_block, d.max_gap)
-        print(f"device {d.id} {d.name!r} {d.driver} {d.host}:{d.port} unit {d.unit}: "
-              f"{len(d.points)} points in {len(blocks)} request(s) every {d.poll_interval_s or cfg.poll_interval_s} s")
+        link = d.serial.device if d.serial else f"{d.host}:{d.port}"
+        print(f"device {d.id} {d.name!r} {d.driver} {link} unit {d.unit}: "
+              f"{len(d.points)} points in {len(blocks)} request(s) every {every} s")
         for p in d.points:
             total += 1
             print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.table:<8} @{p.address:<5} {p.type:<8} "

@@ -43,7 +43,8 @@ class PointConfig(_Strict):
     metric: str
     label: str = ""  # human name shown on boards (e.g. "1#进线 正向有功")
     table: RegisterTable = "holding"
-    address: Annotated[int, Field(ge=0, le=65535)]
+    address: Annotated[int | None, Field(ge=0, le=65535)] = None  # Modbus register / coil
+    node_id: str | None = None  # OPC UA, e.g. "ns=2;s=Meter1.Power"
     type: DataType = "uint16"
     order: WordOrder = "ABCD"
     count: Annotated[int | None, Field(ge=1, le=125)] = None  # registers, only for string
@@ -79,6 +80,7 @@ class PointConfig(_Strict):
     @property
     def span(self) -> tuple[int, int]:
         """[first, end) registers a read must cover: the value and its scale factor register."""
+        assert self.address is not None, "Modbus points have an address (checked on load)"
         lo, hi = self.address, self.address + self.registers
         if self.scale_factor_address is not None:
             lo, hi = min(lo, self.scale_factor_address), max(hi, self.scale_factor_address + 1)
@@ -112,7 +114,10 @@ class DeviceConfig(_Strict):
     name: str = ""
     # modbus_tcp: Modbus TCP; modbus_rtu: RTU on a serial line; modbus_rtu_over_tcp: RTU frames
     # through a TCP serial server / 4G DTU (several unit ids behind one connection)
-    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"] = "modbus_tcp"
+    # opcua: an OPC UA server (endpoint), subscriptions with polling as the fallback
+    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua"] = "modbus_tcp"
+    endpoint: str | None = None  # opc.tcp://host:4840/path
+    opcua_mode: Literal["subscription", "poll"] = "subscription"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 502
     serial: SerialConfig | None = None
@@ -130,6 +135,16 @@ class DeviceConfig(_Strict):
             raise ValueError("driver modbus_rtu needs serial: {device: /dev/ttyUSB0, baudrate: 9600, ...}")
         if self.driver != "modbus_rtu" and self.serial is not None:
             raise ValueError(f"serial settings are for driver modbus_rtu, not {self.driver}")
+        if self.driver == "opcua":
+            if not self.endpoint:
+                raise ValueError("driver opcua needs endpoint: opc.tcp://host:4840/...")
+            missing = [p.name for p in self.points if not p.node_id]
+            if missing:
+                raise ValueError(f"OPC UA points need node_id (e.g. ns=2;s=Meter.Power): {', '.join(missing)}")
+        else:
+            missing = [p.name for p in self.points if p.address is None]
+            if missing:
+                raise ValueError(f"Modbus points need an address: {', '.join(missing)}")
         if not self.points:
             raise ValueError("device has no points: list points or name a profile")
         seen: set[str] = set()

@@ -30,6 +30,7 @@ DRIVERS: dict[str, str] = {
     "modbus_tcp": "edge_agent.drivers.modbus:ModbusDriver",
     "modbus_rtu": "edge_agent.drivers.modbus:ModbusDriver",
     "modbus_rtu_over_tcp": "edge_agent.drivers.modbus:ModbusDriver",
+    "opcua": "edge_agent.drivers.opcua:OpcUaDriver",
 }
 
 

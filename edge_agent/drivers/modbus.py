@@ -114,7 +114,7 @@ class ModbusDriver:
         out: list[Sample] = []
         dev = self.device.id
         for p in block.points:
-            off = p.address - block.start
+            off = (p.address or 0) - block.start
             if block.table in ("coil", "discrete"):
                 value, q = decode_bit(p, bool(rr.bits[off]))
             else:

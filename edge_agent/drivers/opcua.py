@@ -1,0 +1,156 @@
+"""OPC UA driver (asyncua): a subscription when the server offers one, polling when it does not.
+
+In subscription mode every data change the server reports becomes a sample with the server's
+source timestamp and status; ``read()`` hands over what arrived since the last cycle. A dead or
+restarted server shows as bad samples (communication failure) each cycle until the driver has
+reconnected and subscribed again; a value is never repeated as if it were fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from asyncua.client.client import Client
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.status_codes import StatusCodes
+
+from parkmon import quality
+from parkmon.quality import QualityClass, Reason
+
+from ..config import DeviceConfig, PointConfig
+from .base import Sample
+
+log = logging.getLogger(__name__)
+
+# OPC UA status codes (Part 4/6) onto parkmon reasons; the class comes from the code's top bits
+_REASONS: dict[int, Reason] = {
+    StatusCodes.BadCommunicationError: Reason.COMM_FAILURE,
+    StatusCodes.BadNotConnected: Reason.COMM_FAILURE,
+    StatusCodes.BadNoCommunication: Reason.COMM_FAILURE,
+    StatusCodes.BadWaitingForInitialData: Reason.COMM_FAILURE,
+    StatusCodes.BadSensorFailure: Reason.SENSOR_FAILURE,
+    StatusCodes.BadDeviceFailure: Reason.DEVICE_FAILURE,
+    StatusCodes.BadOutOfService: Reason.STOPPED,
+    StatusCodes.BadConfigurationError: Reason.CONFIG_ERROR,
+    StatusCodes.UncertainLastUsableValue: Reason.LAST_USABLE,
+    StatusCodes.UncertainSensorNotAccurate: Reason.OUT_OF_RANGE,
+    StatusCodes.UncertainEngineeringUnitsExceeded: Reason.OUT_OF_RANGE,
+    StatusCodes.UncertainSubNormal: Reason.NONE,
+}
+
+
+def status_to_quality(code: int) -> int:
+    severity = (code >> 30) & 0x3  # 00 good, 01 uncertain, 10/11 bad
+    if severity == 0:
+        return quality.GOOD
+    cls = QualityClass.UNCERTAIN if severity == 1 else QualityClass.BAD
+    full = _REASONS.get(code & 0xFFFF0000, Reason.NONE)
+    return quality.make(cls, full)
+
+
+def _ms(dt: datetime | None) -> int:
+    if dt is None:
+        return time.time_ns() // 1_000_000
+    if dt.tzinfo is None:  # asyncua hands out naive datetimes in UTC
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+class _Handler:
+    def __init__(self, driver: OpcUaDriver) -> None:
+        self.driver = driver
+
+    def datachange_notification(self, node: Any, value: Any, data: Any) -> None:
+        self.driver._on_change(node, data.monitored_item.Value)
+
+
+class OpcUaDriver:
+    def __init__(self, device: DeviceConfig, shared: dict[object, Any] | None = None) -> None:
+        self.device = device
+        assert device.endpoint is not None
+        self.endpoint = device.endpoint
+        self._by_node: dict[str, PointConfig] = {p.node_id or "": p for p in device.points}
+        self._queue: list[Sample] = []
+        self._client: Client | None = None
+        self._nodes: list[Any] = []
+        self._subscribed = False
+        self.requests = 0
+        self.reconnects = 0
+
+    async def open(self) -> None:
+        pass  # connecting happens in read(), so a server that is down at start-up is not fatal
+
+    async def close(self) -> None:
+        await self._drop()
+
+    async def _drop(self) -> None:
+        client, self._client, self._subscribed = self._client, None, False
+        if client is not None:
+            with contextlib.suppress(Exception):  # the server may be gone already; nothing to tell it
+                await asyncio.wait_for(client.disconnect(), self.device.timeout_s)
+
+    async def _connect(self) -> Client:
+        client = Client(self.endpoint, timeout=self.device.timeout_s)
+        await asyncio.wait_for(client.connect(), self.device.timeout_s * 2)
+        self._client = client
+        self._nodes = [client.get_node(p.node_id or "") for p in self.device.points]
+        self.reconnects += 1
+        if self.device.opcua_mode == "subscription":
+            try:
+                period_ms = (self.device.poll_interval_s or 1.0) * 1000 / 2
+                sub = await client.create_subscription(period_ms, _Handler(self))
+                await sub.subscribe_data_change(self._nodes)
+                self._subscribed = True
+            except Exception as exc:  # a server without subscriptions: poll it instead
+                log.warning("%s: subscription refused (%s); polling instead", self.device.id, exc)
+                self._subscribed = False
+        return client
+
+    def _sample(self, p: PointConfig, dv: Any) -> Sample:
+        code = int(dv.StatusCode.value) if dv.StatusCode is not None else 0
+        q = status_to_quality(code)
+        raw = dv.Value.Value if dv.Value is not None else None
+        ts = _ms(dv.SourceTimestamp or dv.ServerTimestamp)
+        value: float | None
+        try:
+            value = None if raw is None else float(raw)
+        except (TypeError, ValueError):
+            return (f"{self.device.id}.{p.name}", ts, None, quality.bad(Reason.CONFIG_ERROR))
+        if value is not None:
+            value = value * p.scale + p.offset
+        if quality.quality_class(q) == QualityClass.BAD:
+            value = None
+        return (f"{self.device.id}.{p.name}", ts, value, q)
+
+    def _on_change(self, node: Any, dv: Any) -> None:
+        p = self._by_node.get(node.nodeid.to_string())
+        if p is not None:
+            self._queue.append(self._sample(p, dv))
+
+    def _all_bad(self, why: Reason) -> list[Sample]:
+        ts = time.time_ns() // 1_000_000
+        return [(f"{self.device.id}.{p.name}", ts, None, quality.bad(why)) for p in self.device.points]
+
+    async def read(self) -> list[Sample]:
+        try:
+            client = self._client or await self._connect()
+            if self._subscribed:
+                # a cheap request proves the session is alive; the data came by subscription
+                self.requests += 1
+                await asyncio.wait_for(client.nodes.server_state.read_value(), self.device.timeout_s)
+                out, self._queue = self._queue, []
+                return out
+            self.requests += 1
+            values = await asyncio.wait_for(client.read_attributes(self._nodes, AttributeIds.Value),
+                                            self.device.timeout_s)
+            return [self._sample(p, dv) for p, dv in zip(self.device.points, values, strict=True)]
+        except Exception as exc:  # timeouts, refused connections, a restarted server's dead session
+            log.debug("%s: %s", self.device.id, exc)
+            await self._drop()
+            self._queue.clear()
+            return self._all_bad(Reason.COMM_FAILURE)
