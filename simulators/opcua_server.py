@@ -53,8 +53,9 @@ class OpcUaMeter:
 
     def set(self, name: str, value: float, status: int = StatusCodes.Good) -> None:
         async def write() -> None:
-            dv = DataValue(Variant(float(value), VariantType.Double), StatusCode(status),
-                           SourceTimestamp=datetime.now(UTC))
+            # asyncua's type aliases (UInt32, DateTime) are plain int and datetime at run time
+            dv = DataValue(Variant(float(value), VariantType.Double), StatusCode(status),  # type: ignore[arg-type]
+                           SourceTimestamp=datetime.now(UTC))  # type: ignore[arg-type]
             await self._vars[name].write_value(dv)
 
         asyncio.run_coroutine_threadsafe(write(), self._loop).result(10)
