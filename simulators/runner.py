@@ -98,7 +98,7 @@ class SimulatedPark:
 
     def _sim_device(self, ent: str, d: Device) -> SimDevice:
         pts = self._points[d.kind]
-        size = {t: max([p.address + p.registers for p in pts if p.table == t], default=1) for t in _FC}
+        size = {t: max([p.span[1] for p in pts if p.table == t], default=1) for t in _FC}
         blocks = [SimData(0, count=size[t], values=0, datatype=DataType.REGISTERS) for t in ("holding", "input")]
         bits = SimData(0, count=16, values=0, datatype=DataType.BITS)
         action = partial(self._action, (ent, d.id))
@@ -152,8 +152,9 @@ class SimulatedPark:
             rep: float | None = represented
             if fault == "sentinel" and p.sentinels:
                 words, rep = sentinel_words(p), None
-            img.extend([0] * (p.address + len(words) - len(img)))
-            img[p.address : p.address + len(words)] = words
+            at = p.span[0]  # the profiles' simulated devices have no scale-factor registers
+            img.extend([0] * (at + len(words) - len(img)))
+            img[at : at + len(words)] = words
             rows.append((wall_ms, self.sim_ms, ent, d.id, p.name, d.values[p.name], rep))
         for table, img in images.items():
             await server.context.async_setValues(d.unit, _FC[table], 0, img)
