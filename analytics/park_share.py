@@ -86,7 +86,10 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
     park_class = str(getattr(info, "park_class", "none"))
-    target = target_for(park_class, start.astimezone(CHINA).year, s)
+    try:
+        target = target_for(park_class, start.astimezone(CHINA).year, s)
+    except ValueError:  # a class no target table knows: report the share, say why there is no target
+        target = None
     result = NewEnergyShare().result(b, start, end, target.value if target else None,
                                      target.source if target else "")
     covered = max(0, hi - lo) / (end_ms - start_ms) if end_ms > start_ms else 0.0

@@ -3,28 +3,34 @@
 Per enterprise and tick: load, available PV and wind, battery dispatch, then the grid balance
 ``import + generation + discharge = load + export + charge``; what the export limit refuses is
 curtailed (never generated). Totalisers integrate power over the simulated time step exactly.
+Every random quantity has its own ``random.Random`` stream, so adding a device does not change
+the weather and the same seed gives the same park.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
-
+from .definition import PROFILES, DeviceDef, ParkDef, load_definition, parse_definition
 from .physics import AR1, clear_sky, load_shape, local_hour, wind_power_fraction
 
-DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
-
-# device kind -> register profile in edge_agent/profiles
-PROFILES = {
-    "grid_meter": "sim_grid_meter", "pv": "sim_pv_inverter", "wind": "sim_wind_turbine", "battery": "sim_battery",
-    "water_meter": "sim_water_meter", "gas_meter": "sim_gas_meter", "cems": "sim_cems",
-}
+__all__ = ["BALANCE_FIELDS", "PROFILES", "Device", "Enterprise", "ParkModel", "load_definition"]
 
 Values = dict[str, float]  # point name -> physical value
+
+SOC_MIN, SOC_MAX = 10.0, 95.0  # % of capacity the battery management keeps to
+VALLEY_SOC = 50.0  # overnight grid charging stops here: stored energy is a mix of RE and grid
+EFFICIENCY = 0.95  # one way; round trip 0.9025
+PEAK = (18.0, 22.0)  # evening peak tariff: discharge
+VALLEY = (0.0, 6.0)  # night valley tariff: charge from the grid
+
+# what the ground truth logs per enterprise and tick (kW, except soc in %)
+BALANCE_FIELDS = ("load", "pv", "wind", "re", "curtail", "import", "export", "charge", "charge_re",
+                  "discharge", "discharge_re", "soc")
+
+COUNTERS = ("import", "export", "generation", "curtailed", "charge", "discharge", "volume")
 
 
 @dataclass
@@ -33,7 +39,8 @@ class Device:
     name: str
     kind: str
     unit: int
-    params: dict[str, Any]
+    profile: str
+    spec: DeviceDef
     values: Values = field(default_factory=dict)
 
 
@@ -47,39 +54,63 @@ class Enterprise:
     water_m3h: float
     gas_m3h: float
     devices: list[Device]
-    noise: AR1 | None = None
+    noise: AR1
+    stored_re_kwh: float = 0.0  # battery content by origin, so discharge can be attributed
+    stored_grid_kwh: float = 0.0
     last_balance: dict[str, float] = field(default_factory=dict)
 
     def device(self, kind: str) -> Device | None:
         return next((d for d in self.devices if d.kind == kind), None)
 
 
-def load_definition(path: str | Path | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(Path(path or DEFAULT_PARK).read_text(encoding="utf-8"))
-    return doc
+class _Cems:
+    """Smooth noise around typical outlet values, plus rare excursions over a permit limit."""
+
+    BASE: ClassVar[dict[str, float]] = {"so2": 30.0, "nox": 50.0, "particulate": 5.0}
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.noise = {k: AR1(rng, 1.0, 0.08, 600, 0.5, 1.5) for k in ("so2", "nox", "particulate")}
+        self.o2 = AR1(rng, 9.0, 0.4, 900, 6.0, 12.0)
+        self.temp = AR1(rng, 60.0, 2.0, 1800, 50.0, 75.0)
+        self.excursion: tuple[str, float] | None = None  # (pollutant, simulated seconds left)
+
+    def step(self, values: Values, activity: float, dt_s: float) -> None:
+        if self.excursion is not None:
+            what, left = self.excursion
+            self.excursion = (what, left - dt_s) if left - dt_s > 0 else None
+        elif self.rng.random() < dt_s / (48 * 3600):  # about one in two simulated days, 20 min each
+            self.excursion = (self.rng.choice(tuple(self.BASE)), 20 * 60.0)
+        for k, base in self.BASE.items():
+            upset = 4.0 if self.excursion is not None and self.excursion[0] == k else 1.0
+            values[k] = base * upset * self.noise[k].step(dt_s)
+        values["o2"] = self.o2.step(dt_s)
+        values["flow"] = 60.0 * (0.7 + 0.3 * activity) * self.noise["nox"].x
+        values["temperature"] = self.temp.step(dt_s)
 
 
 class ParkModel:
-    def __init__(self, definition: dict[str, Any], seed: int) -> None:
-        self.info: dict[str, Any] = dict(definition["park"])
-        self.rng = random.Random(seed)
+    def __init__(self, definition: dict[str, Any] | ParkDef, seed: int) -> None:
+        self.spec = parse_definition(definition)
+        self.info: dict[str, Any] = self.spec.park.model_dump()
+        self.seed = seed
         # one stream per quantity, so adding a device does not change the weather
         self.cloud = AR1(random.Random(f"{seed}-cloud"), 0.85, 0.2, 3 * 3600, 0.2, 1.0)
         self.wind = AR1(random.Random(f"{seed}-wind"), 7.5, 3.5, 2 * 3600, 0.0, 28.0)
         self.enterprises: list[Enterprise] = []
-        for e in definition["enterprises"]:
-            erng = random.Random(f"{seed}-{e['key']}")
-            devices = [Device(d["id"], d.get("name", d["id"]), d["kind"], int(d["unit"]),
-                              {k: v for k, v in d.items() if k not in ("id", "name", "kind", "unit")})
-                       for d in e["devices"]]
-            ent = Enterprise(e["key"], e.get("name", e["key"]), float(e["load_kw"]), e.get("shifts", "three"),
-                             float(e.get("export_limit_kw", 0)), float(e.get("water_m3h", 0)),
-                             float(e.get("gas_m3h", 0)), devices, AR1(erng, 1.0, 0.04, 600, 0.8, 1.2))
+        self._cems: dict[tuple[str, str], _Cems] = {}
+        for e in self.spec.enterprises:
+            erng = random.Random(f"{seed}-{e.key}")
+            devices = [Device(d.id, d.name or d.id, d.kind, d.unit, d.profile_name, d) for d in e.devices]
+            ent = Enterprise(e.key, e.name or e.key, e.load_kw, e.shifts, e.export_limit_kw, e.water_m3h,
+                             e.gas_m3h, devices, AR1(erng, 1.0, 0.04, 600, 0.8, 1.2))
             for d in devices:
-                d.values = self._initial(d, erng)
+                d.values = self._initial(d, random.Random(f"{seed}-{e.key}-{d.id}"))
+                if d.kind == "battery":
+                    ent.stored_grid_kwh = d.values["soc"] / 100 * float(d.spec.capacity_kwh or 0)
+                if d.kind == "cems":
+                    self._cems[(e.key, d.id)] = _Cems(random.Random(f"{seed}-{e.key}-{d.id}-cems"))
             self.enterprises.append(ent)
-        self._cems_rng = random.Random(f"{seed}-cems")
-        self._excursion_until: dict[str, float] = {}
 
     @staticmethod
     def _initial(d: Device, rng: random.Random) -> Values:
@@ -90,72 +121,98 @@ class ParkModel:
             return {"generation": round(rng.uniform(1e4, 1e5), 1), "power": 0.0,
                     "curtailed": round(rng.uniform(0, 1e3), 1)}
         if d.kind == "battery":
-            return {"charge": round(rng.uniform(1e4, 5e4), 1), "discharge": 0.0, "power": 0.0, "soc": 40.0}
+            return {"charge": round(rng.uniform(1e4, 5e4), 1), "discharge": round(rng.uniform(5e3, 1e4), 1),
+                    "power": 0.0, "soc": 40.0}
         if d.kind == "water_meter":
             return {"volume": round(rng.uniform(1e3, 1e4), 3), "flow": 0.0}
         if d.kind == "gas_meter":
             return {"volume": round(rng.uniform(1e4, 1e5), 2)}
-        if d.kind == "cems":
-            return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
-        raise ValueError(f"device {d.id}: unknown kind {d.kind!r}; known: {', '.join(PROFILES)}")
+        return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
 
     def step(self, sim_ms: int, dt_s: float) -> None:
+        """Advance to ``sim_ms``: powers are those at ``sim_ms``; counters add power x ``dt_s``."""
         hour = local_hour(sim_ms)
-        sun = clear_sky(sim_ms, float(self.info.get("latitude", 41.0)), float(self.info.get("longitude", 111.0)))
-        cloud = self.cloud.step(dt_s)
-        wind_speed = self.wind.step(dt_s)
-        dt_h = dt_s / 3600.0
+        sun = clear_sky(sim_ms, float(self.info["latitude"]), float(self.info["longitude"]))
+        pv_frac = sun * self.cloud.step(dt_s)
+        wind_frac = wind_power_fraction(self.wind.step(dt_s))
         for ent in self.enterprises:
-            self._balance(ent, hour, sun * cloud, wind_power_fraction(wind_speed), dt_h, dt_s)
+            self._balance(ent, hour, pv_frac, wind_frac, dt_s)
 
-    def _balance(self, ent: Enterprise, hour: float, pv_frac: float, wind_frac: float,
-                 dt_h: float, dt_s: float) -> None:
-        noise = ent.noise.step(dt_s) if ent.noise else 1.0
+    def _balance(self, ent: Enterprise, hour: float, pv_frac: float, wind_frac: float, dt_s: float) -> None:
+        dt_h = dt_s / 3600.0
+        noise = ent.noise.step(dt_s)
         load = ent.load_kw * load_shape(hour, ent.shifts) * noise
         re_devs = [d for d in ent.devices if d.kind in ("pv", "wind")]
-        avail = {d.id: float(d.params["capacity_kw"]) * (pv_frac if d.kind == "pv" else wind_frac) for d in re_devs}
+        avail = {d.id: float(d.spec.capacity_kw or 0) * (pv_frac if d.kind == "pv" else wind_frac)
+                 for d in re_devs}
         re_avail = sum(avail.values())
+        charge, charge_re, discharge, discharge_re = self._dispatch(ent, hour, re_avail - load, dt_h)
 
-        charge = discharge = 0.0
-        bess = ent.device("battery")
-        if bess is not None:
-            cap, pmax = float(bess.params["capacity_kwh"]), float(bess.params["power_kw"])
-            soc = bess.values["soc"]
-            room_kw = max(0.0, (95.0 - soc) / 100 * cap / 0.95 / dt_h)  # AC power that fills it to 95 %
-            avail_kw = max(0.0, (soc - 10.0) / 100 * cap * 0.95 / dt_h)  # AC power that empties it to 10 %
-            surplus = re_avail - load
-            if surplus > 0:
-                charge = min(pmax, surplus, room_kw)
-            elif hour < 6 and soc < 50:  # valley tariff: top up from the grid overnight
-                charge = min(pmax * 0.5, room_kw)
-            elif 18 <= hour < 22:  # evening peak
-                discharge = min(pmax, load - re_avail, avail_kw)
-            bess.values["soc"] = soc + (charge * 0.95 - discharge / 0.95) * dt_h / cap * 100
-            bess.values["charge"] += charge * dt_h
-            bess.values["discharge"] += discharge * dt_h
-            bess.values["power"] = discharge - charge
-
-        net = load + charge - re_avail - discharge  # >0 import, <0 surplus
+        net = load + charge - re_avail - discharge  # > 0 import, < 0 surplus
         imp = max(0.0, net)
         exp = min(max(0.0, -net), ent.export_limit_kw)
         curtail = max(0.0, -net) - exp
+        actual = {"pv": 0.0, "wind": 0.0}
         for d in re_devs:
             share = avail[d.id] / re_avail if re_avail > 0 else 0.0
-            actual = avail[d.id] - curtail * share
-            d.values["power"] = actual
-            d.values["generation"] += actual * dt_h
+            out = avail[d.id] - curtail * share
+            actual[d.kind] += out
+            d.values["power"] = out
+            d.values["generation"] += out * dt_h
             d.values["curtailed"] += curtail * share * dt_h
         grid = ent.device("grid_meter")
         if grid is not None:
             grid.values["import"] += imp * dt_h
             grid.values["export"] += exp * dt_h
             grid.values["power"] = imp - exp
-        ent.last_balance = {"load": load, "import": imp, "export": exp, "re": re_avail - curtail,
-                            "curtail": curtail, "charge": charge, "discharge": discharge}
-        self._utilities(ent, hour, noise, dt_h, dt_s)
+        bess = ent.device("battery")
+        ent.last_balance = {"load": load, "pv": actual["pv"], "wind": actual["wind"],
+                            "re": actual["pv"] + actual["wind"], "curtail": curtail, "import": imp, "export": exp,
+                            "charge": charge, "charge_re": charge_re, "discharge": discharge,
+                            "discharge_re": discharge_re, "soc": bess.values["soc"] if bess else 0.0}
+        self._utilities(ent, hour, noise, dt_s)
 
-    def _utilities(self, ent: Enterprise, hour: float, noise: float, dt_h: float, dt_s: float) -> None:
+    @staticmethod
+    def _dispatch(ent: Enterprise, hour: float, surplus: float, dt_h: float) -> tuple[float, float, float, float]:
+        """Battery rule: store RE surplus, top up from the grid in the night valley, discharge at the peak.
+
+        Returns AC power (kW): charge, the part of it from RE, discharge, the part of it that was RE.
+        """
+        bess = ent.device("battery")
+        if bess is None:
+            return 0.0, 0.0, 0.0, 0.0
+        cap, pmax = float(bess.spec.capacity_kwh or 0), float(bess.spec.power_kw or 0)
+        stored = ent.stored_re_kwh + ent.stored_grid_kwh
+        soc = stored / cap * 100
+        charge = charge_re = discharge = discharge_re = 0.0
+        if dt_h > 0:
+            def fill_to(target: float) -> float:  # AC power that brings the SOC to target in this step
+                return max(0.0, (target - soc) / 100 * cap / EFFICIENCY / dt_h)
+
+            empty_kw = max(0.0, (soc - SOC_MIN) / 100 * cap * EFFICIENCY / dt_h)
+            if surplus > 0:
+                charge = charge_re = min(pmax, surplus, fill_to(SOC_MAX))
+            elif VALLEY[0] <= hour < VALLEY[1]:
+                charge = min(pmax * 0.5, fill_to(VALLEY_SOC))
+            elif PEAK[0] <= hour < PEAK[1]:
+                discharge = min(pmax, -surplus, empty_kw)  # serve load only: never export from storage
+        if discharge > 0 and stored > 0:
+            taken = discharge / EFFICIENCY * dt_h
+            re_part = ent.stored_re_kwh / stored
+            discharge_re = discharge * re_part
+            ent.stored_re_kwh -= taken * re_part
+            ent.stored_grid_kwh -= taken * (1 - re_part)
+        ent.stored_re_kwh += charge_re * EFFICIENCY * dt_h
+        ent.stored_grid_kwh += (charge - charge_re) * EFFICIENCY * dt_h
+        bess.values["soc"] = (ent.stored_re_kwh + ent.stored_grid_kwh) / cap * 100
+        bess.values["charge"] += charge * dt_h
+        bess.values["discharge"] += discharge * dt_h
+        bess.values["power"] = discharge - charge
+        return charge, charge_re, discharge, discharge_re
+
+    def _utilities(self, ent: Enterprise, hour: float, noise: float, dt_s: float) -> None:
         activity = load_shape(hour, ent.shifts) * noise
+        dt_h = dt_s / 3600.0
         for d in ent.devices:
             if d.kind == "water_meter":
                 flow = ent.water_m3h * activity
@@ -164,19 +221,21 @@ class ParkModel:
             elif d.kind == "gas_meter":
                 d.values["volume"] += ent.gas_m3h * activity * dt_h
             elif d.kind == "cems":
-                self._cems(f"{ent.key}.{d.id}", d, activity, dt_s)
+                self._cems[(ent.key, d.id)].step(d.values, activity, dt_s)
 
-    def _cems(self, key: str, d: Device, activity: float, dt_s: float) -> None:
-        r = self._cems_rng
-        until = self._excursion_until.get(key, 0.0) - dt_s
-        if until <= 0 and r.random() < dt_s / (48 * 3600):  # about one excursion in two simulated days
-            until = 20 * 60.0
-        self._excursion_until[key] = until
-        factor = 3.2 if until > 0 else 1.0  # a desulphurisation upset: SO2 well over a 100 mg/m3 limit
-        v = d.values
-        v["so2"] = max(0.0, 30 * factor * (0.9 + 0.2 * r.random()))
-        v["nox"] = max(0.0, 50 * (0.9 + 0.2 * r.random()))
-        v["particulate"] = max(0.0, 5 * (0.8 + 0.4 * r.random()))
-        v["o2"] = 9.0 + r.gauss(0, 0.3)
-        v["flow"] = 60.0 * (0.7 + 0.3 * activity) + r.gauss(0, 1.0)
-        v["temperature"] = 60.0 + r.gauss(0, 1.5)
+    def reset_counters(self, enterprise: str, device: str) -> None:
+        """A meter replaced or reset: its totalisers start again from zero."""
+        d = self.find(enterprise, device)
+        for name in COUNTERS:
+            if name in d.values:
+                d.values[name] = 0.0
+
+    def find(self, enterprise: str, device: str) -> Device:
+        for e in self.enterprises:
+            if e.key == enterprise:
+                for d in e.devices:
+                    if d.id == device:
+                        return d
+                raise KeyError(f"enterprise {enterprise} has no device {device!r}; "
+                               f"it has {', '.join(x.id for x in e.devices)}")
+        raise KeyError(f"no enterprise {enterprise!r}; the park has {', '.join(x.key for x in self.enterprises)}")

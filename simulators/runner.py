@@ -1,40 +1,47 @@
 """Run the simulated park: one pymodbus TCP server per enterprise, a tick loop, the ground truth.
 
-Registers of a device are rewritten in one call per table per tick, on the servers' own event
-loop, so a poll never sees half an update.
+Ticks follow a fixed schedule (``wall_start + k * tick_s``) and tick ``k`` is simulated time
+``sim_start + k * tick_s * speed``, so the simulated clock follows the wall clock and the values
+still depend only on the seed. A late tick is caught up, not skipped. All registers of a device
+are rewritten with one call per table, between two polls, so a poll never sees half an update.
+
+pymodbus 3.16 serves ``SimDevice`` lists (``ModbusServerContext``/``ModbusDeviceContext`` are
+deprecated wrappers there whose ``async_setValues`` answers DEVICE_BUSY), hence ``SimDevice``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from edge_agent.config import PointConfig
 from parkmon.netutil import free_port
 
-from .ground_truth import GroundTruthWriter, Row
-from .park import PROFILES, Device, ParkModel, load_definition
+from .definition import ParkDef, load_definition, parse_definition
+from .edge_configs import edge_configs, park_info
+from .engine import FAULTS, TickEngine
+from .ground_truth import GroundTruthWriter
+from .park import PROFILES, ParkModel
 from .physics import CHINA
-from .registers import encode, profile_points, sentinel_words
+from .registers import profile_points, table_sizes
 
-logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+__all__ = ["FAULTS", "PROFILES", "SimulatedPark", "ThreadedPark", "default_sim_start", "start_in_thread"]
 
-FAULTS = ("offline", "sentinel", "meter_reset")
-_FC = {"holding": 3, "input": 4}
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every refused request as an error
+log = logging.getLogger(__name__)
 
-
+_CATCH_UP = 100  # ticks done back to back before the loop yields to the servers again
 
 
 def default_sim_start() -> int:
@@ -43,166 +50,143 @@ def default_sim_start() -> int:
 
 
 class SimulatedPark:
-    def __init__(self, definition: dict[str, Any] | str | Path | None = None, seed: int = 2025,
-                 speed: float = 60.0, tick_s: float = 0.5, port_base: int | None = None,
-                 ground_truth_path: str | Path | None = None, sim_start_ms: int | None = None,
-                 host: str = "127.0.0.1", tick_log: str | Path | None = None) -> None:
-        self.definition = definition if isinstance(definition, dict) else load_definition(definition)
-        self.model = ParkModel(self.definition, seed)
-        self.speed, self.tick_s, self.host = speed, tick_s, host
-        self.port_base = port_base
+    """``async with SimulatedPark(...) as park:`` serves the park until the block ends."""
+
+    def __init__(self, definition: dict[str, Any] | ParkDef | str | Path | None = None, seed: int = 2025,
+                 speed: float = 60.0, port_base: int | None = None, ground_truth_path: str | Path | None = None,
+                 *, tick_s: float = 0.5, sim_start_ms: int | None = None, host: str = "127.0.0.1",
+                 tick_log: str | Path | None = None) -> None:
+        if speed <= 0 or tick_s <= 0:
+            raise ValueError(f"speed ({speed}) and tick_s ({tick_s}) must be > 0")
+        spec = parse_definition(definition if isinstance(definition, dict | ParkDef) else load_definition(definition))
+        self.definition = spec
+        self.speed, self.tick_s, self.host, self.port_base = speed, tick_s, host, port_base
+        self.sim_start_ms = sim_start_ms if sim_start_ms is not None else default_sim_start()
+        self.engine = TickEngine(spec, seed, tick_s * speed, self.sim_start_ms)
         self.ground_truth_path = ground_truth_path
         self.tick_log = tick_log  # a file of tick wall times (ms), for delay measurements
-        self._tick_file: Any = None
-        self.sim_start_ms = sim_start_ms if sim_start_ms is not None else default_sim_start()
         self.ports: dict[str, int] = {}
-        self.faults: dict[tuple[str, str], str] = {}
-        self._points: dict[str, list[PointConfig]] = {k: profile_points(v) for k, v in PROFILES.items()}
-        self._servers: list[ModbusTcpServer] = []
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._gt: GroundTruthWriter | None = None
         self.ticks = 0
         self.tick_times: deque[int] = deque(maxlen=200_000)  # wall ms when registers changed
-        self.sim_ms = self.sim_start_ms
+        self._servers: dict[str, ModbusTcpServer] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._gt: GroundTruthWriter | None = None
+        self._tick_file: IO[str] | None = None
+
+    @property
+    def model(self) -> ParkModel:
+        return self.engine.model
+
+    @property
+    def sim_ms(self) -> int:
+        """Simulated time of the latest tick (epoch ms UTC)."""
+        return self.engine.sim_ms
+
+    @property
+    def faults(self) -> dict[tuple[str, str], str]:
+        return dict(self.engine.faults)
 
     # ---- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> SimulatedPark:
+        try:
+            await self._start()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _start(self) -> None:
         if self.ground_truth_path:
-            self._gt = GroundTruthWriter(self.ground_truth_path)
+            self._gt = GroundTruthWriter(self.ground_truth_path, self.engine.run_info(
+                mode="live", speed=self.speed, tick_s=self.tick_s))
         if self.tick_log:
             self._tick_file = open(self.tick_log, "a", encoding="ascii")  # noqa: SIM115, ASYNC230 - closed in __aexit__
         for i, ent in enumerate(self.model.enterprises):
-            port = self.port_base + i if self.port_base else free_port()
-            devices = [self._sim_device(ent.key, d) for d in ent.devices]
+            port = self.port_base + i if self.port_base else free_port(self.host)
+            devices = [self._sim_device(ent.key, d.id, d.unit, d.profile) for d in ent.devices]
             server = ModbusTcpServer(devices, address=(self.host, port))
-            self._servers.append(server)
-            self._tasks.append(asyncio.create_task(server.serve_forever(), name=f"modbus-{ent.key}"))
+            try:
+                await server.serve_forever(background=True)
+            except RuntimeError:
+                raise OSError(f"enterprise {ent.key}: cannot listen on {self.host}:{port} (in use?); "
+                              "choose another port base, or none for free ports") from None
+            self._servers[ent.key] = server
             self.ports[ent.key] = port
-        for port in self.ports.values():
-            await _wait_listening(self.host, port)
-        self._wall0 = self._last = time.time()
-        await self._tick()  # registers hold real values before anyone polls
-        self._tasks.append(asyncio.create_task(self._loop(), name="sim-ticks"))
-        return self
+        await self._tick_once(time.time())  # registers hold real values before anyone polls
+        self._task = asyncio.create_task(self._loop(asyncio.get_running_loop().time()), name="sim-ticks")
 
     async def __aexit__(self, *_exc: object) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for s in self._servers:
-            await s.shutdown()  # type: ignore[no-untyped-call]
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for server in self._servers.values():
+            await server.shutdown()  # type: ignore[no-untyped-call]
+        self._servers.clear()
         if self._gt:
             self._gt.close()
+            self._gt = None
         if self._tick_file:
             self._tick_file.close()
+            self._tick_file = None
 
-    def _sim_device(self, ent: str, d: Device) -> SimDevice:
-        pts = self._points[d.kind]
-        size = {t: max([p.span[1] for p in pts if p.table == t], default=1) for t in _FC}
-        blocks = [SimData(0, count=size[t], values=0, datatype=DataType.REGISTERS) for t in ("holding", "input")]
+    def _sim_device(self, ent: str, dev: str, unit: int, profile: str) -> SimDevice:
+        size = table_sizes(profile_points(profile))
+        regs = {t: SimData(0, count=size[t], values=0, datatype=DataType.REGISTERS) for t in ("holding", "input")}
         bits = SimData(0, count=16, values=0, datatype=DataType.BITS)
-        action = partial(self._action, (ent, d.id))
-        return SimDevice(id=d.unit, simdata=([bits], [bits], [blocks[0]], [blocks[1]]), action=action)
+        return SimDevice(id=unit, simdata=([bits], [bits], [regs["holding"]], [regs["input"]]),
+                         action=partial(self._action, (ent, dev)))
 
     async def _action(self, key: tuple[str, str], _fc: int, _start: int, _addr: int, _count: int,
                       _regs: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
-        # a device behind a serial gateway that stopped answering: the gateway says so (0x0B)
-        if set_values is None and self.faults.get(key) == "offline":
+        # an offline device behind the enterprise's gateway: the gateway says it got no answer (0x0B),
+        # as pymodbus itself does for a unit it does not know. The tick's own writes still land.
+        if set_values is None and self.engine.faults.get(key) == "offline":
             return ExcCodes.GATEWAY_NO_RESPONSE
         return None
 
     # ---- ticks --------------------------------------------------------------------------
-    async def _loop(self) -> None:
+    async def _loop(self, mono0: float) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.tick_s)
-            await self._tick()
+            due = mono0 + self.engine.next_tick * self.tick_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            done = 0
+            while self.engine.next_tick * self.tick_s + mono0 <= loop.time() and done < _CATCH_UP:
+                await self._tick_once(time.time())
+                done += 1
+            if done > 1:
+                log.debug("simulated park caught up %d late ticks", done - 1)
 
-    async def _tick(self) -> None:
-        now = time.time()
-        dt_s = (now - self._last) * self.speed
-        self._last = now
-        self.sim_ms = self.sim_start_ms + int((now - self._wall0) * self.speed * 1000)
-        if dt_s > 0:
-            self.model.step(self.sim_ms, dt_s)
+    async def _tick_once(self, now: float) -> None:
         wall_ms = int(now * 1000)
-        rows: list[Row] = []
-        for ent, server in zip(self.model.enterprises, self._servers, strict=True):
-            for d in ent.devices:
-                rows += await self._write_device(server, ent.key, d, wall_ms)
+        writes, rows, balances = self.engine.tick(wall_ms)
+        for w in writes:  # one whole table per call: a poll sees this tick or the last, never a mix
+            refused = await self._servers[w.enterprise].context.async_setValues(w.unit, w.function_code, 0, w.words)
+            if refused is not None:
+                raise RuntimeError(f"{w.enterprise} unit {w.unit}: pymodbus refused the register write: {refused}")
         self.ticks += 1
         self.tick_times.append(wall_ms)
         if self._tick_file:
             self._tick_file.write(f"{wall_ms}\n")
             self._tick_file.flush()
-        if self._gt and rows:
-            self._gt.write(rows)
-
-    async def _write_device(self, server: ModbusTcpServer, ent: str, d: Device, wall_ms: int) -> list[Row]:
-        fault = self.faults.get((ent, d.id))
-        if fault == "meter_reset":
-            for name in ("import", "export", "generation", "curtailed", "charge", "discharge", "volume"):
-                if name in d.values:
-                    d.values[name] = 0.0
-            del self.faults[(ent, d.id)]
-        rows: list[Row] = []
-        images: dict[str, list[int]] = {}
-        for p in self._points[d.kind]:
-            img = images.setdefault(p.table, [])
-            words, represented = encode(p, d.values[p.name])
-            rep: float | None = represented
-            if fault == "sentinel" and p.sentinels:
-                words, rep = sentinel_words(p), None
-            at = p.span[0]  # the profiles' simulated devices have no scale-factor registers
-            img.extend([0] * (at + len(words) - len(img)))
-            img[at : at + len(words)] = words
-            rows.append((wall_ms, self.sim_ms, ent, d.id, p.name, d.values[p.name], rep))
-        for table, img in images.items():
-            await server.context.async_setValues(d.unit, _FC[table], 0, img)
-        return rows
+        if self._gt:
+            self._gt.write(rows, balances)
 
     # ---- for callers -----------------------------------------------------------------------
     def set_fault(self, enterprise: str, device: str, kind: str | None) -> None:
-        if kind is not None and kind not in FAULTS:
-            raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(FAULTS)}")
-        if kind is None:
-            self.faults.pop((enterprise, device), None)
-        else:
-            self.faults[(enterprise, device)] = kind
+        """``offline``, ``sentinel``, ``meter_reset`` (once), or ``None`` to clear."""
+        self.engine.set_fault(enterprise, device, kind)
 
     def park_info(self) -> dict[str, Any]:
-        info = dict(self.model.info)
-        info["enterprises"] = {e.key: e.name for e in self.model.enterprises}
-        return info
+        return park_info(self.definition)
 
-    def edge_configs(self, mqtt_host: str, mqtt_port: int, buffer_dir: str,
+    def edge_configs(self, mqtt_host: str, mqtt_port: int, buffer_dir: str | Path,
                      poll_interval_s: float = 2.0) -> dict[str, dict[str, Any]]:
-        park = self.model.info["key"]
-        out: dict[str, dict[str, Any]] = {}
-        for ent in self.model.enterprises:
-            out[ent.key] = {
-                "gateway": {"park": park, "enterprise": ent.key, "id": f"gw-{ent.key}"},
-                "mqtt": {"host": mqtt_host, "port": mqtt_port},
-                "buffer": {"path": str(Path(buffer_dir) / f"gw-{ent.key}.db")},
-                "publish": {"interval_s": 1.0},
-                "poll_interval_s": poll_interval_s,
-                "devices": [{"id": d.id, "name": d.name, "driver": "modbus_tcp", "host": self.host,
-                             "port": self.ports[ent.key], "unit": d.unit, "profile": PROFILES[d.kind]}
-                            for d in ent.devices],
-            }
-        return out
-
-
-async def _wait_listening(host: str, port: int, within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            _r, w = await asyncio.open_connection(host, port)
-            w.close()
-            await w.wait_closed()
-            return
-        except OSError:
-            await asyncio.sleep(0.02)
-    raise RuntimeError(f"simulated Modbus server did not listen on {host}:{port}")
+        if not self.ports:
+            raise RuntimeError("the park is not running yet: its ports are assigned on start")
+        return edge_configs(self.definition, self.ports, mqtt_host, mqtt_port, buffer_dir,
+                            poll_interval_s=poll_interval_s, modbus_host=self.host)
 
 
 class ThreadedPark:
@@ -225,42 +209,71 @@ class ThreadedPark:
                 async with self.park:
                     self._ready.set()
                     await self._stop.wait()
-            except BaseException as exc:
+            except BaseException as exc:  # reported to the starting thread
                 self._error = exc
                 self._ready.set()
 
-        self._loop.run_until_complete(main())
-        self._loop.close()
+        try:
+            self._loop.run_until_complete(main())
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
 
-    def start(self) -> ThreadedPark:
+    def start(self, timeout_s: float = 30.0) -> ThreadedPark:
         self._thread.start()
-        self._ready.wait(30)
+        if not self._ready.wait(timeout_s):
+            self.stop()
+            raise RuntimeError(f"simulated park did not start within {timeout_s} s")
         if self._error:
+            self._thread.join(10)
             raise RuntimeError(f"simulated park failed to start: {self._error}") from self._error
         return self
 
-    def call(self, fn: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-        return asyncio.run_coroutine_threadsafe(fn(), self._loop).result(10)
+    def _call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn`` on the park's loop (its state is the loop's) and return its result or raise."""
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def set_fault(self, enterprise: str, device: str, kind: str | None) -> None:
-        self._loop.call_soon_threadsafe(self.park.set_fault, enterprise, device, kind)
+        self._call(self.park.set_fault, enterprise, device, kind)
 
     @property
     def ports(self) -> dict[str, int]:
-        return self.park.ports
+        return dict(self.park.ports)
+
+    @property
+    def sim_ms(self) -> int:
+        return self.park.sim_ms
 
     def park_info(self) -> dict[str, Any]:
         return self.park.park_info()
 
-    def edge_configs(self, mqtt_host: str, mqtt_port: int, buffer_dir: str,
+    def edge_configs(self, mqtt_host: str, mqtt_port: int, buffer_dir: str | Path,
                      poll_interval_s: float = 2.0) -> dict[str, dict[str, Any]]:
         return self.park.edge_configs(mqtt_host, mqtt_port, buffer_dir, poll_interval_s)
 
     def stop(self) -> None:
-        if self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(15)
+        """Stop serving and join the thread; safe to call twice."""
+        if self._thread.is_alive() and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.ident is not None:
+            self._thread.join(15)
+        if self._thread.is_alive():
+            raise RuntimeError("simulated park thread did not stop within 15 s")
+
+    def __enter__(self) -> ThreadedPark:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
 
-def start_in_thread(**kwargs: Any) -> ThreadedPark:
-    return ThreadedPark(SimulatedPark(**kwargs)).start()
+def start_in_thread(definition: dict[str, Any] | ParkDef | str | Path | None = None, seed: int = 2025,
+                    speed: float = 60.0, port_base: int | None = None, ground_truth_path: str | Path | None = None,
+                    **kwargs: Any) -> ThreadedPark:
+    """Start a :class:`SimulatedPark` in a background thread; ``.ports``, ``.set_fault()``, ``.stop()``."""
+    return ThreadedPark(SimulatedPark(definition, seed, speed, port_base, ground_truth_path, **kwargs)).start()
+

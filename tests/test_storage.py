@@ -91,3 +91,10 @@ def test_many_messages_in_one_transaction(store: Store) -> None:
     res = store.write_batches(items)
     assert res.inserted == 40 * 50
     assert store.count_readings() == 2000
+
+
+def test_park_class_is_checked(store: Store) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="park_class 'low-carbon' is not one of low_carbon, zero_carbon, none"):
+        store.upsert_park("demo", "示范园区", "Demo", "low-carbon")

@@ -33,9 +33,13 @@ class IndicatorResult:
 
 
 class Indicator(Protocol):
+    """What every indicator class offers; its compute function and inputs are its own (numbers in,
+    an :class:`IndicatorResult` out), since a share needs energy flows and a PUE needs other meters."""
+
     key: str
     name_zh: str
     name_en: str
+    unit: str
 
 
 # key -> "module:Class"; adding an indicator is one module and one line here
@@ -45,6 +49,18 @@ INDICATORS: dict[str, str] = {
 
 
 def load(key: str) -> Indicator:
+    """An instance of the indicator registered under ``key``."""
+    if key not in INDICATORS:
+        raise KeyError(f"no indicator {key!r}; known: {', '.join(sorted(INDICATORS))} (analytics.indicators.base)")
     module, _, cls = INDICATORS[key].partition(":")
     ind: Indicator = getattr(importlib.import_module(module), cls)()
     return ind
+
+
+def status_for(value: float | None, target: float | None) -> Status:
+    """Met when the value reaches the target; no value means the period had too little data."""
+    if value is None:
+        return "insufficient_data"
+    if target is None:
+        return "no_target"
+    return "met" if value >= target - 1e-9 else "below_target"  # float noise must not fail a park

@@ -32,6 +32,7 @@ from .base import (
 )
 
 Row = tuple[int, int, float | None, int]
+PARK_CLASSES = ("low_carbon", "zero_carbon", "none")  # 低碳园区 / 零碳园区 / neither
 
 
 class SqlStore:
@@ -98,6 +99,8 @@ class SqlStore:
         return int(found)
 
     def upsert_park(self, key: str, name_zh: str, name_en: str, park_class: str, region: str = "") -> None:
+        if park_class not in PARK_CLASSES:
+            raise ValueError(f"park {key!r}: park_class {park_class!r} is not one of {', '.join(PARK_CLASSES)}")
         with self._tx() as conn:
             pid = self._park_id(conn, key)
             conn.execute(s.parks.update().where(s.parks.c.id == pid).values(

@@ -1,0 +1,174 @@
+"""The park definition: enterprises, their devices and the physical sizes the simulation needs.
+
+A definition is YAML (``park_default.yaml`` is the shipped demo park). It is checked on load and
+every error names the enterprise and device, so a hand-edited park fails with a fix, not a
+``KeyError`` in the middle of a tick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge_agent.config import load_profile
+
+DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
+
+Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "cems"]
+
+# device kind -> the register map it serves by default (edge_agent/profiles/<name>.yaml)
+PROFILES: dict[str, str] = {
+    "grid_meter": "sim_grid_meter", "pv": "sim_pv_inverter", "wind": "sim_wind_turbine",
+    "battery": "sim_battery", "water_meter": "sim_water_meter", "gas_meter": "sim_gas_meter",
+    "cems": "sim_cems",
+}
+
+# the values the physics produces per kind; a profile may expose any subset of them
+KIND_VALUES: dict[str, tuple[str, ...]] = {
+    "grid_meter": ("import", "export", "power"),
+    "pv": ("generation", "power", "curtailed"),
+    "wind": ("generation", "power", "curtailed"),
+    "battery": ("charge", "discharge", "power", "soc"),
+    "water_meter": ("volume", "flow"),
+    "gas_meter": ("volume",),
+    "cems": ("so2", "nox", "particulate", "o2", "flow", "temperature"),
+}
+
+# kinds that need a size, and which field holds it
+_SIZES: dict[str, tuple[str, ...]] = {"pv": ("capacity_kw",), "wind": ("capacity_kw",),
+                                      "battery": ("power_kw", "capacity_kwh")}
+
+
+class DefinitionError(ValueError):
+    """The park definition is wrong; the message names the enterprise / device and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class DeviceDef(_Strict):
+    id: _Id
+    name: str = ""
+    kind: Kind
+    unit: Annotated[int, Field(ge=1, le=247)]
+    profile: str | None = None  # defaults to PROFILES[kind]
+    capacity_kw: Annotated[float | None, Field(gt=0)] = None  # PV / wind nameplate
+    power_kw: Annotated[float | None, Field(gt=0)] = None  # battery converter limit
+    capacity_kwh: Annotated[float | None, Field(gt=0)] = None  # battery energy
+
+    @property
+    def profile_name(self) -> str:
+        return self.profile or PROFILES[self.kind]
+
+    @model_validator(mode="after")
+    def _check(self) -> DeviceDef:
+        for need in _SIZES.get(self.kind, ()):
+            if getattr(self, need) is None:
+                raise ValueError(f"kind {self.kind} needs {need}")
+        try:
+            points = load_profile(self.profile_name)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        unknown = [p["name"] for p in points if p["name"] not in KIND_VALUES[self.kind]]
+        if unknown:
+            raise ValueError(f"profile {self.profile_name} has points {unknown} that a simulated {self.kind} "
+                             f"does not produce (it produces {', '.join(KIND_VALUES[self.kind])})")
+        return self
+
+
+class EnterpriseDef(_Strict):
+    key: _Id
+    name: str = ""
+    load_kw: Annotated[float, Field(ge=0)]  # base load; the shift pattern shapes it
+    shifts: Literal["three", "day", "flat"] = "three"
+    export_limit_kw: Annotated[float, Field(ge=0)] = 0.0  # what the grid takes; the rest is curtailed
+    water_m3h: Annotated[float, Field(ge=0)] = 0.0
+    gas_m3h: Annotated[float, Field(ge=0)] = 0.0
+    devices: list[DeviceDef]
+
+    @model_validator(mode="after")
+    def _unique(self) -> EnterpriseDef:
+        ids, units = [d.id for d in self.devices], [str(d.unit) for d in self.devices]
+        for what, seq in (("device id", ids), ("unit id", units)):
+            dup = sorted({x for x in seq if seq.count(x) > 1})
+            if dup:
+                raise ValueError(f"{what} {', '.join(dup)} appears twice (one server per enterprise, "
+                                 "so devices need distinct ids and unit ids)")
+        for kind in ("grid_meter", "battery"):
+            if sum(d.kind == kind for d in self.devices) > 1:
+                raise ValueError(f"at most one {kind} per enterprise (the balance is per enterprise)")
+        return self
+
+
+class ParkInfo(_Strict):
+    key: _Id
+    name_zh: str
+    name_en: str = ""
+    park_class: Literal["zero_carbon", "low_carbon", "general"] = "zero_carbon"
+    region: str = ""
+    latitude: Annotated[float, Field(ge=-90, le=90)] = 41.0
+    longitude: Annotated[float, Field(ge=-180, le=180)] = 111.0
+
+
+class ParkDef(_Strict):
+    park: ParkInfo
+    enterprises: Annotated[list[EnterpriseDef], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> ParkDef:
+        keys = [e.key for e in self.enterprises]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ValueError(f"enterprise key {', '.join(dup)} appears twice")
+        return self
+
+
+def load_definition(path: str | Path | None = None) -> dict[str, Any]:
+    """The raw definition (a dict, so callers can derive bigger parks from it); see :func:`parse_definition`."""
+    p = Path(path or DEFAULT_PARK)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DefinitionError(f"{p}: no such park definition; omit --park for the shipped demo park") from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DefinitionError(f"{p}: expected a mapping with 'park' and 'enterprises'")
+    parse_definition(doc, str(p))  # fail here, with the file name, rather than at start-up
+    return doc
+
+
+def _where(doc: Any, loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    node = doc
+    for i, key in enumerate(loc):
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        prev = loc[i - 1] if i else None
+        if prev == "enterprises" and isinstance(node, dict):
+            parts.append(f"enterprise {node.get('key', key)!r}")
+        elif prev == "devices" and isinstance(node, dict):
+            parts.append(f"device {node.get('id', key)!r}")
+        elif not isinstance(key, int) and key not in ("enterprises", "devices"):
+            parts.append(f"field {key}")
+    return ", ".join(parts) or "top level"
+
+
+def parse_definition(doc: dict[str, Any] | ParkDef, source: str = "<park>") -> ParkDef:
+    if isinstance(doc, ParkDef):
+        return doc
+    try:
+        return ParkDef.model_validate(doc)
+    except ValidationError as exc:
+        lines = [f"{source}: {len(exc.errors())} problem(s) in the park definition:"]
+        lines += [f"  - {_where(doc, tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise DefinitionError("\n".join(lines)) from None
