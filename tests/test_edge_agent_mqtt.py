@@ -173,3 +173,36 @@ def test_sigkill_mid_replay_loses_no_batch(mosquitto: Mosquitto, tmp_path: Path)
     assert len(stamps) == len(set(stamps))
     ing.stop()
     store.close()
+
+
+def test_agent_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    """A mosquitto TLS listener that requires a client certificate signed by the park's CA."""
+    from ingest.embedded_broker import start_mosquitto
+    from parkmon.netutil import free_port
+
+    from .tls_certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    tls_port = free_port()
+    broker = start_mosquitto(tmp_path / "mq", extra_conf=(
+        f"listener {tls_port} 127.0.0.1\ncafile {pki['ca']}\ncertfile {pki['server_crt']}\n"
+        f"keyfile {pki['server_key']}\nrequire_certificate true\nuse_identity_as_username true\n"))
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    ing = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=store.url), store)  # inside: plain listener
+    ing.start()
+    try:
+        with register_server({1: {"holding": {1: 7}}}) as port:
+            tls = {"ca_file": pki["ca"], "cert_file": pki["client_crt"], "key_file": pki["client_key"]}
+            agent = Agent(_config(port, tls_port, tmp_path, mqtt={"port": tls_port, "tls": tls}))
+            with running(agent):
+                wait_for(lambda: store.count_readings() >= 6, what="readings over TLS")
+            # without a client certificate the broker refuses the gateway
+            bare = Agent(_config(port, tls_port, tmp_path / "b", mqtt={"port": tls_port, "tls": {"ca_file": pki["ca"]}}))
+            with running(bare):
+                time.sleep(2)
+                assert not bare.publisher.connected
+                assert bare.buffer.depth()[1] > 0, "what it polled waits on disk, not lost"
+    finally:
+        ing.stop()
+        broker.stop()
+        store.close()
