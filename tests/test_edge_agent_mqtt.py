@@ -197,7 +197,8 @@ def test_agent_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
             with running(agent):
                 wait_for(lambda: store.count_readings() >= 6, what="readings over TLS")
             # without a client certificate the broker refuses the gateway
-            bare = Agent(_config(port, tls_port, tmp_path / "b", mqtt={"port": tls_port, "tls": {"ca_file": pki["ca"]}}))
+            no_cert = {"port": tls_port, "tls": {"ca_file": pki["ca"]}}
+            bare = Agent(_config(port, tls_port, tmp_path / "b", mqtt=no_cert))
             with running(bare):
                 time.sleep(2)
                 assert not bare.publisher.connected
