@@ -45,6 +45,7 @@ class PointConfig(_Strict):
     table: RegisterTable = "holding"
     address: Annotated[int | None, Field(ge=0, le=65535)] = None  # Modbus register / coil
     node_id: str | None = None  # OPC UA, e.g. "ns=2;s=Meter1.Power"
+    di: Annotated[str | None, Field(pattern=r"^[0-9A-Fa-f]{8}$")] = None  # DL/T 645 data identifier
     type: DataType = "uint16"
     order: WordOrder = "ABCD"
     count: Annotated[int | None, Field(ge=1, le=125)] = None  # registers, only for string
@@ -115,7 +116,9 @@ class DeviceConfig(_Strict):
     # modbus_tcp: Modbus TCP; modbus_rtu: RTU on a serial line; modbus_rtu_over_tcp: RTU frames
     # through a TCP serial server / 4G DTU (several unit ids behind one connection)
     # opcua: an OPC UA server (endpoint), subscriptions with polling as the fallback
-    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua"] = "modbus_tcp"
+    # dlt645: DL/T 645-2007 meters, on a serial line (serial) or through a TCP serial server (host/port)
+    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua", "dlt645"] = "modbus_tcp"
+    meter_address: Annotated[str | None, Field(pattern=r"^([0-9]{12}|[Aa]{12})$")] = None  # DL/T 645
     endpoint: str | None = None  # opc.tcp://host:4840/path
     opcua_mode: Literal["subscription", "poll"] = "subscription"
     host: str = "127.0.0.1"
@@ -133,9 +136,18 @@ class DeviceConfig(_Strict):
     def _unique(self) -> DeviceConfig:
         if self.driver == "modbus_rtu" and self.serial is None:
             raise ValueError("driver modbus_rtu needs serial: {device: /dev/ttyUSB0, baudrate: 9600, ...}")
-        if self.driver != "modbus_rtu" and self.serial is not None:
-            raise ValueError(f"serial settings are for driver modbus_rtu, not {self.driver}")
-        if self.driver == "opcua":
+        if self.driver not in ("modbus_rtu", "dlt645") and self.serial is not None:
+            raise ValueError(f"serial settings are for drivers modbus_rtu and dlt645, not {self.driver}")
+        if self.driver == "dlt645":
+            from .dlt645 import FORMATS
+
+            if not self.meter_address:
+                raise ValueError("driver dlt645 needs meter_address: the 12 digits on the meter's nameplate")
+            for p in self.points:
+                if p.di is None or int(p.di, 16) not in FORMATS:
+                    known = ", ".join(f"{d:08X}" for d in FORMATS)
+                    raise ValueError(f"point {p.name!r}: DL/T 645 points need a di parkmon can decode ({known})")
+        elif self.driver == "opcua":
             if not self.endpoint:
                 raise ValueError("driver opcua needs endpoint: opc.tcp://host:4840/...")
             missing = [p.name for p in self.points if not p.node_id]
