@@ -33,8 +33,10 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.buffer import DiskBuffer
 from ingest.embedded_broker import start_mosquitto
 from parkmon import wire
+from parkmon.netutil import free_port
 
 HERE = Path(__file__).resolve().parent
 
@@ -103,6 +105,45 @@ def measure(proc: subprocess.Popen[bytes], counter: Counter, warmup: float, seco
     return out
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def outage(info: dict[str, Any], units: int, work: Path, seconds: float, buffer_mb: float) -> dict[str, Any]:
+    """The broker unreachable for the whole run: every sample goes to the disk buffer, which fills to
+    its limit and then drops its oldest. Memory must stay flat through both regimes."""
+    dead_port = free_port()  # nothing listens: the gateway's uplink is down
+    cfg = agent_config(info["ports"], units, dead_port, work / "outage.db")
+    cfg["buffer"]["max_mb"] = buffer_mb
+    path = work / "outage.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    agent = subprocess.Popen([sys.executable, "-m", "parkmon.cli", "edge", "run", "-c", str(path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rss: list[float] = []
+    t0 = time.monotonic()
+    c0 = None
+    while time.monotonic() - t0 < seconds:
+        time.sleep(seconds / 12)
+        rss.append(_rss_mb(agent.pid))
+        if c0 is None:
+            c0 = _cpu(agent.pid)
+    cpu = _cpu(agent.pid) - (c0 or 0.0)
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(30)
+    buf = DiskBuffer(work / "outage.db", "gw1", int(buffer_mb * 1024 * 1024))
+    _batches, samples, _ = buf.depth()
+    dropped = buf.dropped()
+    buf.close()
+    half = len(rss) // 2
+    return {"seconds": seconds, "buffer_limit_mb": buffer_mb, "rss_mb_samples": rss,
+            "rss_growth_mb_second_half": round(max(rss[half:]) - min(rss[half:]), 1),
+            "buffered_samples_at_end": samples, "dropped_oldest_samples": dropped,
+            "cpu_s_per_1000_values_buffered": round(cpu / max(1, (samples + dropped) / 1000), 4)}
+
+
 def agent_config(ports: list[int], units: int, mqtt_port: int, buffer: Path) -> dict[str, Any]:
     points = [{"name": f"v{i:02d}", "metric": "elec.active_power", "address": 2 * i, "type": "float32"}
               for i in range(25)]
@@ -123,6 +164,10 @@ def main() -> int:
     ap.add_argument("--units", type=int, default=20)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--outage-seconds", type=float, default=60.0,
+                    help="then run the agent with its broker unreachable this long (0: skip)")
+    ap.add_argument("--outage-buffer-mb", type=float, default=4.0,
+                    help="disk buffer limit for the outage run: small, so it fills and drops oldest")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="parkmon-bench-edge-") as tmp:
         work = Path(tmp)
@@ -149,6 +194,8 @@ def main() -> int:
             bare.update({"requests_per_device_per_cycle": 1.0, "durability": "none"})
             bare_proc.send_signal(signal.SIGTERM)
             bare_proc.wait(30)
+            long_outage = (outage(info, args.units, work, args.outage_seconds, args.outage_buffer_mb)
+                           if args.outage_seconds else None)
         finally:
             devices.send_signal(signal.SIGTERM)
             devices.wait(30)
@@ -157,7 +204,7 @@ def main() -> int:
     print(json.dumps({
         "load": {"devices": args.servers * args.units, "values_per_device": 25, "poll_s": 1.0,
                  "expected_values_per_s": expected},
-        "parkmon_agent": parkmon, "bare_loop": bare,
+        "parkmon_agent": parkmon, "bare_loop": bare, "parkmon_agent_broker_unreachable": long_outage,
         "ratios": {"cpu_parkmon_over_bare": round(parkmon["cpu_s_per_1000_values"]
                                                  / max(1e-9, bare["cpu_s_per_1000_values"]), 2),
                    "rss_parkmon_over_bare": round(parkmon["peak_rss_mb"] / max(1e-9, bare["peak_rss_mb"]), 2),
