@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from parkmon import metrics, wire
+from parkmon.locate import describe_location
 
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal[
@@ -238,22 +239,7 @@ def load_profile(name: str) -> list[dict[str, Any]]:
 
 
 def _where(cfg: dict[str, Any], loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic location into 'device grid1, point import, field scale'."""
-    parts: list[str] = []
-    node: Any = cfg
-    for i, key in enumerate(loc):
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        prev = loc[i - 1] if i else None
-        if prev == "devices" and isinstance(node, dict):
-            parts.append(f"device {node.get('id', key)!r}")
-        elif prev == "points" and isinstance(node, dict):
-            parts.append(f"point {node.get('name', key)!r}")
-        elif key not in ("devices", "points") and not isinstance(key, int):
-            parts.append(f"field {key}")
-    return ", ".join(parts) or "top level"
+    return describe_location(cfg, loc, {"devices": ("device", "id"), "points": ("point", "name")})
 
 
 def _apply_profile(dev: Any) -> Any:

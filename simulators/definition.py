@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_agent.config import load_profile
+from parkmon.locate import describe_location
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 
@@ -146,21 +147,7 @@ def load_definition(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def _where(doc: Any, loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    node = doc
-    for i, key in enumerate(loc):
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        prev = loc[i - 1] if i else None
-        if prev == "enterprises" and isinstance(node, dict):
-            parts.append(f"enterprise {node.get('key', key)!r}")
-        elif prev == "devices" and isinstance(node, dict):
-            parts.append(f"device {node.get('id', key)!r}")
-        elif not isinstance(key, int) and key not in ("enterprises", "devices"):
-            parts.append(f"field {key}")
-    return ", ".join(parts) or "top level"
+    return describe_location(doc, loc, {"enterprises": ("enterprise", "key"), "devices": ("device", "id")})
 
 
 def parse_definition(doc: dict[str, Any] | ParkDef, source: str = "<park>") -> ParkDef:
