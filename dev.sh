@@ -55,6 +55,10 @@ case "${1:-}" in
     echo "    ok"
     echo "==> pytest"
     .venv/bin/python -m pytest -ra "$@"
+    # figures, not pass/fail: speed and memory targets are read from these, never asserted in tests
+    echo "==> bench (short runs; full runs: see README)"
+    .venv/bin/python bench/edge.py --seconds 10 --warmup 3 --outage-seconds 20
+    .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3
     ;;
   *)
     echo "usage: ./dev.sh demo [parkmon demo options] | ./dev.sh test [pytest options]" >&2

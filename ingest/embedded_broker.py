@@ -40,6 +40,7 @@ class Mosquitto:
     port: int
     host: str = "127.0.0.1"
     extra_conf: str = ""
+    pre_conf: str = ""  # global options that must come before the first listener
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -54,7 +55,7 @@ class Mosquitto:
         # A local broker for the demo and the tests runs as whoever started it.
         run_as = f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
         self.conf_path.write_text(
-            run_as +
+            run_as + self.pre_conf +
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
             "persistence true\n"
@@ -101,7 +102,7 @@ class Mosquitto:
         self.start()
 
 
-def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = "") -> Mosquitto:
-    broker = Mosquitto(Path(workdir), port or free_port(), extra_conf=extra_conf)
+def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = "", pre_conf: str = "") -> Mosquitto:
+    broker = Mosquitto(Path(workdir), port or free_port(), extra_conf=extra_conf, pre_conf=pre_conf)
     broker.start()
     return broker

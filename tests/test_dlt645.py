@@ -117,3 +117,63 @@ def test_random_and_mutated_bytes_never_crash_the_parser() -> None:
             continue
         with contextlib.suppress(dlt645.Dlt645Error):
             dlt645.read_reply(frame, 0x00010000)
+
+
+def test_meter_on_a_serial_line(tmp_path: object) -> None:
+    """The driver's serial path: a real pseudo-terminal pair (socat), a meter answering on one end."""
+    import shutil
+    import subprocess
+    import threading
+    import time
+    from pathlib import Path
+
+    import serial  # type: ignore[import-untyped]
+
+    if shutil.which("socat") is None:
+        pytest.skip("socat is not installed (apt-get install socat): it makes the virtual serial line")
+    a, b = Path(str(tmp_path)) / "ttyA", Path(str(tmp_path)) / "ttyB"
+    socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while not (a.exists() and b.exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    line = Dlt645Line(0, {"398192000337": {0x00010000: 777.77, 0x02800002: 50.02}})  # the answering logic only
+    stop = threading.Event()
+
+    def meter() -> None:
+        port = serial.Serial(str(a), 2400, parity="E", timeout=0.05)
+        buf = b""
+        while not stop.is_set():
+            buf += bytes(port.read(64))
+            need = dlt645.frame_length(buf)
+            if need is not None and len(buf) >= need:
+                reply = line._answer(dlt645.parse(buf[:need]))
+                buf = buf[need:]
+                if reply:
+                    port.write(reply)
+        port.close()
+
+    t = threading.Thread(target=meter, daemon=True)
+    t.start()
+    try:
+        dev = DeviceConfig.model_validate({
+            "id": "m", "driver": "dlt645", "meter_address": "398192000337", "timeout_s": 1.0,
+            "serial": {"device": str(b), "baudrate": 2400, "parity": "E"},
+            "points": [{"name": "import", "metric": "elec.import.energy", "di": "00010000"},
+                       {"name": "freq", "metric": "elec.frequency", "di": "02800002"}]})
+
+        async def go() -> list[tuple[str, int, float | None, int]]:
+            drv = Dlt645Driver(dev)
+            await drv.open()
+            try:
+                return await drv.read()
+            finally:
+                await drv.close()
+
+        got = {k: (v, q) for k, _, v, q in asyncio.run(go())}
+    finally:
+        stop.set()
+        t.join(5)
+        socat.terminate()
+        socat.wait(5)
+    assert got == {"m.import": (pytest.approx(777.77), quality.GOOD), "m.freq": (pytest.approx(50.02), quality.GOOD)}

@@ -207,3 +207,36 @@ def test_agent_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
         ing.stop()
         broker.stop()
         store.close()
+
+
+def test_agent_with_username_and_password(tmp_path: Path) -> None:
+    """A listener that refuses anonymous clients: the gateway logs in with its own credentials."""
+    import subprocess
+
+    from ingest.embedded_broker import start_mosquitto
+    from parkmon.netutil import free_port
+
+    pwfile = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "gw-e01", "s3cret-e01"], check=True)
+    auth_port = free_port()
+    broker = start_mosquitto(tmp_path / "mq", pre_conf="per_listener_settings true\n", extra_conf=(
+        f"listener {auth_port} 127.0.0.1\nallow_anonymous false\npassword_file {pwfile}\n"))
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    ing = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=store.url), store)  # the open inside listener
+    ing.start()
+    try:
+        with register_server({1: {"holding": {1: 7}}}) as port:
+            good = Agent(_config(port, auth_port, tmp_path, mqtt={
+                "port": auth_port, "username": "gw-e01", "password": "s3cret-e01"}))
+            with running(good):
+                wait_for(lambda: store.count_readings() >= 6, what="readings with a password")
+            wrong = Agent(_config(port, auth_port, tmp_path / "w", mqtt={
+                "port": auth_port, "username": "gw-e01", "password": "guess"}))
+            with running(wrong):
+                time.sleep(2)
+                assert not wrong.publisher.connected
+                assert wrong.buffer.depth()[1] > 0, "refused, it keeps what it polled on disk"
+    finally:
+        ing.stop()
+        broker.stop()
+        store.close()
