@@ -76,6 +76,8 @@ class Ingestor:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._sub_mid = -1
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self.connected = threading.Event()
         # called after each commit with the batches and the commit time (ms): delay figures, and later
@@ -105,11 +107,17 @@ class Ingestor:
             log.warning("broker %s:%s refused ingest: %s", self.config.mqtt_host, self.config.mqtt_port, rc)
             return
         self._generation += 1
-        client.subscribe([(self.data_filter, 1), (f"{wire.TOPIC_ROOT}/+/+/+/meta", 1),
-                          (f"{wire.TOPIC_ROOT}/+/+/+/status", 1), (f"{wire.TOPIC_ROOT}/+/+/+/health", 1)])
+        _rc, mid = client.subscribe([
+            (self.data_filter, 1), (f"{wire.TOPIC_ROOT}/+/+/+/meta", 1),
+            (f"{wire.TOPIC_ROOT}/+/+/+/status", 1), (f"{wire.TOPIC_ROOT}/+/+/+/health", 1)])
+        self._sub_mid = -1 if mid is None else mid
         log.info("ingest connected to %s:%s (session present: %s)", self.config.mqtt_host,
                  self.config.mqtt_port, flags.session_present)
-        self.connected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any = None) -> None:
+        # "connected" means the broker has our subscriptions: from now on nothing passes us by
+        if mid == self._sub_mid:
+            self.connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         self.connected.clear()
