@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
@@ -63,6 +74,10 @@ def main(argv: list[str]) -> int:
     from ingest.store import open_store
     from simulators.runner import start_in_thread
 
+    if args.api_port and not _port_free(args.api_port):
+        print(f"parkmon demo: port {args.api_port} is in use; pass --api-port 0 for any free port "
+              f"(or --api-port N)", file=sys.stderr)
+        return 2
     work = Path(args.workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()

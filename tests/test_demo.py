@@ -44,3 +44,16 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmd:
             found.append(cmd)
     return found
+
+
+def test_demo_says_what_to_do_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "parkmon.cli", "demo", "--api-port", str(port),
+                              "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"port {port} is in use; pass --api-port 0" in out.stderr
