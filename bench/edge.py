@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import paho.mqtt.client as mqtt
 import yaml
+from _proc import cpu_s, peak_rss_mb, rss_mb
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.buffer import DiskBuffer
@@ -66,16 +67,8 @@ class Counter:
             return self.values
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def _polls(health: dict[str, Any] | None) -> tuple[int, int, int, int]:
@@ -86,10 +79,10 @@ def _polls(health: dict[str, Any] | None) -> tuple[int, int, int, int]:
 
 def measure(proc: subprocess.Popen[bytes], counter: Counter, warmup: float, seconds: float) -> dict[str, Any]:
     time.sleep(warmup)
-    c0, v0, t0, h0 = _cpu(proc.pid), counter.take(), time.monotonic(), counter.health
+    c0, v0, t0, h0 = cpu_s(proc.pid), counter.take(), time.monotonic(), counter.health
     time.sleep(seconds)
-    c1, v1, t1, h1 = _cpu(proc.pid), counter.take(), time.monotonic(), counter.health
-    rss = _peak_rss_mb(proc.pid)
+    c1, v1, t1, h1 = cpu_s(proc.pid), counter.take(), time.monotonic(), counter.health
+    rss = peak_rss_mb(proc.pid)
     values = v1 - v0
     out: dict[str, Any] = {"values_per_s": round(values / (t1 - t0), 1),
                            "cpu_s_per_1000_values": round((c1 - c0) / max(1, values) * 1000, 4),
@@ -105,11 +98,6 @@ def measure(proc: subprocess.Popen[bytes], counter: Counter, warmup: float, seco
     return out
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def outage(info: dict[str, Any], units: int, work: Path, seconds: float, buffer_mb: float) -> dict[str, Any]:
@@ -127,10 +115,10 @@ def outage(info: dict[str, Any], units: int, work: Path, seconds: float, buffer_
     c0 = None
     while time.monotonic() - t0 < seconds:
         time.sleep(seconds / 12)
-        rss.append(_rss_mb(agent.pid))
+        rss.append(rss_mb(agent.pid))
         if c0 is None:
-            c0 = _cpu(agent.pid)
-    cpu = _cpu(agent.pid) - (c0 or 0.0)
+            c0 = cpu_s(agent.pid)
+    cpu = cpu_s(agent.pid) - (c0 or 0.0)
     agent.send_signal(signal.SIGTERM)
     agent.wait(30)
     buf = DiskBuffer(work / "outage.db", "gw1", int(buffer_mb * 1024 * 1024))

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml
+from _proc import cpu_s, rss_mb
 
 from ingest.config import IngestConfig
 from ingest.consumer import Ingestor
@@ -147,15 +149,15 @@ def _run(copies: int, poll: float, seconds: float, warmup: float, db: str, work:
 
     time.sleep(warmup)
     agent_pids = [p.pid for p in agent_procs]
-    cpu0 = {p: _cpu(p) for p in (os.getpid(), sim.pid, *agent_pids)}
+    cpu0 = {p: cpu_s(p) for p in (os.getpid(), sim.pid, *agent_pids)}
     s0, r0, t0 = stats(), store.count_readings(), time.monotonic()
     measuring.set()
     time.sleep(seconds)
     measuring.clear()
     s1, r1, t1 = stats(), store.count_readings(), time.monotonic()
-    cpu1 = {p: _cpu(p) for p in cpu0}
-    rss = {"ingest": _rss_mb(os.getpid()), "simulator": _rss_mb(sim.pid),
-           "agents_per_process": max(_rss_mb(p) for p in agent_pids)}
+    cpu1 = {p: cpu_s(p) for p in cpu0}
+    rss = {"ingest": rss_mb(os.getpid()), "simulator": rss_mb(sim.pid),
+           "agents_per_process": max(rss_mb(p) for p in agent_pids)}
     for proc in agent_procs:
         proc.send_signal(signal.SIGTERM)
     for proc in agent_procs:
@@ -205,17 +207,8 @@ def _pcts(values: list[int]) -> dict[str, float | None]:
     return {k: pct(values, q) for k, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
 
 
-def _cpu(pid: int) -> float:
-    """user + system CPU seconds of a process, from /proc (ticks of 1/100 s)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def main() -> int:
