@@ -57,8 +57,11 @@ case "${1:-}" in
     .venv/bin/python -m pytest -ra "$@"
     # figures, not pass/fail: speed and memory targets are read from these, never asserted in tests
     echo "==> bench (short runs; full runs: see README)"
-    .venv/bin/python bench/edge.py --seconds 10 --warmup 3 --outage-seconds 20
-    .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3
+    # a benchmark that breaks is reported loudly but is not a failed test run
+    .venv/bin/python bench/edge.py --seconds 10 --warmup 3 --outage-seconds 20 \
+      || echo "!!! bench/edge.py failed (exit $?): see above"
+    .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3 \
+      || echo "!!! bench/pipeline.py failed (exit $?): see above"
     ;;
   *)
     echo "usage: ./dev.sh demo [parkmon demo options] | ./dev.sh test [pytest options]" >&2
