@@ -53,8 +53,6 @@ case "${1:-}" in
     .venv-edge/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('sqlalchemy', 'fastapi', 'psycopg', 'uvicorn') if u.find_spec(m)]; sys.exit(f'server libraries installed with [edge]: {bad}' if bad else 0)"
     .venv-edge/bin/parkmon edge check -c deploy/gateway/gateway.example.yaml >/dev/null
     echo "    ok"
-    echo "==> pytest"
-    .venv/bin/python -m pytest -ra "$@"
     # figures, not pass/fail: speed and memory targets are read from these, never asserted in tests
     echo "==> bench (short runs; full runs: see README)"
     # a benchmark that breaks is reported loudly but is not a failed test run
@@ -62,6 +60,8 @@ case "${1:-}" in
       || echo "!!! bench/edge.py failed (exit $?): see above"
     .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3 \
       || echo "!!! bench/pipeline.py failed (exit $?): see above"
+    echo "==> pytest (last, so its summary closes the run)"
+    .venv/bin/python -m pytest -ra "$@"
     ;;
   *)
     echo "usage: ./dev.sh demo [parkmon demo options] | ./dev.sh test [pytest options]" >&2
