@@ -74,7 +74,11 @@ class Agent:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # a library that swallows the cancellation mid-request must not keep the agent alive:
+            # the poll loops also watch the stop flag, and we wait for them a bounded time
+            _done, stuck = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
+            for t in stuck:
+                log.warning("poll task %s did not stop within 5 s; leaving it", t.get_name())
             flusher.cancel()
             reporter.cancel()
             await asyncio.gather(flusher, reporter, return_exceptions=True)
@@ -92,7 +96,7 @@ class Agent:
         h = self.health.setdefault(dev.id, DeviceHealth())
         step = self.interval(dev)
         next_at = (time.time() // step + 1) * step
-        while True:
+        while not self._stop.is_set():
             await asyncio.sleep(max(0.0, next_at - time.time()))
             samples = await drv.read()
             h.polls += 1
