@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from parkmon import metrics, wire
 from parkmon.locate import describe_location
+from parkmon.yamlfile import read_mapping
 
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal[
@@ -268,13 +269,6 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file; pass the gateway config with -c FILE") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping with gateway, mqtt and devices")
-    return parse_config(raw, str(p))
+    raw = read_mapping(path, ConfigError, "no such file; pass the gateway config with -c FILE",
+                       "gateway, mqtt and devices")
+    return parse_config(raw, str(path))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_agent.config import load_profile
 from parkmon.locate import describe_location
+from parkmon.yamlfile import read_mapping
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 
@@ -134,14 +134,8 @@ class ParkDef(_Strict):
 def load_definition(path: str | Path | None = None) -> dict[str, Any]:
     """The raw definition (a dict, so callers can derive bigger parks from it); see :func:`parse_definition`."""
     p = Path(path or DEFAULT_PARK)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DefinitionError(f"{p}: no such park definition; omit --park for the shipped demo park") from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise DefinitionError(f"{p}: expected a mapping with 'park' and 'enterprises'")
+    doc = read_mapping(p, DefinitionError, "no such park definition; omit --park for the shipped demo park",
+                       "'park' and 'enterprises'")
     parse_definition(doc, str(p))  # fail here, with the file name, rather than at start-up
     return doc
 
