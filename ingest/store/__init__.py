@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
-from .base import Store, StoreError, UnknownPointPolicy
+from .base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
 
 __all__ = ["STORES", "Store", "StoreError", "open_store"]
 
@@ -14,11 +15,12 @@ STORES: dict[str, str] = {
 }
 
 
-def open_store(url: str, unknown_points: UnknownPointPolicy = "register") -> Store:
+def open_store(url: str, unknown_points: UnknownPointPolicy = "register",
+               mirrors: Sequence[ReadingsMirror] = ()) -> Store:
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in STORES:
         raise ValueError(f"database URL {url!r}: scheme {scheme!r} is not one of {', '.join(STORES)} "
                          "(e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/db)")
     module, _, cls = STORES[scheme].partition(":")
-    store: Store = getattr(importlib.import_module(module), cls)(url, unknown_points=unknown_points)
+    store: Store = getattr(importlib.import_module(module), cls)(url, unknown_points=unknown_points, mirrors=mirrors)
     return store

@@ -97,6 +97,30 @@ class GatewayCompleteness:
 Series = dict[int, list[tuple[int, float | None, int]]]
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorRow:
+    """One sample as a mirror receives it: named, not by registry id."""
+
+    park: str
+    enterprise: str
+    device: str
+    point: str
+    ts_ms: int
+    value: float | None
+    quality: int
+
+
+class ReadingsMirror(Protocol):
+    """A second home for readings (e.g. a site's InfluxDB). Written inside the store's transaction,
+    before commit: if the mirror fails with :class:`StoreError`, nothing commits and nothing is acked,
+    so the mirror misses nothing; mirrors must be idempotent on (point, ts) like the store."""
+
+    name: str
+
+    def write(self, rows: Sequence[MirrorRow]) -> None: ...
+    def close(self) -> None: ...
+
+
 class StoreError(RuntimeError):
     """The database failed (down, full, timed out): transient, ingest retries and does not ack."""
 

@@ -6,9 +6,11 @@ detour through a temporary table is what makes it idempotent on (point_id, ts).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, create_engine
 
-from .base import UnknownPointPolicy
+from .base import ReadingsMirror, UnknownPointPolicy
 from .sql import Row, SqlStore
 
 _TEMP = ("CREATE TEMP TABLE IF NOT EXISTS readings_in "
@@ -19,8 +21,9 @@ _MERGE = ("INSERT INTO readings (point_id, ts, value, quality) "
 
 
 class PostgresStore(SqlStore):
-    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register") -> None:
-        super().__init__(url, unknown_points)
+    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register",
+                 mirrors: Sequence[ReadingsMirror] = ()) -> None:
+        super().__init__(url, unknown_points, mirrors)
         self.engine = create_engine(url, pool_pre_ping=True, pool_size=4,
                                     connect_args={"connect_timeout": 5})
 

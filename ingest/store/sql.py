@@ -23,8 +23,10 @@ from .base import (
     GatewayInfo,
     IncomingBatch,
     LatestReading,
+    MirrorRow,
     ParkInfo,
     PointInfo,
+    ReadingsMirror,
     Series,
     StoreError,
     UnknownPointPolicy,
@@ -40,9 +42,11 @@ class SqlStore:
 
     engine: Engine
 
-    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register") -> None:
+    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register",
+                 mirrors: Sequence[ReadingsMirror] = ()) -> None:
         self.url = url
         self.unknown_points = unknown_points
+        self.mirrors = list(mirrors)
         # registry ids, cached: the hot path must not query the registry per sample
         self._ids: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
@@ -131,6 +135,7 @@ class SqlStore:
         result = WriteResult()
         with self._tx() as conn:
             rows: list[Row] = []
+            mirrored: list[MirrorRow] = []
             quarantined: list[dict[str, Any]] = []
             for item in items:
                 gid = self._gateway_id(conn, item.park, item.enterprise, item.gateway)
@@ -151,9 +156,14 @@ class SqlStore:
                                             "reason": "unknown point (policy: quarantine)"})
                     else:
                         rows.append((pid, ts, value, q))
+                        if self.mirrors:
+                            dev, _, name = key.partition(".")
+                            mirrored.append(MirrorRow(item.park, item.enterprise, dev, name, ts, value, q))
             if quarantined:
                 conn.execute(s.quarantine.insert(), quarantined)
             inserted = self._insert_readings(conn, rows) if rows else 0
+            for mirror in self.mirrors:  # before commit: a failing mirror holds the ack back
+                mirror.write(mirrored)
         result.inserted = inserted
         result.duplicates = len(rows) - inserted
         result.quarantined = len(quarantined)
@@ -267,6 +277,8 @@ class SqlStore:
             return int(conn.execute(select(func.count()).select_from(s.readings)).scalar_one())
 
     def close(self) -> None:
+        for mirror in self.mirrors:
+            mirror.close()
         self.engine.dispose()
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 
-from .base import UnknownPointPolicy
+from .base import ReadingsMirror, UnknownPointPolicy
 from .sql import Row, SqlStore
 
 
 class SqliteStore(SqlStore):
-    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register") -> None:
-        super().__init__(url, unknown_points)
+    def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register",
+                 mirrors: Sequence[ReadingsMirror] = ()) -> None:
+        super().__init__(url, unknown_points, mirrors)
         self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(self.engine, "connect")
