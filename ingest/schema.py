@@ -17,6 +17,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -132,6 +133,10 @@ gateway_batches = Table(
     Column("seq", BigInteger, primary_key=True),
     Column("received_ms", BigInteger, nullable=False),
     Column("samples", Integer, nullable=False),
+    # the gateway's own send time: completeness is counted per day of sending, not of arrival,
+    # so a day replayed from a gateway's buffer a week later fills that day's gaps
+    Column("sent_ms", BigInteger, nullable=True),
+    Index("ix_gateway_batches_sent", "sent_ms"),
 )
 
 dead_letters = Table(
@@ -152,4 +157,38 @@ quarantine = Table(
     Column("value", Float(53), nullable=True),
     Column("quality", SmallInteger, nullable=False),
     Column("reason", Text, nullable=False),
+)
+
+
+def _rollup(name: str) -> Table:
+    """A rollup of readings over fixed buckets. Only good-quality values (quality < 64) enter
+    n/sum/min/max/first/last; ``n_all`` counts every sample, so a bucket of bad data is visible."""
+    return Table(
+        name, metadata,
+        Column("point_id", Integer, primary_key=True),
+        Column("bucket", EpochMs, primary_key=True),  # bucket start
+        Column("n_all", Integer, nullable=False),
+        Column("n", Integer, nullable=False),
+        Column("sum", Float(53), nullable=True),
+        Column("min", Float(53), nullable=True),
+        Column("max", Float(53), nullable=True),
+        Column("first_ts", EpochMs, nullable=True),
+        Column("first", Float(53), nullable=True),
+        Column("last_ts", EpochMs, nullable=True),
+        Column("last", Float(53), nullable=True),
+    )
+
+
+readings_1m = _rollup("readings_1m")
+readings_1h = _rollup("readings_1h")
+readings_1d = _rollup("readings_1d")
+
+# Ranges of readings written since the rollups were last refreshed, per enterprise (the write path
+# adds a row per enterprise and contiguous run of minutes; the refresh consumes them).
+rollup_dirty = Table(
+    "rollup_dirty", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enterprise_id", Integer, nullable=False),
+    Column("from_ms", BigInteger, nullable=False),  # first minute touched (inclusive)
+    Column("to_ms", BigInteger, nullable=False),  # end of the last minute touched (exclusive)
 )

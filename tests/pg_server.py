@@ -46,12 +46,17 @@ def _run_as() -> list[str]:
     return ["runuser", "-u", "parkmon-test", "--"]
 
 
+# Tests trade durability for speed; benchmarks run the server as production would (fsync on).
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
 @dataclass
 class Postgres:
     datadir: Path
     port: int
     prefix: list[str]
     bindir: Path
+    settings: dict[str, str] | None = None
 
     @property
     def admin_dsn(self) -> str:
@@ -71,8 +76,9 @@ class Postgres:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> None:
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        settings = {"max_connections": "50", **(FAST if self.settings is None else self.settings)}
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} " + " ".join(
+            f"-c {k}={v}" for k, v in settings.items())
         self._ctl("-o", opts, "-l", str(self.datadir / "server.log"), "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -83,7 +89,8 @@ class Postgres:
         self.start()
 
 
-def start_postgres() -> Postgres:
+def start_postgres(settings: dict[str, str] | None = None) -> Postgres:
+    """``settings``: server options (``-c k=v``); None means the fast, non-durable test set."""
     bindir = _bindir()
     prefix = _run_as()
     datadir = Path(tempfile.mkdtemp(prefix="parkmon-pg-"))
@@ -91,7 +98,7 @@ def start_postgres() -> Postgres:
         shutil.chown(datadir, user=prefix[2])
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pg = Postgres(datadir, free_port(), prefix, bindir)
+    pg = Postgres(datadir, free_port(), prefix, bindir, settings)
     pg.start()
     deadline = time.monotonic() + 15
     while True:

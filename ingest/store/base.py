@@ -8,6 +8,8 @@ from typing import Literal, Protocol
 
 from parkmon import wire
 
+from .rollups import RollupRow
+
 UnknownPointPolicy = Literal["register", "quarantine"]
 
 
@@ -83,11 +85,18 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class GatewayCompleteness:
+    """How many of a gateway's batches arrived: ``expected`` counts the sequence numbers between the
+    batches received (a gap of k missing seqs adds k); a seq that goes backwards (a gateway whose
+    buffer was wiped) starts counting afresh. ``day_ms`` is the start of the UTC+8 day, or None for
+    a whole window."""
+
     park: str
     enterprise: str
     gateway: str
-    received: int  # distinct batches seen in the window
-    expected: int  # max seq - min seq + 1 in the window
+    received: int  # distinct batches sent in the window
+    expected: int  # what the sequence numbers say should have arrived
+    day_ms: int | None = None
+    samples: int = 0
 
     @property
     def ratio(self) -> float:
@@ -95,6 +104,18 @@ class GatewayCompleteness:
 
 
 Series = dict[int, list[tuple[int, float | None, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long each kind of data is kept, in days; None keeps it forever. Raw readings on
+    partitioned PostgreSQL go a whole month at a time (a month is dropped once all of it is older)."""
+
+    raw_days: int | None = None
+    rollup_1m_days: int | None = None
+    rollup_1h_days: int | None = None
+    rollup_1d_days: int | None = None
+    batches_days: int | None = None  # gateway_batches: the completeness record
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +163,12 @@ class Store(Protocol):
                enterprise: str | None = None) -> list[PointInfo]: ...
     def latest(self, park: str, enterprise: str, device: str) -> list[LatestReading]: ...
     def readings(self, point_ids: Sequence[int], start_ms: int, end_ms: int) -> Series: ...
-    def completeness(self, park: str, start_ms: int, end_ms: int) -> list[GatewayCompleteness]: ...
+    def completeness(self, park: str, start_ms: int, end_ms: int,
+                     daily: bool = False) -> list[GatewayCompleteness]: ...
+    def refresh_rollups(self) -> int: ...
+    def rollups(self, point_ids: Sequence[int], start_ms: int, end_ms: int,
+                width: str) -> dict[int, list[RollupRow]]: ...
+    def apply_retention(self, retention: Retention, now_ms: int) -> dict[str, int]: ...
+    def prepare(self, now_ms: int) -> list[str]: ...
     def count_readings(self) -> int: ...
     def close(self) -> None: ...

@@ -1,16 +1,19 @@
 """PostgreSQL: binary COPY into a temporary table, then one INSERT ... ON CONFLICT DO NOTHING.
 
 COPY is the fast way in (DESIGN.md: ≈100-190k rows/s keyed, against ≈25k for executemany); the
-detour through a temporary table is what makes it idempotent on (point_id, ts).
+detour through a temporary table is what makes it idempotent on (point_id, ts). Readings are
+partitioned by month on plain PostgreSQL, or a hypertable where TimescaleDB exists (pg_layout.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, create_engine
+import psycopg
+from sqlalchemy import Connection, create_engine, text
 
-from .base import ReadingsMirror, UnknownPointPolicy
+from . import pg_layout, rollups
+from .base import ReadingsMirror, StoreError, UnknownPointPolicy
 from .sql import Row, SqlStore
 
 _TEMP = ("CREATE TEMP TABLE IF NOT EXISTS readings_in "
@@ -18,6 +21,7 @@ _TEMP = ("CREATE TEMP TABLE IF NOT EXISTS readings_in "
 _MERGE = ("INSERT INTO readings (point_id, ts, value, quality) "
           "SELECT point_id, timestamptz 'epoch' + ts * interval '1 millisecond', value, quality "
           "FROM readings_in ON CONFLICT (point_id, ts) DO NOTHING")
+_MONTH_MS = 31 * rollups.DAY_MS
 
 
 class PostgresStore(SqlStore):
@@ -26,8 +30,50 @@ class PostgresStore(SqlStore):
         super().__init__(url, unknown_points, mirrors)
         self.engine = create_engine(url, pool_pre_ping=True, pool_size=4,
                                     connect_args={"connect_timeout": 5})
+        self.layout: pg_layout.Layout | None = None
+        self._partitions: set[str] = set()
+
+    def create_schema(self) -> None:
+        super().create_schema()
+        with self.engine.connect() as conn:
+            self.layout = pg_layout.layout(conn)
+            self._partitions = pg_layout.existing_partitions(conn)
+
+    def _ddl(self) -> Connection:
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _ensure_partitions(self, rows: list[Row]) -> None:
+        if self.layout is None:
+            self.create_schema()
+        if self.layout != "partitioned":
+            return
+        lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
+        months = (pg_layout.months_between(lo, hi) if hi - lo < 3 * _MONTH_MS
+                  else {pg_layout.month_of(r[1]) for r in rows})  # a stray clock: only months present
+        missing = [m for m in months if pg_layout.partition_name(*m) not in self._partitions]
+        if missing:
+            # committed at once on its own connection: other workers see the partition too, and a
+            # rollback of this batch does not take it away
+            with self._ddl() as ddl:
+                pg_layout.create_partitions(ddl, missing)
+                self._partitions = pg_layout.existing_partitions(ddl)
+
+    def prepare(self, now_ms: int) -> list[str]:
+        if self.layout is None:
+            self.create_schema()
+        if self.layout != "partitioned":
+            return []
+        months = pg_layout.months_between(now_ms, now_ms + _MONTH_MS)
+        missing = [m for m in months if pg_layout.partition_name(*m) not in self._partitions]
+        if not missing:
+            return []
+        with self._ddl() as ddl:
+            made = pg_layout.create_partitions(ddl, missing)
+            self._partitions = pg_layout.existing_partitions(ddl)
+        return made
 
     def _insert_readings(self, conn: Connection, rows: list[Row]) -> int:
+        self._ensure_partitions(rows)
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
@@ -36,5 +82,28 @@ class PostgresStore(SqlStore):
                 cp.set_types(["int4", "int8", "float8", "int2"])
                 for row in rows:
                     cp.write_row(row)
-            cur.execute(_MERGE)
+            try:
+                cur.execute(_MERGE)
+            except psycopg.errors.CheckViolation as exc:
+                # "no partition found for row": another worker's retention dropped a month we had
+                # cached; forget the cache and let the retry create what is missing
+                self._partitions = set()
+                raise StoreError(f"readings partition missing, will be created on retry: {exc}") from exc
             return int(cur.rowcount)
+
+    def refresh_rollups(self) -> int:
+        if self.layout != "timescaledb":
+            return super().refresh_rollups()
+        with self._ddl() as conn:  # refresh_continuous_aggregate refuses to run in a transaction block
+            return len(rollups.refresh_timescale(conn))
+
+    def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
+        if self.layout == "partitioned":
+            dropped = pg_layout.drop_partitions_before(conn, cutoff_ms)
+            self._partitions -= set(dropped)
+            return "readings_partitions", len(dropped)
+        if self.layout == "timescaledb":
+            n = conn.execute(text("SELECT count(*) FROM drop_chunks('readings', older_than => "
+                                  "timestamptz 'epoch' + :c * interval '1 millisecond')"), {"c": cutoff_ms})
+            return "readings_chunks", int(n.scalar_one())
+        return super()._drop_raw_before(conn, cutoff_ms)

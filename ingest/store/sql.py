@@ -11,12 +11,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from parkmon import wire
 
 from .. import schema as s
+from . import migrate, rollups
 from .base import (
     DeadLetter,
     GatewayCompleteness,
@@ -27,6 +28,7 @@ from .base import (
     ParkInfo,
     PointInfo,
     ReadingsMirror,
+    Retention,
     Series,
     StoreError,
     UnknownPointPolicy,
@@ -57,7 +59,8 @@ class SqlStore:
 
     # ---- schema and registry -------------------------------------------------------------
     def create_schema(self) -> None:
-        s.metadata.create_all(self.engine)
+        """Create or upgrade the schema to the newest Alembic revision (safe to call on every start)."""
+        migrate.upgrade(self.engine)
 
     def _get_or_create(self, conn: Connection, cache_key: tuple[str, ...], table: Any,
                        match: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
@@ -136,6 +139,7 @@ class SqlStore:
         with self._tx() as conn:
             rows: list[Row] = []
             mirrored: list[MirrorRow] = []
+            dirty: dict[int, set[int]] = {}  # enterprise -> minutes touched, for the rollups
             quarantined: list[dict[str, Any]] = []
             for item in items:
                 gid = self._gateway_id(conn, item.park, item.enterprise, item.gateway)
@@ -147,7 +151,10 @@ class SqlStore:
                     result.replayed_batches += 1
                 else:
                     conn.execute(s.gateway_batches.insert().values(
-                        gateway_id=gid, seq=b.seq, received_ms=item.received_ms, samples=len(b.samples)))
+                        gateway_id=gid, seq=b.seq, received_ms=item.received_ms, samples=len(b.samples),
+                        sent_ms=b.sent))
+                eid = self._enterprise_id(conn, item.park, item.enterprise)
+                dirty.setdefault(eid, set()).update({ts // rollups.MINUTE_MS for _k, ts, _v, _q in b.samples})
                 for key, ts, value, q in b.samples:
                     pid = self._point_id(conn, item.park, item.enterprise, key)
                     if pid is None:
@@ -162,6 +169,10 @@ class SqlStore:
             if quarantined:
                 conn.execute(s.quarantine.insert(), quarantined)
             inserted = self._insert_readings(conn, rows) if rows else 0
+            if inserted:
+                conn.execute(s.rollup_dirty.insert(), [
+                    {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
+                    for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)])
             for mirror in self.mirrors:  # before commit: a failing mirror holds the ack back
                 mirror.write(mirrored)
         result.inserted = inserted
@@ -258,19 +269,87 @@ class SqlStore:
                 out[pid].append((ts, value, q_))
         return out
 
-    def completeness(self, park: str, start_ms: int, end_ms: int) -> list[GatewayCompleteness]:
-        gb = s.gateway_batches
-        q = (select(s.enterprises.c.key.label("ent"), s.gateways.c.key.label("gw"),
-                    func.count(gb.c.seq), func.min(gb.c.seq), func.max(gb.c.seq))
-             .select_from(gb.join(s.gateways, gb.c.gateway_id == s.gateways.c.id)
-                          .join(s.enterprises, s.gateways.c.enterprise_id == s.enterprises.c.id)
-                          .join(s.parks, s.enterprises.c.park_id == s.parks.c.id))
-             .where(s.parks.c.key == park, gb.c.received_ms >= start_ms, gb.c.received_ms < end_ms)
-             .group_by(s.enterprises.c.key, s.gateways.c.key)
-             .order_by(s.enterprises.c.key, s.gateways.c.key))
+    def completeness(self, park: str, start_ms: int, end_ms: int,
+                     daily: bool = False) -> list[GatewayCompleteness]:
+        # each batch's step from the previous seq of its gateway (a day earlier at most, so a
+        # gap straddling the window's start counts); a step < 1 is a restarted sequence
+        off, day = rollups.DAY_OFFSET_MS, rollups.DAY_MS
+        day_col = f"((x.t + {off}) / {day} * {day} - {off})" if daily else "NULL"
+        q = text(f"""
+            SELECT e.key AS ent, g.key AS gw, {day_col} AS day, count(*) AS received,
+                   sum(CASE WHEN x.step IS NULL OR x.step < 1 THEN 1 ELSE x.step END) AS expected,
+                   sum(x.samples) AS samples
+            FROM (SELECT gb.gateway_id, gb.samples, coalesce(gb.sent_ms, gb.received_ms) AS t,
+                         gb.seq - lag(gb.seq) OVER (PARTITION BY gb.gateway_id ORDER BY gb.seq) AS step
+                  FROM gateway_batches gb
+                  WHERE gb.gateway_id IN (SELECT g2.id FROM gateways g2 JOIN enterprises e2
+                                          ON e2.id = g2.enterprise_id JOIN parks p2 ON p2.id = e2.park_id
+                                          WHERE p2.key = :park)
+                    AND coalesce(gb.sent_ms, gb.received_ms) >= :lo_margin
+                    AND coalesce(gb.sent_ms, gb.received_ms) < :hi) x
+            JOIN gateways g ON g.id = x.gateway_id JOIN enterprises e ON e.id = g.enterprise_id
+            WHERE x.t >= :lo
+            GROUP BY e.key, g.key{", " + day_col if daily else ""}
+            ORDER BY e.key, g.key{", 3" if daily else ""}""")
+        params = {"park": park, "lo": start_ms, "hi": end_ms, "lo_margin": max(start_ms - day, -(2**62))}
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [GatewayCompleteness(park, r.ent, r.gw, int(r[2]), int(r[4]) - int(r[3]) + 1) for r in rows]
+            rows = conn.execute(q, params).all()
+        return [GatewayCompleteness(park, r.ent, r.gw, int(r.received), int(r.expected),
+                                    None if r.day is None else int(r.day), int(r.samples or 0)) for r in rows]
+
+    # ---- rollups, partitions, retention --------------------------------------------------------
+    def prepare(self, now_ms: int) -> list[str]:
+        """Get ready for the coming writes (PostgreSQL: this month's and next month's partitions)."""
+        return []
+
+    def refresh_rollups(self) -> int:
+        """Bring the 1 min / 1 h / 1 day rollups up to date with everything written; returns how
+        many dirty records it consumed (0: nothing to do)."""
+        total = 0
+        while True:
+            with self._tx() as conn:
+                n = rollups.refresh(conn)
+            total += n
+            if n == 0:
+                return total
+
+    def rollups(self, point_ids: Sequence[int], start_ms: int, end_ms: int,
+                width: str) -> dict[int, list[rollups.RollupRow]]:
+        if width not in rollups.LEVELS:
+            raise ValueError(f"rollup width {width!r} is not one of {', '.join(rollups.LEVELS)}")
+        t = s.metadata.tables[rollups.LEVELS[width].table]
+        out: dict[int, list[rollups.RollupRow]] = {pid: [] for pid in point_ids}
+        if not point_ids:
+            return out
+        q = (select(t).where(t.c.point_id.in_(list(point_ids)), t.c.bucket >= start_ms, t.c.bucket < end_ms)
+             .order_by(t.c.point_id, t.c.bucket))
+        with self.engine.connect() as conn:
+            for r in conn.execute(q):
+                out[r.point_id].append(rollups.RollupRow(r.bucket, r.n_all, r.n, r.sum, r.min, r.max, r.first_ts,
+                                                 r.first, r.last_ts, r.last))
+        return out
+
+    def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
+        return "readings", int(conn.execute(s.readings.delete().where(s.readings.c.ts < cutoff_ms)).rowcount)
+
+    def apply_retention(self, retention: Retention, now_ms: int) -> dict[str, int]:
+        """Delete what the policy no longer keeps; returns rows (or partitions) removed per table."""
+        removed: dict[str, int] = {}
+        day = rollups.DAY_MS
+        with self._tx() as conn:
+            if retention.raw_days is not None:
+                what, n = self._drop_raw_before(conn, now_ms - retention.raw_days * day)
+                removed[what] = n
+            for width, days in (("1m", retention.rollup_1m_days), ("1h", retention.rollup_1h_days),
+                                ("1d", retention.rollup_1d_days)):
+                if days is not None:
+                    t = s.metadata.tables[rollups.LEVELS[width].table]
+                    removed[t.name] = int(conn.execute(t.delete().where(t.c.bucket < now_ms - days * day)).rowcount)
+            if retention.batches_days is not None:
+                gb = s.gateway_batches
+                removed["gateway_batches"] = int(conn.execute(gb.delete().where(
+                    func.coalesce(gb.c.sent_ms, gb.c.received_ms) < now_ms - retention.batches_days * day)).rowcount)
+        return removed
 
     def count_readings(self) -> int:
         with self.engine.connect() as conn:

@@ -1,0 +1,1 @@
+"""Alembic migrations of parkmon's SQL schema (run by ``store.create_schema()``)."""

@@ -1,0 +1,17 @@
+"""Alembic environment: parkmon runs migrations on a connection it opened (see ingest/store/migrate.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from ingest.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    # SQLite cannot ALTER most things in place: batch mode rebuilds the table
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,118 @@
+"""How readings are laid out on PostgreSQL: detect TimescaleDB, don't demand it.
+
+- TimescaleDB present (``pg_available_extensions``): ``readings`` is a hypertable (7-day chunks,
+  compressed after 30 days, segmented by point) and the rollups are continuous aggregates.
+- Plain PostgreSQL: ``readings`` is range-partitioned by month (``readings_y2026m11``); parkmon
+  creates the partitions a write needs and drops whole months for retention, and maintains the
+  rollup tables itself (ingest/store/rollups.py).
+
+Untested here: no TimescaleDB package exists for Debian 12's PostgreSQL 15 on this machine, so the
+hypertable branch runs only where the extension is installed (the storage suite picks it up then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Connection, text
+
+Layout = Literal["timescaledb", "partitioned", "plain"]
+
+READINGS_COLUMNS = ("point_id int4 NOT NULL, ts timestamptz NOT NULL, value float8, quality int2 NOT NULL, "
+                    "PRIMARY KEY (point_id, ts)")  # point first: reads are per point over time (measured)
+
+
+def timescale_available(conn: Connection) -> bool:
+    return conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is not None
+
+
+def layout(conn: Connection) -> Layout:
+    if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first() is not None:
+        hyper = conn.execute(text("SELECT 1 FROM timescaledb_information.hypertables "
+                                  "WHERE hypertable_name = 'readings'")).first()
+        if hyper is not None:
+            return "timescaledb"
+    part = conn.execute(text("SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+                             "WHERE c.relname = 'readings' AND c.relnamespace = 'public'::regnamespace")).first()
+    return "partitioned" if part is not None else "plain"
+
+
+def month_of(ts_ms: int) -> tuple[int, int]:
+    d = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return d.year, d.month
+
+
+def months_between(lo_ms: int, hi_ms: int) -> list[tuple[int, int]]:
+    (y, m), end = month_of(lo_ms), month_of(hi_ms)
+    out = [(y, m)]
+    while (y, m) < end:
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        out.append((y, m))
+    return out
+
+
+def partition_name(year: int, month: int) -> str:
+    return f"readings_y{year:04d}m{month:02d}"
+
+
+def _bounds(year: int, month: int) -> tuple[str, str]:
+    ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}-01 00:00:00+00", f"{ny:04d}-{nm:02d}-01 00:00:00+00"
+
+
+def existing_partitions(conn: Connection) -> set[str]:
+    rows = conn.execute(text("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"))
+    return {r[0] for r in rows}
+
+
+def create_partitions(conn: Connection, months: Iterable[tuple[int, int]]) -> list[str]:
+    made = []
+    for y, m in sorted(set(months)):
+        lo, hi = _bounds(y, m)
+        name = partition_name(y, m)
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF readings "
+                          f"FOR VALUES FROM ('{lo}') TO ('{hi}')"))
+        made.append(name)
+    return made
+
+
+def create_partitioned_readings(conn: Connection, months: Iterable[tuple[int, int]]) -> None:
+    conn.execute(text(f"CREATE TABLE readings ({READINGS_COLUMNS}) PARTITION BY RANGE (ts)"))
+    create_partitions(conn, months)
+
+
+def drop_partitions_before(conn: Connection, cutoff_ms: int) -> list[str]:
+    """Drop the months that end at or before ``cutoff_ms``: retention a whole month at a time."""
+    cy, cm = month_of(cutoff_ms)
+    dropped = []
+    for name in sorted(existing_partitions(conn)):
+        y, m = int(name[10:14]), int(name[15:17])
+        if (y, m) < (cy, cm):
+            conn.execute(text(f"DROP TABLE {name}"))
+            dropped.append(name)
+    return dropped
+
+
+def create_hypertable(conn: Connection) -> None:
+    conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+    conn.execute(text("SELECT create_hypertable('readings', 'ts', chunk_time_interval => interval '7 days', "
+                      "migrate_data => true)"))
+    conn.execute(text("ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'point_id', "
+                      "timescaledb.compress_orderby = 'ts')"))
+    conn.execute(text("SELECT add_compression_policy('readings', interval '30 days')"))
+
+
+def create_continuous_aggregate(conn: Connection, name: str, width: str, day_origin: str) -> None:
+    """A rollup as a continuous aggregate, with the columns of the rollup tables (schema._rollup)."""
+    origin = f", origin => timestamptz '{day_origin}'" if width == "1 day" else ""
+    good = "FILTER (WHERE quality < 64 AND value IS NOT NULL)"
+    conn.execute(text(
+        f"CREATE MATERIALIZED VIEW {name} WITH (timescaledb.continuous, timescaledb.materialized_only = true) AS "
+        f"SELECT point_id, time_bucket(interval '{width}', ts{origin}) AS bucket, count(*)::int AS n_all, "
+        f"count(value) {good}::int AS n, sum(value) {good} AS sum, min(value) {good} AS min, "
+        f"max(value) {good} AS max, min(ts) {good} AS first_ts, first(value, ts) {good} AS first, "
+        f"max(ts) {good} AS last_ts, last(value, ts) {good} AS last "
+        f"FROM readings GROUP BY point_id, bucket WITH NO DATA"))

@@ -1,0 +1,174 @@
+"""Rollups of readings (1 min, 1 h, 1 day) that parkmon keeps right under late and back-filled data.
+
+The write path records, in the same transaction as the readings, which minutes of which enterprise
+it touched (``rollup_dirty``). :func:`refresh` consumes those records and recomputes exactly the
+touched buckets from the level below (1 min from raw, 1 h from 1 min, 1 day from 1 h), deleting and
+re-inserting them in one transaction. A gateway replaying a day of buffer therefore corrects the
+minutes, hours and the day it touches and nothing else; a refresh that dies midway leaves the dirty
+records in place and the next refresh does the work again. This is TimescaleDB's continuous-aggregate
+model (an invalidation log plus refresh); where TimescaleDB is present the refresh hands the same
+ranges to ``refresh_continuous_aggregate`` instead.
+
+Days are China Standard Time days (UTC+8, no daylight saving): what a park's daily report means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+DAY_OFFSET_MS = 8 * HOUR_MS  # a day starts at 00:00 UTC+8 = 16:00 UTC the day before
+GOOD = "quality < 64 AND value IS NOT NULL"  # parkmon.quality: class GOOD
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    table: str
+    width_ms: int
+    offset_ms: int = 0
+
+    def floor(self, ts_ms: int) -> int:
+        return (ts_ms + self.offset_ms) // self.width_ms * self.width_ms - self.offset_ms
+
+    def ceil(self, ts_ms: int) -> int:
+        f = self.floor(ts_ms)
+        return f if f == ts_ms else f + self.width_ms
+
+
+LEVELS = {"1m": Level("readings_1m", MINUTE_MS), "1h": Level("readings_1h", HOUR_MS),
+          "1d": Level("readings_1d", DAY_MS, DAY_OFFSET_MS)}
+CHAIN = [("readings", LEVELS["1m"]), ("readings_1m", LEVELS["1h"]), ("readings_1h", LEVELS["1d"])]
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    bucket_ms: int
+    n_all: int
+    n: int
+    sum: float | None
+    min: float | None
+    max: float | None
+    first_ts_ms: int | None
+    first: float | None
+    last_ts_ms: int | None
+    last: float | None
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.n if self.n and self.sum is not None else None
+
+
+def minute_runs(minutes: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted minute numbers -> [(from_ms, to_ms)) runs of consecutive minutes."""
+    runs: list[tuple[int, int]] = []
+    for m in sorted(set(minutes)):
+        if runs and runs[-1][1] == m * MINUTE_MS:
+            runs[-1] = (runs[-1][0], (m + 1) * MINUTE_MS)
+        else:
+            runs.append((m * MINUTE_MS, (m + 1) * MINUTE_MS))
+    return runs
+
+
+def merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+class Dialect:
+    """How a back end spells times and buckets in SQL."""
+
+    def __init__(self, name: str) -> None:
+        self.pg = name == "postgresql"
+
+    def t(self, param: str) -> str:  # a bound epoch-ms parameter as the column's type
+        return f"(timestamptz 'epoch' + :{param} * interval '1 millisecond')" if self.pg else f":{param}"
+
+    def bucket(self, col: str, level: Level) -> str:
+        if self.pg:
+            origin = "2000-01-01 00:00:00+08" if level.offset_ms else "2000-01-01 00:00:00+00"
+            return f"date_bin(interval '{level.width_ms} milliseconds', {col}, timestamptz '{origin}')"
+        return f"(({col} + {level.offset_ms}) / {level.width_ms} * {level.width_ms} - {level.offset_ms})"
+
+
+def _recompute_sql(d: Dialect, source: str, level: Level, below: Level | None) -> tuple[str, str]:
+    """DELETE and INSERT ... SELECT for one level over one enterprise and [lo, hi)."""
+    pts = "SELECT p.id FROM points p JOIN devices dv ON dv.id = p.device_id WHERE dv.enterprise_id = :ent"
+    delete = (f"DELETE FROM {level.table} WHERE point_id IN ({pts}) "
+              f"AND bucket >= {d.t('lo')} AND bucket < {d.t('hi')}")
+    cols = "point_id, bucket, n_all, n, sum, min, max, first_ts, first, last_ts, last"
+    if below is None:  # from raw readings
+        g = (f"SELECT point_id, {d.bucket('ts', level)} AS b, count(*) AS n_all, "
+             f"count(CASE WHEN {GOOD} THEN 1 END) AS n, sum(CASE WHEN {GOOD} THEN value END) AS s, "
+             f"min(CASE WHEN {GOOD} THEN value END) AS mn, max(CASE WHEN {GOOD} THEN value END) AS mx, "
+             f"min(CASE WHEN {GOOD} THEN ts END) AS fts, max(CASE WHEN {GOOD} THEN ts END) AS lts "
+             f"FROM readings WHERE point_id IN ({pts}) AND ts >= {d.t('lo')} AND ts < {d.t('hi')} "
+             f"GROUP BY point_id, {d.bucket('ts', level)}")
+        first = "LEFT JOIN readings f ON f.point_id = g.point_id AND f.ts = g.fts"
+        last = "LEFT JOIN readings l ON l.point_id = g.point_id AND l.ts = g.lts"
+        fv, lv = "f.value", "l.value"
+    else:  # from the level below: first/last come from the finer bucket holding them (its key)
+        g = (f"SELECT point_id, {d.bucket('bucket', level)} AS b, sum(n_all) AS n_all, sum(n) AS n, "
+             f"sum(sum) AS s, min(min) AS mn, max(max) AS mx, min(first_ts) AS fts, max(last_ts) AS lts "
+             f"FROM {source} WHERE point_id IN ({pts}) AND bucket >= {d.t('lo')} AND bucket < {d.t('hi')} "
+             f"GROUP BY point_id, {d.bucket('bucket', level)}")
+        first = (f"LEFT JOIN {source} f ON f.point_id = g.point_id AND f.bucket = {d.bucket('g.fts', below)} "
+                 "AND f.first_ts = g.fts")
+        last = (f"LEFT JOIN {source} l ON l.point_id = g.point_id AND l.bucket = {d.bucket('g.lts', below)} "
+                "AND l.last_ts = g.lts")
+        fv, lv = "f.first", "l.last"
+    insert = (f"INSERT INTO {level.table} ({cols}) SELECT g.point_id, g.b, g.n_all, g.n, g.s, g.mn, g.mx, "
+              f"g.fts, {fv}, g.lts, {lv} FROM ({g}) g {first} {last}")
+    return delete, insert
+
+
+def refresh(conn: Connection, max_records: int = 10_000) -> int:
+    """Recompute every bucket the dirty records name; returns how many dirty records were consumed.
+    Runs in the caller's transaction (commit = the rollups and the consumption, together)."""
+    d = Dialect(conn.dialect.name)
+    recs = conn.execute(text("SELECT id, enterprise_id, from_ms, to_ms FROM rollup_dirty ORDER BY id LIMIT :n"),
+                        {"n": max_records}).all()
+    if not recs:
+        return 0
+    per_ent: dict[int, list[tuple[int, int]]] = {}
+    for _id, ent, lo, hi in recs:
+        per_ent.setdefault(int(ent), []).append((int(lo), int(hi)))
+    for ent, ranges in per_ent.items():
+        spans = merge(ranges)
+        below: Level | None = None
+        for source, level in CHAIN:
+            spans = merge((level.floor(lo), level.ceil(hi)) for lo, hi in spans)
+            delete, insert = _recompute_sql(d, source, level, below)
+            for lo, hi in spans:
+                params = {"ent": ent, "lo": lo, "hi": hi}
+                conn.execute(text(delete), params)
+                conn.execute(text(insert), params)
+            below = level
+    ids = [r[0] for r in recs]
+    for i in range(0, len(ids), 1000):
+        conn.execute(text("DELETE FROM rollup_dirty WHERE id IN (" + ",".join(map(str, ids[i:i + 1000])) + ")"))
+    return len(recs)
+
+
+def refresh_timescale(conn: Connection, max_records: int = 10_000) -> list[tuple[int, int]]:
+    """TimescaleDB: hand the dirty ranges to its continuous aggregates. ``conn`` must be in autocommit
+    (refresh_continuous_aggregate refuses to run in a transaction block)."""
+    recs = conn.execute(text("SELECT id, from_ms, to_ms FROM rollup_dirty ORDER BY id LIMIT :n"),
+                        {"n": max_records}).all()
+    spans = merge((int(lo), int(hi)) for _i, lo, hi in recs)
+    for _source, level in CHAIN:
+        for lo, hi in merge((level.floor(lo), level.ceil(hi)) for lo, hi in spans):
+            conn.execute(text(f"CALL refresh_continuous_aggregate('{level.table}', "
+                              "timestamptz 'epoch' + :lo * interval '1 millisecond', "
+                              "timestamptz 'epoch' + :hi * interval '1 millisecond')"), {"lo": lo, "hi": hi})
+    ids = [r[0] for r in recs]
+    if ids:
+        conn.execute(text("DELETE FROM rollup_dirty WHERE id IN (" + ",".join(map(str, ids)) + ")"))
+    return spans
