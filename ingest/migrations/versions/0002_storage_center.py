@@ -55,6 +55,7 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         for level in LEVELS.values():
             _rollup_table(level.table)
+        _mark_existing_dirty("r.ts")
         return
 
     if pg_layout.timescale_available(bind):
@@ -78,13 +79,16 @@ def upgrade() -> None:
     op.drop_table("readings_unpartitioned")
     for level in LEVELS.values():
         _rollup_table(level.table)
-    # earlier data gets its rollups on the first refresh
-    bind.execute(sa.text(
-        "INSERT INTO rollup_dirty (enterprise_id, from_ms, to_ms) "
-        "SELECT dv.enterprise_id, (extract(epoch FROM min(r.ts)) * 1000)::bigint / 60000 * 60000, "
-        "(extract(epoch FROM max(r.ts)) * 1000)::bigint / 60000 * 60000 + 60000 "
-        "FROM readings r JOIN points p ON p.id = r.point_id JOIN devices dv ON dv.id = p.device_id "
-        "GROUP BY dv.enterprise_id"))
+    _mark_existing_dirty("(extract(epoch FROM r.ts) * 1000)::bigint")
+
+
+def _mark_existing_dirty(ts_ms: str) -> None:
+    """Readings stored before rollups existed get theirs on the first refresh."""
+    op.get_bind().execute(sa.text(
+        f"INSERT INTO rollup_dirty (enterprise_id, from_ms, to_ms) "
+        f"SELECT dv.enterprise_id, min({ts_ms}) / 60000 * 60000, max({ts_ms}) / 60000 * 60000 + 60000 "
+        f"FROM readings r JOIN points p ON p.id = r.point_id JOIN devices dv ON dv.id = p.device_id "
+        f"GROUP BY dv.enterprise_id"))
 
 
 def downgrade() -> None:
