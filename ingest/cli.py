@@ -1,19 +1,44 @@
-"""``parkmon ingest``: run the MQTT consumer, or look at the dead letters."""
+"""``parkmon ingest``: run the MQTT consumer, and look after the store it writes."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
+import sys
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta, timezone
 
 from .config import IngestConfig
-from .store import open_store
+from .store import Store, open_store
+from .store.base import Retention
+
+CST = timezone(timedelta(hours=8), "UTC+8")
+DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
+
+
+def _retention_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("retention (保留期限; days, default: keep forever)")
+    g.add_argument("--keep-raw-days", type=int, default=None, help="raw readings (原始数据)")
+    g.add_argument("--keep-1m-days", type=int, default=None, help="1-minute rollups (分钟汇总)")
+    g.add_argument("--keep-1h-days", type=int, default=None, help="hourly rollups (小时汇总)")
+    g.add_argument("--keep-1d-days", type=int, default=None, help="daily rollups (日汇总)")
+    g.add_argument("--keep-batches-days", type=int, default=None, help="batch records behind completeness")
+
+
+def _retention(args: argparse.Namespace) -> Retention:
+    return Retention(args.keep_raw_days, args.keep_1m_days, args.keep_1h_days, args.keep_1d_days,
+                     args.keep_batches_days)
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="parkmon ingest", description="MQTT -> database ingest (数据接入)")
+    if argv[:1] in (["backup"], ["restore"]):
+        from .backup import main as backup_main
+
+        code: int = backup_main(argv)
+        return code
+    ap = argparse.ArgumentParser(prog="parkmon ingest", description="MQTT -> database ingest (数据接入与存储)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="consume gateway data from MQTT into the database until stopped")
     run.add_argument("--mqtt-host", default="127.0.0.1")
@@ -23,35 +48,123 @@ def main(argv: list[str]) -> int:
     run.add_argument("--client-id", default="parkmon-ingest-1", help="unique per worker")
     run.add_argument("--group", default="", help="shared-subscription group for several workers "
                      "(default: none, a plain subscription; see docs/decisions/0003)")
-    run.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    run.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
     run.add_argument("--unknown-points", choices=["register", "quarantine"], default="register",
                      help="what to do with samples of points no gateway catalogue announced")
+    run.add_argument("--mirror", action="append", default=[], metavar="URL",
+                     help="also write readings to this target, e.g. influxdb://TOKEN@host:8086/BUCKET?org=ORG "
+                          "(repeatable; see docs/decisions/0005)")
+    run.add_argument("--no-maintenance", action="store_true",
+                     help="leave rollups and retention to another worker of the group")
+    run.add_argument("--rollup-every", type=float, default=30.0, metavar="S", help="seconds between rollup refreshes")
+    _retention_args(run)
+    mig = sub.add_parser("migrate", help="bring the database schema up to date (Alembic), or show its revision")
+    mig.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    mig.add_argument("--show", action="store_true", help="only print the current and newest revision")
+    mt = sub.add_parser("maintain", help="refresh rollups, create partitions and apply retention now (汇总与清理)")
+    mt.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    _retention_args(mt)
+    cp = sub.add_parser("completeness", help="batches received vs expected per gateway and day (数据完整率)")
+    cp.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    cp.add_argument("--park", required=True)
+    cp.add_argument("--days", type=int, default=7, help="how many days back from today (UTC+8)")
     dl = sub.add_parser("dead-letters", help="print rejected payloads with their reasons")
-    dl.add_argument("--db", default="sqlite:///parkmon.db")
+    dl.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
     dl.add_argument("--limit", type=int, default=20)
+    sub.add_parser("backup", help="back up the database to a file (备份); see `parkmon ingest backup --help`")
+    sub.add_parser("restore", help="restore a backup into a database (恢复); see `parkmon ingest restore --help`")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    store = open_store(args.db, unknown_points=getattr(args, "unknown_points", "register"))
-    if args.cmd == "dead-letters":
-        store.create_schema()
-        for d in store.dead_letters(args.limit):
-            at = datetime.fromtimestamp(d.received_ms / 1000, tz=UTC).isoformat(timespec="seconds")
-            print(f"#{d.id} {at} {d.topic}\n  reason: {d.reason}\n  payload: {d.payload[:200]!r}")
+    if args.cmd == "migrate":
+        return _migrate(args.db, args.show)
+    mirrors = []
+    if args.cmd == "run" and args.mirror:
+        from .mirrors import open_mirror
+
+        mirrors = [open_mirror(u) for u in args.mirror]
+    store = open_store(args.db, unknown_points=getattr(args, "unknown_points", "register"), mirrors=mirrors)
+    store.create_schema()
+    try:
+        if args.cmd == "dead-letters":
+            for d in store.dead_letters(args.limit):
+                at = datetime.fromtimestamp(d.received_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+                print(f"#{d.id} {at} {d.topic}\n  reason: {d.reason}\n  payload: {d.payload[:200]!r}")
+            return 0
+        if args.cmd == "maintain":
+            from .maintenance import Maintenance, MaintenanceConfig
+
+            t0 = time.monotonic()
+            done = Maintenance(store, MaintenanceConfig(retention=_retention(args))).run_once()
+            for k, v in done.items():
+                print(f"{k}: {v}")
+            print(f"done in {time.monotonic() - t0:.1f} s")
+            return 0
+        if args.cmd == "completeness":
+            return _completeness(store, args.park, args.days)
+        return _run(args, store)
+    finally:
         store.close()
-        return 0
+
+
+def _migrate(db: str, show: bool) -> int:
+    from sqlalchemy import create_engine
+
+    from .store import migrate
+
+    engine = create_engine(db)
+    before = migrate.current(engine)
+    if not show:
+        migrate.upgrade(engine)
+    print(f"schema revision: {before or 'none'} -> {migrate.current(engine) if not show else before} "
+          f"(newest: {migrate.head()})")
+    engine.dispose()
+    return 0
+
+
+def _completeness(store: Store, park: str, days: int) -> int:
+    from .store.rollups import DAY_MS, LEVELS
+
+    today = LEVELS["1d"].floor(time.time_ns() // 1_000_000)
+    rows = store.completeness(park, today - (days - 1) * DAY_MS, today + DAY_MS, daily=True)
+    if not rows:
+        print(f"no batches from park {park!r} in the last {days} days: check the park id and that ingest runs",
+              file=sys.stderr)
+        return 1
+    print(f"{'日期 day':<12} {'企业 enterprise':<16} {'网关 gateway':<14} {'收到 recv':>10} {'应到 exp':>10} "
+          f"{'完整率 ratio':>12}")
+    totals: dict[int, list[int]] = {}
+    for c in rows:
+        assert c.day_ms is not None
+        day = datetime.fromtimestamp(c.day_ms / 1000, tz=CST).date().isoformat()
+        print(f"{day:<12} {c.enterprise:<16} {c.gateway:<14} {c.received:>10} {c.expected:>10} {c.ratio:>12.2%}")
+        t = totals.setdefault(c.day_ms, [0, 0])
+        t[0] += c.received
+        t[1] += c.expected
+    for day_ms, (rec, exp) in sorted(totals.items()):
+        day = datetime.fromtimestamp(day_ms / 1000, tz=CST).date().isoformat()
+        print(f"{day:<12} {'园区合计 park':<16} {'':<14} {rec:>10} {exp:>10} {rec / exp if exp else 0:>12.2%}")
+    return 0
+
+
+def _run(args: argparse.Namespace, store: Store) -> int:
+    from .consumer import Ingestor
+    from .maintenance import Maintenance, MaintenanceConfig
 
     cfg = IngestConfig(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, mqtt_username=args.mqtt_username,
                        mqtt_password=args.mqtt_password, client_id=args.client_id,
                        shared_group=args.group or None, db_url=args.db, unknown_points=args.unknown_points)
-    from .consumer import Ingestor
-
     ingestor = Ingestor(cfg, store)
+    maintenance = None if args.no_maintenance else Maintenance(
+        store, MaintenanceConfig(rollup_every_s=args.rollup_every, retention=_retention(args)))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ingestor.start()
+    if maintenance:
+        maintenance.start()
     stop.wait()
+    if maintenance:
+        maintenance.stop()
     ingestor.stop()
-    store.close()
     return 0

@@ -106,3 +106,30 @@ def test_gateways_show_status_and_latest_health(store: Store) -> None:
     assert gw["online"] is True
     assert gw["health"]["buffer_samples"] == 120
     assert gw["health"]["devices"]["grid"]["polls"] == 10
+
+
+def test_completeness_per_day_and_rollups_of_a_point(store: Store) -> None:
+    import time
+
+    from ingest.store.rollups import LEVELS
+
+    now = time.time_ns() // 1_000_000
+    store.upsert_park("demo", "示范零碳产业园", "Demo zero-carbon park", "zero_carbon", "内蒙古")
+    for seq in (1, 2, 4):  # seq 3 never arrived
+        store.write_batches([IncomingBatch("demo", "e01", "gw1", wire.Batch(
+            1, "gw1", seq, now, [("m.p", now - 10_000 + seq * 1000, float(seq), 0)]), now)])
+    store.refresh_rollups()
+    client = TestClient(create_app(store))
+    body = client.get("/api/v1/parks/demo/completeness?days=2").json()
+    (today,) = [d for d in body["days"] if d["received"]]
+    assert (today["received"], today["expected"], today["ratio"]) == (3, 4, 0.75)
+    assert body["gateways"][0]["gateway"] == "gw1" and body["label"]["zh"] == "数据完整率"
+    assert client.get("/api/v1/parks/nope/completeness").status_code == 404
+
+    pid = store.points("demo")[0].id
+    day = LEVELS["1d"].floor(now)
+    r = client.get(f"/api/v1/points/{pid}/rollups", params={"width": "1d", "start_ms": day, "end_ms": day + 86_400_000})
+    (b,) = r.json()["buckets"]
+    assert (b["n"], b["mean"], b["min"], b["max"], b["last"]) == (3, 7 / 3, 1.0, 4.0, 4.0)
+    bad_width = client.get(f"/api/v1/points/{pid}/rollups", params={"width": "5m", "start_ms": 0, "end_ms": 1})
+    assert bad_width.status_code == 422

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..store import Store
-from . import deps, indicators, readings, registry
+from . import deps, indicators, readings, registry, storage
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None) -> FastAPI:
@@ -29,5 +29,6 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(readings.router, prefix="/api/v1")
     app.include_router(indicators.router, prefix="/api/v1")
+    app.include_router(storage.router, prefix="/api/v1")
     app.include_router(deps.health_router, prefix="/api/v1")
     return app

@@ -133,6 +133,8 @@ def refresh(conn: Connection, max_records: int = 10_000) -> int:
     """Recompute every bucket the dirty records name; returns how many dirty records were consumed.
     Runs in the caller's transaction (commit = the rollups and the consumption, together)."""
     d = Dialect(conn.dialect.name)
+    if d.pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(7202611231)")).scalar():
+        return 0  # another worker is refreshing; two at once would fight over the same buckets
     recs = conn.execute(text("SELECT id, enterprise_id, from_ms, to_ms FROM rollup_dirty ORDER BY id LIMIT :n"),
                         {"n": max_records}).all()
     if not recs:

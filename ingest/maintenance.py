@@ -1,0 +1,67 @@
+"""Housekeeping that runs beside ingest: rollups, partitions ahead of time, retention.
+
+One worker of a group does it (the rollup refresh takes an advisory lock on PostgreSQL, so running
+it in several is harmless, only wasted). A failing database is logged and tried again next round;
+it never stops ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .store import Store, StoreError
+from .store.base import Retention
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    rollup_every_s: float = 30.0
+    retention: Retention = field(default_factory=Retention)
+    retention_every_s: float = 3600.0
+
+
+class Maintenance:
+    def __init__(self, store: Store, config: MaintenanceConfig | None = None) -> None:
+        self.store = store
+        self.config = config or MaintenanceConfig()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ingest-maintenance", daemon=True)
+        self._last_retention = 0.0
+        self.rounds = 0
+
+    def run_once(self, now_ms: int | None = None, retention: bool = True) -> dict[str, int]:
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        done: dict[str, int] = {"partitions_created": len(self.store.prepare(now_ms)),
+                                "rollup_ranges": self.store.refresh_rollups()}
+        if retention:
+            done.update(self.store.apply_retention(self.config.retention, now_ms))
+        return done
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.config.rollup_every_s if self.rounds else 1.0):
+            due = time.monotonic() - self._last_retention >= self.config.retention_every_s
+            try:
+                done = self.run_once(retention=due)
+            except StoreError as exc:
+                log.warning("maintenance postponed, database unavailable: %s", exc)
+                continue
+            except Exception:  # a bug here must not take ingest down
+                log.exception("maintenance round failed")
+                continue
+            if due:
+                self._last_retention = time.monotonic()
+            self.rounds += 1
+            if any(done.values()):
+                log.info("maintenance: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
