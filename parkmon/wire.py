@@ -20,7 +20,7 @@ the platform can count gaps. A sample's identity is (point, source time): replay
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -32,6 +32,15 @@ _POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$")
 _TS_MIN, _TS_MAX = 946_684_800_000, 32_503_680_000_000  # 2000-01-01, 3000-01-01 UTC
 
 Sample = tuple[str, int, float | None, int]
+# The same shape with the contract's limits, checked by msgspec in C while decoding: a Python loop
+# over every sample cost 4x the JSON parse itself (bench/ingest). Point names are checked once per
+# distinct name instead (a regex per sample, even inside msgspec, cost 300 ns).
+_CheckedSample = tuple[
+    str,
+    Annotated[int, msgspec.Meta(ge=_TS_MIN, lt=_TS_MAX)],
+    float | None,
+    Annotated[int, msgspec.Meta(ge=0, le=255)],
+]
 
 
 class Batch(msgspec.Struct, frozen=True):
@@ -40,6 +49,14 @@ class Batch(msgspec.Struct, frozen=True):
     seq: int
     sent: int
     samples: list[Sample]
+
+
+class _CheckedBatch(msgspec.Struct, frozen=True):
+    v: int
+    gw: str
+    seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+    sent: int
+    samples: list[_CheckedSample]
 
 
 class PointMeta(msgspec.Struct, frozen=True):
@@ -99,6 +116,7 @@ class ContractError(ValueError):
 
 
 _batch_decoder = msgspec.json.Decoder(Batch)
+_checked_batch_decoder = msgspec.json.Decoder(_CheckedBatch)
 _meta_decoder = msgspec.json.Decoder(Meta)
 _status_decoder = msgspec.json.Decoder(Status)
 _health_decoder = msgspec.json.Decoder(Health)
@@ -148,8 +166,30 @@ def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes, what: str) -> An
     return obj
 
 
+_VALID_POINTS: set[str] = set()
+
+
+def _remember_points(names: set[str]) -> bool:
+    """True if every name is a valid point name; the valid ones are remembered (bounded)."""
+    if len(_VALID_POINTS) > 1_000_000:
+        _VALID_POINTS.clear()
+    for n in names - _VALID_POINTS:
+        if not _POINT.match(n):
+            return False
+        _VALID_POINTS.add(n)
+    return True
+
+
 def decode_batch(payload: bytes) -> Batch:
     """Decode and validate a data batch; every sample is checked, the error names the first bad one."""
+    try:
+        checked = _checked_batch_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass  # say what is wrong in the contract's words, below
+    else:
+        names = {smp[0] for smp in checked.samples}
+        if checked.v == VERSION and (names <= _VALID_POINTS or _remember_points(names)):
+            return Batch(checked.v, checked.gw, checked.seq, checked.sent, checked.samples)
     batch: Batch = _decode(_batch_decoder, payload, "data batch")
     if not 0 <= batch.seq < 2**63:
         raise ContractError(f"data batch: seq {batch.seq} is not between 0 and 2^63-1")
@@ -163,6 +203,10 @@ def decode_batch(payload: bytes) -> Batch:
             raise ContractError(f"data batch: samples[{i}] quality {q} is not 0-255")
         if value is not None and value != value:  # NaN must travel as null + bad quality
             raise ContractError(f"data batch: samples[{i}] value is NaN; send null with a bad quality")
+    try:  # the loose decode passed every check above: the strict one names what is left
+        _checked_batch_decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ContractError(f"data batch: {exc}") from None
     return batch
 
 

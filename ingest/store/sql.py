@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from parkmon import wire
@@ -51,6 +53,8 @@ class SqlStore:
         self.mirrors = list(mirrors)
         # registry ids, cached: the hot path must not query the registry per sample
         self._ids: dict[tuple[str, ...], int] = {}
+        self._pmaps: dict[tuple[str, str], dict[str, int]] = {}  # (park, enterprise) -> "dev.pt" -> id
+        self._reload_ids = False
         self._lock = threading.Lock()
 
     # ---- back-end specific -------------------------------------------------------------
@@ -61,6 +65,33 @@ class SqlStore:
     def create_schema(self) -> None:
         """Create or upgrade the schema to the newest Alembic revision (safe to call on every start)."""
         migrate.upgrade(self.engine)
+        self._load_point_ids()
+
+    def _load_point_ids(self, conn: Connection | None = None) -> None:
+        """All point ids in one query instead of one per point at first sight (a large park has tens
+        of thousands); ``conn``: inside the caller's transaction (which holds the lock)."""
+        q = (select(s.points.c.key, s.points.c.id, s.parks.c.key.label("park"), s.enterprises.c.key.label("ent"))
+             .join(s.devices, s.points.c.device_id == s.devices.c.id)
+             .join(s.enterprises, s.devices.c.enterprise_id == s.enterprises.c.id)
+             .join(s.parks, s.enterprises.c.park_id == s.parks.c.id))
+        if conn is None:
+            with self.engine.connect() as c, self._lock:
+                self._fill_point_ids(c.execute(q).all())
+        else:
+            self._fill_point_ids(conn.execute(q).all())
+
+    def _fill_point_ids(self, rows: Sequence[Any]) -> None:
+        for key, pid, park, ent in rows:
+            self._ids[("pt", key)] = int(pid)
+            prefix = len(park) + len(ent) + 2
+            self._pmaps.setdefault((park, ent), {})[key[prefix:]] = int(pid)
+        self._reload_ids = False
+
+    def _record_batches(self, conn: Connection, records: list[dict[str, Any]]) -> int:
+        """Insert the (gateway, seq) records in one statement; returns how many were new."""
+        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(s.gateway_batches)
+        stmt = ins.on_conflict_do_nothing(index_elements=["gateway_id", "seq"]).returning(s.gateway_batches.c.seq)
+        return len(conn.execute(stmt, records).all())
 
     def _get_or_create(self, conn: Connection, cache_key: tuple[str, ...], table: Any,
                        match: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
@@ -93,6 +124,7 @@ class SqlStore:
         full = f"{park}.{ent}.{sample_key}"
         cached = self._ids.get(("pt", full))
         if cached is not None:
+            self._pmaps.setdefault((park, ent), {})[sample_key] = cached
             return cached
         found = conn.execute(select(s.points.c.id).where(s.points.c.key == full)).scalar()
         if found is None:
@@ -103,6 +135,7 @@ class SqlStore:
             found = conn.execute(s.points.insert().values(device_id=did, key=full, name=name)
                                  .returning(s.points.c.id)).scalar_one()
         self._ids[("pt", full)] = int(found)
+        self._pmaps.setdefault((park, ent), {})[sample_key] = int(found)
         return int(found)
 
     def upsert_park(self, key: str, name_zh: str, name_en: str, park_class: str, region: str = "") -> None:
@@ -141,31 +174,35 @@ class SqlStore:
             mirrored: list[MirrorRow] = []
             dirty: dict[int, set[int]] = {}  # enterprise -> minutes touched, for the rollups
             quarantined: list[dict[str, Any]] = []
+            if self._reload_ids:
+                self._load_point_ids(conn)
+            batch_records: list[dict[str, Any]] = []
             for item in items:
                 gid = self._gateway_id(conn, item.park, item.enterprise, item.gateway)
                 b = item.batch
-                seen = conn.execute(select(s.gateway_batches.c.seq).where(
-                    s.gateway_batches.c.gateway_id == gid, s.gateway_batches.c.seq == b.seq)).scalar()
-                if seen is not None:
-                    # still written (idempotently): a gateway whose buffer was wiped reuses seqs
-                    result.replayed_batches += 1
-                else:
-                    conn.execute(s.gateway_batches.insert().values(
-                        gateway_id=gid, seq=b.seq, received_ms=item.received_ms, samples=len(b.samples),
-                        sent_ms=b.sent))
+                batch_records.append({"gateway_id": gid, "seq": b.seq, "received_ms": item.received_ms,
+                                      "samples": len(b.samples), "sent_ms": b.sent})
                 eid = self._enterprise_id(conn, item.park, item.enterprise)
                 dirty.setdefault(eid, set()).update({ts // rollups.MINUTE_MS for _k, ts, _v, _q in b.samples})
-                for key, ts, value, q in b.samples:
-                    pid = self._point_id(conn, item.park, item.enterprise, key)
-                    if pid is None:
-                        quarantined.append({"received_ms": item.received_ms, "ts_ms": ts, "value": value,
-                                            "quality": q, "point_key": f"{item.park}.{item.enterprise}.{key}",
-                                            "reason": "unknown point (policy: quarantine)"})
-                    else:
-                        rows.append((pid, ts, value, q))
-                        if self.mirrors:
+                pmap = self._pmaps.setdefault((item.park, item.enterprise), {})
+                try:  # the common case, every point known: one comprehension, no call per sample
+                    rows.extend([(pmap[k], ts, v, q) for k, ts, v, q in b.samples])
+                except KeyError:
+                    for key, ts, value, q in b.samples:
+                        pid = self._point_id(conn, item.park, item.enterprise, key)
+                        if pid is None:
+                            quarantined.append({"received_ms": item.received_ms, "ts_ms": ts, "value": value,
+                                                "quality": q, "point_key": f"{item.park}.{item.enterprise}.{key}",
+                                                "reason": "unknown point (policy: quarantine)"})
+                        else:
+                            rows.append((pid, ts, value, q))
+                if self.mirrors:
+                    for key, ts, value, q in b.samples:
+                        if key in pmap:
                             dev, _, name = key.partition(".")
                             mirrored.append(MirrorRow(item.park, item.enterprise, dev, name, ts, value, q))
+            # still written (idempotently) when seen before: a gateway whose buffer was wiped reuses seqs
+            result.replayed_batches = len(batch_records) - self._record_batches(conn, batch_records)
             if quarantined:
                 conn.execute(s.quarantine.insert(), quarantined)
             inserted = self._insert_readings(conn, rows) if rows else 0
@@ -182,6 +219,12 @@ class SqlStore:
 
     def _tx(self) -> Any:
         return _Tx(self)
+
+    def _forget_ids(self) -> None:
+        # ids cached inside a rolled-back transaction may not exist: drop them all, reload in one query
+        self._ids.clear()
+        self._pmaps.clear()
+        self._reload_ids = True
 
     # ---- dead letters and status -------------------------------------------------------------
     def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int) -> None:
@@ -377,7 +420,6 @@ class _Tx:
 
     def __enter__(self) -> Connection:
         self.store._lock.acquire()
-        self._snapshot = dict(self.store._ids)
         try:
             self._cm = self.store.engine.begin()
             conn: Connection = self._cm.__enter__()
@@ -392,13 +434,13 @@ class _Tx:
         try:
             self._cm.__exit__(et, ev, tb)
         except DBAPIError as exc:
-            self.store._ids = self._snapshot
+            self.store._forget_ids()
             if _transient(exc):
                 raise StoreError(f"database write failed: {exc.orig or exc}") from exc
             raise
         finally:
             if et is not None:
-                self.store._ids = self._snapshot
+                self.store._forget_ids()
             self.store._lock.release()
         if isinstance(ev, DBAPIError) and _transient(ev):
             raise StoreError(f"database write failed: {ev.orig or ev}") from ev

@@ -1,0 +1,340 @@
+"""Benchmark: ingest from MQTT into PostgreSQL, against the machine's own limit, measured side by side.
+
+1. PostgreSQL runs as production would (fsync and synchronous commit on); the readings table already
+   holds ``--preload`` rows (10 million for the full run) of the same points, in earlier months.
+2. limit: the same rows written the same idempotent way straight from memory - binary COPY into a
+   temporary table, INSERT ... ON CONFLICT DO NOTHING into readings, commits shaped like ingest's -
+   with no MQTT, decoding or registry work in between. Also the store's own write path fed with
+   already-decoded batches (``store_path``), which adds the registry, batch records and rollup log.
+3. sustained: gateways (``--gateways`` x ``--points``, one batch per gateway per cycle, QoS 1, in
+   ``--publishers`` processes) publish as fast as the broker takes them through a real mosquitto to
+   ingest (the real Ingestor, its own thread pair) -> PostgreSQL; rows committed per second over the
+   measuring window; then everything sent is checked to be stored once.
+4. at 80 %: the same gateways paced at 80 % of the sustained rate; the delay from a batch being
+   sent to its commit (p50/p95/p99), ingest's memory over the run, CPU seconds per component.
+
+Prints one JSON object per phase and a summary with the ratio and the bottleneck.
+
+    python bench/ingest.py                       # full run (10 M rows stored; ~10 min)
+    python bench/ingest.py --preload 200000 --seconds 10 --warmup 3   # short (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psycopg
+from _gateways import point_names
+from _proc import cpu_s, rss_mb
+
+from ingest.config import IngestConfig
+from ingest.consumer import Ingestor
+from ingest.embedded_broker import start_mosquitto
+from ingest.store import open_store, pg_layout
+from ingest.store.base import IncomingBatch
+from parkmon import wire
+
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "1GB",
+           "max_wal_size": "8GB", "checkpoint_timeout": "30min", "max_connections": "50"}
+_TEMP = ("CREATE TEMP TABLE IF NOT EXISTS readings_in (point_id int4, ts int8, value float8, quality int2) "
+         "ON COMMIT DELETE ROWS")
+_MERGE = ("INSERT INTO readings (point_id, ts, value, quality) SELECT point_id, "
+          "timestamptz 'epoch' + ts * interval '1 millisecond', value, quality FROM readings_in "
+          "ON CONFLICT (point_id, ts) DO NOTHING")
+
+
+def emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def register(dsn: str, gateways: int, points: int) -> list[int]:
+    """The park's registry in bulk (as a park's catalogue would have made it); returns point ids."""
+    names = point_names(points)
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO parks (key, name_zh, name_en, park_class, region) "
+                     "VALUES ('bench', '压测园区', 'bench park', 'none', '')")
+        conn.execute("INSERT INTO enterprises (park_id, key, name) SELECT 1, 'e' || lpad(g::text, 4, '0'), '' "
+                     "FROM generate_series(0, %s) g", (gateways - 1,))
+        devs = sorted({n.split(".")[0] for n in names})
+        with conn.cursor().copy("COPY devices (enterprise_id, key, name) FROM STDIN") as cp:
+            for e in range(1, gateways + 1):
+                for d in devs:
+                    cp.write_row((e, d, ""))
+        dev_ids = {(e, k): i for i, e, k in conn.execute("SELECT id, enterprise_id, key FROM devices")}
+        with conn.cursor().copy("COPY points (device_id, key, name, metric, unit, kind, label) FROM STDIN") as cp:
+            for g in range(gateways):
+                for n in names:
+                    d, p = n.split(".")
+                    cp.write_row((dev_ids[(g + 1, d)], f"bench.e{g:04d}.{n}", p, "elec.active_power", "kW",
+                                  "instant", ""))
+        return [r[0] for r in conn.execute("SELECT id FROM points ORDER BY id")]
+
+
+def preload(dsn: str, pids: list[int], rows: int, end_ms: int) -> dict[str, Any]:
+    """History: ``rows`` readings of the same points at 1-minute steps ending a day before ``end_ms``."""
+    steps = max(1, rows // len(pids))
+    first = end_ms - 86_400_000 - steps * 60_000
+    t = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for y, m in pg_layout.months_between(first, end_ms + 40 * 86_400_000):
+            ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {pg_layout.partition_name(y, m)} PARTITION OF readings "
+                         f"FOR VALUES FROM ('{y:04d}-{m:02d}-01 00:00+00') TO ('{ny:04d}-{nm:02d}-01 00:00+00')")
+        done = 0
+        for chunk in range(0, steps, 20):  # a commit per 20 steps: progress, and bounded WAL per commit
+            with conn.transaction(), conn.cursor() as cur, \
+                    cur.copy("COPY readings (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(["int4", "timestamptz", "float8", "int2"])
+                for step in range(chunk, min(steps, chunk + 20)):
+                    ts = datetime.fromtimestamp((first + step * 60_000) / 1000, tz=UTC)
+                    for pid in pids:
+                        cp.write_row((pid, ts, 1.0, 0))
+                    done += len(pids)
+            print(f"  preload {done:,}/{steps * len(pids):,} rows", file=sys.stderr, end="\r", flush=True)
+        conn.execute("VACUUM ANALYZE readings")
+    print(file=sys.stderr)
+    return {"rows": done, "seconds": round(time.perf_counter() - t, 1)}
+
+
+def commit_shape(pids: list[int], per_msg: int, msgs: int, cycle: int, t0: int) -> list[tuple[int, int, float, int]]:
+    """The rows of one ingest commit: ``msgs`` gateways' batches of ``per_msg`` points at one timestamp."""
+    out = []
+    for g in range(msgs):
+        base = ((cycle * msgs + g) * per_msg) % len(pids)
+        ts = t0 + ((cycle * msgs + g) * per_msg // len(pids)) * 1000
+        out.extend((pids[base + j], ts, 1.5, 0) for j in range(per_msg))
+    return out
+
+
+def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: float, t0: int) -> dict[str, Any]:
+    """The machine's limit: idempotent COPY of in-memory rows, commits shaped like ingest's."""
+    n = cycle = 0
+    with psycopg.connect(dsn) as conn:
+        conn.execute(_TEMP)
+        conn.commit()
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            rows = commit_shape(pids, per_msg, msgs, cycle, t0)
+            with conn.cursor() as cur:
+                with cur.copy("COPY readings_in (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.set_types(["int4", "int8", "float8", "int2"])
+                    for r in rows:
+                        cp.write_row(r)
+                cur.execute(_MERGE)
+                n += cur.rowcount
+            conn.commit()
+            cycle += 1
+        el = time.perf_counter() - start
+    return {"phase": "limit_copy", "rows_per_s": round(n / el), "rows": n, "commits": cycle,
+            "rows_per_commit": per_msg * msgs}
+
+
+def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float, t0: int) -> dict[str, Any]:
+    """The store's own write path fed decoded batches: adds registry lookups, batch records, rollup log."""
+    names = point_names(points)
+    store = open_store(url)
+    store.create_schema()
+    n = cycle = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        items = []
+        for k in range(msgs):
+            g = (cycle * msgs + k) % gateways
+            rnd = (cycle * msgs + k) // gateways
+            ts = t0 + rnd * 1000
+            items.append(IncomingBatch("bench", f"e{g:04d}", f"gw{g:04d}", wire.Batch(
+                1, f"gw{g:04d}", 10**9 + rnd, ts, [(nm, ts, 2.5, 0) for nm in names]), ts))
+        n += store.write_batches(items).inserted
+        cycle += 1
+    el = time.perf_counter() - start
+    store.close()
+    return {"phase": "limit_store_path", "rows_per_s": round(n / el), "rows": n}
+
+
+class Sampler:
+    """CPU seconds and memory of the components, sampled once a second."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.rss: list[float] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def cpu(self) -> dict[str, float]:
+        out = {}
+        for name, ps in self.pids.items():
+            total = 0.0
+            for p in ps:
+                with suppress(FileNotFoundError, ProcessLookupError):
+                    total += cpu_s(p)
+            out[name] = total
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.rss.append(rss_mb(os.getpid()))
+
+    def start(self) -> None:
+        self._t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def postgres_pids(port: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"postgres") or (b"postgres" in cmd.split(b"\0")[0] and f"{port}".encode() in cmd):
+                out.append(int(d.name))
+    return out
+
+
+def run_gateways(port: int, gateways: int, points: int, publishers: int, rate: int, seconds: float,
+                 work: Path, t0: int) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
+    procs, stats = [], []
+    per = -(-gateways // publishers)
+    for i in range(publishers):
+        first, count = i * per, min(per, gateways - i * per)
+        f = work / f"gw{i}-{t0}.json"
+        procs.append(subprocess.Popen([sys.executable, str(Path(__file__).with_name("_gateways.py")), str(port),
+                                       str(first), str(count), str(points), str(rate // publishers),
+                                       str(seconds), str(f), str(t0)]))
+        stats.append(f)
+    return procs, stats
+
+
+def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int, work: Path,
+             pg_port: int) -> dict[str, Any]:
+    store = open_store(url)
+    store.create_schema()
+    broker_port = broker.port
+    ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id=f"bench-ingest-{t0}",
+                                   max_batch_messages=args.batch_messages), store)
+    delays: list[int] = []
+    measuring = threading.Event()
+
+    def on_commit(batches: list[IncomingBatch], commit_ms: int) -> None:
+        if measuring.is_set():
+            delays.extend(commit_ms - b.batch.sent for b in batches)
+
+    ingest.commit_listeners.append(on_commit)
+    ingest.start()
+    ingest.connected.wait(10)
+    procs, stats_files = run_gateways(broker_port, args.gateways, args.points, args.publishers, rate,
+                                      args.warmup + args.seconds, work, t0)
+    sampler = Sampler({"ingest (this process)": [os.getpid()], "postgresql": postgres_pids(pg_port),
+                       "mosquitto": [broker.proc.pid], "gateways": [p.pid for p in procs]})
+    queued = [0]
+
+    def watch_queue() -> None:  # back-pressure: what waits inside ingest stays within the broker's window
+        while not done.wait(0.1):
+            queued[0] = max(queued[0], ingest._queue.qsize())
+
+    done = threading.Event()
+    threading.Thread(target=watch_queue, daemon=True).start()
+    time.sleep(args.warmup)
+    cpu0, ins0, t_start = sampler.cpu(), ingest.stats.inserted, time.perf_counter()
+    measuring.set()
+    sampler.start()
+    time.sleep(args.seconds)
+    measuring.clear()
+    cpu1, ins1, el = sampler.cpu(), ingest.stats.inserted, time.perf_counter() - t_start
+    sampler.stop()
+    for p in procs:
+        p.wait(120)
+    sent = sum(json.loads(f.read_text())["samples"] for f in stats_files)
+    deadline = time.monotonic() + 300  # drain: everything the gateways sent must be stored
+    while ingest.stats.samples < sent and time.monotonic() < deadline:
+        time.sleep(0.5)
+    done.set()
+    ingest.stop()
+    store.close()
+    delays.sort()
+
+    def pct(q: float) -> float | None:
+        return round(delays[min(len(delays) - 1, int(q * len(delays)))] / 1000, 3) if delays else None
+
+    cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
+    return {"rows_per_s": round((ins1 - ins0) / el), "sent_samples": sent, "received_samples": ingest.stats.samples,
+            "inserted_total": ingest.stats.inserted, "delay_s": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
+            "ingest_queue_max_messages": queued[0],
+            "ingest_rss_mb": {"min": min(sampler.rss, default=0), "max": max(sampler.rss, default=0),
+                              "last": sampler.rss[-1] if sampler.rss else 0},
+            "cpu_s": cpu, "cpu_share_of_2_cores": round(sum(cpu.values()) / el / 2, 2), "seconds": round(el, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preload", type=int, default=10_000_000, help="rows stored before measuring")
+    ap.add_argument("--gateways", type=int, default=200)
+    ap.add_argument("--points", type=int, default=300, help="points per gateway (one batch each per cycle)")
+    ap.add_argument("--publishers", type=int, default=2, help="processes hosting the gateways")
+    ap.add_argument("--batch-messages", type=int, default=100, help="ingest: messages per transaction")
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=8.0)
+    args = ap.parse_args()
+    with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-ingest-") as tmp:
+        work = Path(tmp)
+        from tests.pg_server import start_postgres
+
+        pg = start_postgres(DURABLE)
+        cleanup.callback(pg.stop, "immediate")
+        url = pg.create_database()
+        dsn = url.replace("postgresql+psycopg", "postgresql")
+        store = open_store(url)
+        store.create_schema()
+        store.close()
+        pids = register(dsn, args.gateways, args.points)
+        now = time.time_ns() // 1_000_000
+        emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
+              "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
+        # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape
+        lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds, now - 3_600_000)
+        emit(lim)
+        emit(limit_store(url, args.gateways, args.points, min(args.batch_messages, args.gateways), args.seconds,
+                         now - 7_200_000))
+        broker = start_mosquitto(work / "mq")
+        cleanup.callback(broker.stop)
+        # offered at the machine's limit: more than ingest can take shows up as a backlog in the broker
+        sustained = pipeline(url, broker, args, lim["rows_per_s"], now, work, pg.port)
+        emit({"phase": "sustained", **sustained})
+        paced_rate = int(sustained["rows_per_s"] * 0.8)
+        paced = pipeline(url, broker, args, paced_rate, now + 86_400_000 // 2, work, pg.port)
+        emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
+        with psycopg.connect(dsn) as conn:
+            total = conn.execute("SELECT count(*) FROM readings").fetchone()
+        cpu = sustained["cpu_s"]
+        busiest = max(cpu, key=lambda k: cpu[k])
+        bottleneck = (f"CPU: all {sustained['cpu_share_of_2_cores']:.0%} of 2 cores busy, most in {busiest}"
+                      if sustained["cpu_share_of_2_cores"] > 0.85 else f"not CPU-bound; busiest {busiest}")
+        emit({"phase": "summary", "sustained_points_per_s": sustained["rows_per_s"],
+              "limit_rows_per_s": lim["rows_per_s"],
+              "ratio_to_limit": round(sustained["rows_per_s"] / lim["rows_per_s"], 2),
+              "delay_at_80pct_s": paced["delay_s"], "rows_stored": total[0] if total else None,
+              "lost": sustained["sent_samples"] + paced["sent_samples"]
+              - sustained["received_samples"] - paced["received_samples"],
+              "bottleneck": bottleneck, "goal": "ratio >= 0.7 and >= 60000 points/s"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
