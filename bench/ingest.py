@@ -120,49 +120,75 @@ def commit_shape(pids: list[int], per_msg: int, msgs: int, cycle: int, t0: int) 
     return out
 
 
-def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: float, t0: int) -> dict[str, Any]:
-    """The machine's limit: idempotent COPY of in-memory rows, commits shaped like ingest's."""
-    n = cycle = 0
-    with psycopg.connect(dsn) as conn:
-        conn.execute(_TEMP)
-        conn.commit()
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            rows = commit_shape(pids, per_msg, msgs, cycle, t0)
-            with conn.cursor() as cur:
-                with cur.copy("COPY readings_in (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
-                    cp.set_types(["int4", "int8", "float8", "int2"])
-                    for r in rows:
-                        cp.write_row(r)
-                cur.execute(_MERGE)
-                n += cur.rowcount
+def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: float, t0: int,
+               connections: int) -> dict[str, Any]:
+    """The machine's limit: idempotent COPY of in-memory rows, commits shaped like ingest's, over as
+    many connections as ingest has writers (each its own slice of the points)."""
+    counts = [0] * connections
+    commits = [0] * connections
+    start = time.perf_counter()
+
+    def one(k: int) -> None:
+        mine = pids[k::connections]
+        with psycopg.connect(dsn) as conn:
+            conn.execute(_TEMP)
             conn.commit()
-            cycle += 1
-        el = time.perf_counter() - start
-    return {"phase": "limit_copy", "rows_per_s": round(n / el), "rows": n, "commits": cycle,
-            "rows_per_commit": per_msg * msgs}
+            cycle = 0
+            while time.perf_counter() - start < seconds:
+                rows = commit_shape(mine, per_msg, msgs, cycle, t0)
+                with conn.cursor() as cur:
+                    with cur.copy("COPY readings_in (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
+                        cp.set_types(["int4", "int8", "float8", "int2"])
+                        for r in rows:
+                            cp.write_row(r)
+                    cur.execute(_MERGE)
+                    counts[k] += cur.rowcount
+                conn.commit()
+                cycle += 1
+            commits[k] = cycle
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    el = time.perf_counter() - start
+    return {"phase": "limit_copy", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),
+            "commits": sum(commits), "rows_per_commit": per_msg * msgs, "connections": connections}
 
 
-def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float, t0: int) -> dict[str, Any]:
-    """The store's own write path fed decoded batches: adds registry lookups, batch records, rollup log."""
+def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float, t0: int,
+                threads: int) -> dict[str, Any]:
+    """The store's own write path fed decoded batches (from as many threads as ingest has writers):
+    adds registry lookups, batch records and the rollup log to the limit."""
     names = point_names(points)
     store = open_store(url)
     store.create_schema()
-    n = cycle = 0
+    counts = [0] * threads
     start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        items = []
-        for k in range(msgs):
-            g = (cycle * msgs + k) % gateways
-            rnd = (cycle * msgs + k) // gateways
-            ts = t0 + rnd * 1000
-            items.append(IncomingBatch("bench", f"e{g:04d}", f"gw{g:04d}", wire.Batch(
-                1, f"gw{g:04d}", 10**9 + rnd, ts, [(nm, ts, 2.5, 0) for nm in names]), ts))
-        n += store.write_batches(items).inserted
-        cycle += 1
+
+    def one(k: int) -> None:
+        cycle = 0
+        while time.perf_counter() - start < seconds:
+            items = []
+            for j in range(msgs):
+                n = (cycle * threads + k) * msgs + j
+                g, rnd = n % gateways, n // gateways
+                ts = t0 + rnd * 1000
+                items.append(IncomingBatch("bench", f"e{g:04d}", f"gw{g:04d}", wire.Batch(
+                    1, f"gw{g:04d}", 10**9 + rnd, ts, [(nm, ts, 2.5, 0) for nm in names]), ts))
+            counts[k] += store.write_batches(items).inserted
+            cycle += 1
+
+    workers = [threading.Thread(target=one, args=(k,)) for k in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
     el = time.perf_counter() - start
     store.close()
-    return {"phase": "limit_store_path", "rows_per_s": round(n / el), "rows": n}
+    return {"phase": "limit_store_path", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),
+            "threads": threads}
 
 
 class Sampler:
@@ -195,15 +221,17 @@ class Sampler:
         self._stop.set()
 
 
-def postgres_pids(port: int) -> list[int]:
-    out = []
+def postgres_pids(datadir: Path) -> list[int]:
+    """The postmaster and every backend it has now (writers connect lazily: ask again when measuring)."""
+    master = int((datadir / "postmaster.pid").read_text().split()[0])
+    out = [master]
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if cmd.startswith(b"postgres") or (b"postgres" in cmd.split(b"\0")[0] and f"{port}".encode() in cmd):
+            if ppid == master:
                 out.append(int(d.name))
     return out
 
@@ -223,12 +251,12 @@ def run_gateways(port: int, gateways: int, points: int, publishers: int, rate: i
 
 
 def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int, work: Path,
-             pg_port: int) -> dict[str, Any]:
+             pg_datadir: Path) -> dict[str, Any]:
     store = open_store(url)
     store.create_schema()
     broker_port = broker.port
     ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id=f"bench-ingest-{t0}",
-                                   max_batch_messages=args.batch_messages), store)
+                                   max_batch_messages=args.batch_messages, writers=args.writers), store)
     delays: list[int] = []
     measuring = threading.Event()
 
@@ -241,7 +269,7 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
     ingest.connected.wait(10)
     procs, stats_files = run_gateways(broker_port, args.gateways, args.points, args.publishers, rate,
                                       args.warmup + args.seconds, work, t0)
-    sampler = Sampler({"ingest (this process)": [os.getpid()], "postgresql": postgres_pids(pg_port),
+    sampler = Sampler({"ingest (this process)": [os.getpid()], "postgresql": [],
                        "mosquitto": [broker.proc.pid], "gateways": [p.pid for p in procs]})
     queued = [0]
 
@@ -252,6 +280,7 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
     done = threading.Event()
     threading.Thread(target=watch_queue, daemon=True).start()
     time.sleep(args.warmup)
+    sampler.pids["postgresql"] = postgres_pids(pg_datadir)
     cpu0, ins0, t_start = sampler.cpu(), ingest.stats.inserted, time.perf_counter()
     measuring.set()
     sampler.start()
@@ -289,6 +318,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=300, help="points per gateway (one batch each per cycle)")
     ap.add_argument("--publishers", type=int, default=2, help="processes hosting the gateways")
     ap.add_argument("--batch-messages", type=int, default=100, help="ingest: messages per transaction")
+    ap.add_argument("--writers", type=int, default=2, help="ingest writer threads (= limit connections)")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=8.0)
     args = ap.parse_args()
@@ -297,7 +327,7 @@ def main() -> int:
         from tests.pg_server import start_postgres
 
         pg = start_postgres(DURABLE)
-        cleanup.callback(pg.stop, "immediate")
+        cleanup.callback(pg.destroy)
         url = pg.create_database()
         dsn = url.replace("postgresql+psycopg", "postgresql")
         store = open_store(url)
@@ -308,17 +338,18 @@ def main() -> int:
         emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
         # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape
-        lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds, now - 3_600_000)
+        lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds,
+                         now - 3_600_000, args.writers)
         emit(lim)
         emit(limit_store(url, args.gateways, args.points, min(args.batch_messages, args.gateways), args.seconds,
-                         now - 7_200_000))
+                         now - 7_200_000, args.writers))
         broker = start_mosquitto(work / "mq")
         cleanup.callback(broker.stop)
         # offered at the machine's limit: more than ingest can take shows up as a backlog in the broker
-        sustained = pipeline(url, broker, args, lim["rows_per_s"], now, work, pg.port)
+        sustained = pipeline(url, broker, args, lim["rows_per_s"], now, work, pg.datadir)
         emit({"phase": "sustained", **sustained})
         paced_rate = int(sustained["rows_per_s"] * 0.8)
-        paced = pipeline(url, broker, args, paced_rate, now + 86_400_000 // 2, work, pg.port)
+        paced = pipeline(url, broker, args, paced_rate, now + 86_400_000 // 2, work, pg.datadir)
         emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
         with psycopg.connect(dsn) as conn:
             total = conn.execute("SELECT count(*) FROM readings").fetchone()

@@ -103,7 +103,7 @@ def _run(copies: int, poll: float, seconds: float, warmup: float, db: str, work:
         from tests.pg_server import start_postgres
 
         pg = start_postgres()
-        cleanup.callback(pg.stop, "immediate")
+        cleanup.callback(pg.destroy)
         url = pg.create_database()
     else:
         url = f"sqlite:///{here / 'bench.db'}"

@@ -23,4 +23,5 @@ class IngestConfig:
     unknown_points: UnknownPointPolicy = "register"
     max_batch_messages: int = 100  # messages written in one transaction
     max_wait_ms: int = 50  # how long to gather messages before writing
+    writers: int | None = None  # writer threads; None: 2 on PostgreSQL, 1 on SQLite (one writer at a time)
     keepalive_s: int = 30

@@ -1,10 +1,14 @@
 """MQTT -> store. A message is acknowledged to the broker only after its rows are committed.
 
-paho's network thread hands messages to a queue; one writer thread gathers up to
+paho's network thread hands messages to a bounded queue; one writer thread gathers up to
 ``max_batch_messages`` of them, decodes, writes them in one transaction and then acks each.
-The broker never has more than its in-flight window of unacknowledged messages out to us, so
-while the database is down the backlog stays in the broker (and the gateways' disk buffers),
-not in our memory. A message that breaks the contract goes to the dead letters with the reason
+Back-pressure: when the queue is full (the database is slow or down) the network thread waits
+before taking the next message, so ingest stops reading from the broker and the backlog stays in
+the broker's persistent session (and the gateways' disk buffers), not in our memory. The broker's
+in-flight window does not do this for us: mosquitto 2.0.11 honours ``max_inflight_messages`` only
+until the first PUBACK, then sends its whole queue (measured; docs/decisions/0003). A wait longer
+than the keep-alive lets the broker drop the connection; unacked messages are then redelivered
+and written again idempotently. A message that breaks the contract goes to the dead letters with the reason
 and is acked: one bad payload never blocks the stream.
 """
 
@@ -60,7 +64,7 @@ class Ingestor:
         self.config = config
         self.store = store
         self.stats = IngestStats()
-        self._queue: queue.Queue[_Msg] = queue.Queue()
+        self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=2 * config.max_batch_messages)
         self._stop = threading.Event()
         self._generation = 0  # bumped per connection: never ack a message of an older one
         self._db_down = False
@@ -78,7 +82,12 @@ class Ingestor:
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
         self._sub_mid = -1
-        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        # several writers overlap one's Python work with another's database round trip; each holds
+        # its own transaction and acks its own messages (QoS 1 acks may come in any order)
+        n = config.writers or (2 if config.db_url.startswith("postgresql") else 1)
+        self._writers = [threading.Thread(target=self._write_loop, name=f"ingest-writer-{i}", daemon=True)
+                         for i in range(n)]
+        self._stats_lock = threading.Lock()
         self.connected = threading.Event()
         # called after each commit with the batches and the commit time (ms): delay figures, and later
         # the alert engine, hang here without touching the write path
@@ -93,11 +102,13 @@ class Ingestor:
         self.store.create_schema()
         self._client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=self.config.keepalive_s)
         self._client.loop_start()
-        self._writer.start()
+        for w in self._writers:
+            w.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._writer.join(10)
+        for w in self._writers:
+            w.join(10)
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -125,7 +136,14 @@ class Ingestor:
             log.warning("ingest lost the broker (%s); reconnecting, unacked messages will be redelivered", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation))
+        m = _Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        while True:  # full: wait here, reading nothing more from the broker (back-pressure)
+            try:
+                self._queue.put(m, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return  # not acked: the broker redelivers it to the next run
 
     # ---- writer thread -------------------------------------------------------------------
     def _gather(self) -> list[_Msg]:
@@ -169,7 +187,8 @@ class Ingestor:
         for m in msgs:
             if m.generation == generation and m.qos > 0:
                 self._client.ack(m.mid, m.qos)
-        self.stats.messages += len(msgs)
+        with self._stats_lock:
+            self.stats.messages += len(msgs)
 
     def _handle_group(self, msgs: list[_Msg]) -> None:
         batches: list[IncomingBatch] = []
@@ -206,18 +225,20 @@ class Ingestor:
                 self.store.set_gateway_health(park, ent, gw, obj.sent, _m.payload.decode())
             else:
                 self.store.set_gateway_status(park, ent, gw, obj.state == "online", obj.sent)
-        if batches:
-            res = self.store.write_batches(batches)
-            self.stats.inserted += res.inserted
-            self.stats.duplicates += res.duplicates
-            self.stats.samples += sum(len(b.batch.samples) for b in batches)
+        res = self.store.write_batches(batches) if batches else None
         for m, reason in dead:
             self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)
-        self.stats.dead_letters += len(dead)
-        self.stats.last_commit_ms = now_ms()
-        for listener in self.commit_listeners:
+        committed = now_ms()
+        with self._stats_lock:
+            if res is not None:
+                self.stats.inserted += res.inserted
+                self.stats.duplicates += res.duplicates
+                self.stats.samples += sum(len(b.batch.samples) for b in batches)
+            self.stats.dead_letters += len(dead)
+            self.stats.last_commit_ms = committed
+        for listener in self.commit_listeners:  # called from any writer thread
             try:
-                listener(batches, self.stats.last_commit_ms)
+                listener(batches, committed)
             except Exception:  # a listener's bug must not stop ingest
                 log.exception("commit listener %r failed", listener)
         for m, reason in dead:
@@ -230,7 +251,8 @@ class Ingestor:
             try:
                 fn()
             except StoreError as exc:
-                self.stats.db_errors += 1
+                with self._stats_lock:
+                    self.stats.db_errors += 1
                 if not self._db_down:
                     log.error("database write failed, holding messages (not acked) and retrying: %s", exc)
                     self._db_down = True

@@ -21,7 +21,7 @@ def postgres() -> Iterator[Postgres]:
     try:
         yield pg
     finally:
-        pg.stop("immediate")
+        pg.destroy()
 
 
 @pytest.fixture

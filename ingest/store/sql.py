@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -93,10 +94,12 @@ class SqlStore:
         stmt = ins.on_conflict_do_nothing(index_elements=["gateway_id", "seq"]).returning(s.gateway_batches.c.seq)
         return len(conn.execute(stmt, records).all())
 
-    def _get_or_create(self, conn: Connection, cache_key: tuple[str, ...], table: Any,
+    def _get_or_create(self, conn: Connection | None, cache_key: tuple[str, ...], table: Any,
                        match: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
         if cache_key in self._ids:
             return self._ids[cache_key]
+        if conn is None:
+            raise _NeedRegistry
         cond = and_(*(table.c[k] == v for k, v in match.items()))
         found = conn.execute(select(table.c.id).where(cond)).scalar()
         if found is None:
@@ -104,28 +107,30 @@ class SqlStore:
         self._ids[cache_key] = int(found)
         return int(found)
 
-    def _park_id(self, conn: Connection, park: str) -> int:
+    def _park_id(self, conn: Connection | None, park: str) -> int:
         return self._get_or_create(conn, ("park", park), s.parks, {"key": park}, {"name_zh": park, "name_en": park})
 
-    def _enterprise_id(self, conn: Connection, park: str, ent: str) -> int:
+    def _enterprise_id(self, conn: Connection | None, park: str, ent: str) -> int:
         pid = self._park_id(conn, park)
         return self._get_or_create(conn, ("ent", park, ent), s.enterprises, {"park_id": pid, "key": ent},
                                    {"name": ent})
 
-    def _gateway_id(self, conn: Connection, park: str, ent: str, gw: str) -> int:
+    def _gateway_id(self, conn: Connection | None, park: str, ent: str, gw: str) -> int:
         eid = self._enterprise_id(conn, park, ent)
         return self._get_or_create(conn, ("gw", park, ent, gw), s.gateways, {"enterprise_id": eid, "key": gw})
 
-    def _device_id(self, conn: Connection, park: str, ent: str, dev: str) -> int:
+    def _device_id(self, conn: Connection | None, park: str, ent: str, dev: str) -> int:
         eid = self._enterprise_id(conn, park, ent)
         return self._get_or_create(conn, ("dev", park, ent, dev), s.devices, {"enterprise_id": eid, "key": dev})
 
-    def _point_id(self, conn: Connection, park: str, ent: str, sample_key: str) -> int | None:
+    def _point_id(self, conn: Connection | None, park: str, ent: str, sample_key: str) -> int | None:
         full = f"{park}.{ent}.{sample_key}"
         cached = self._ids.get(("pt", full))
         if cached is not None:
             self._pmaps.setdefault((park, ent), {})[sample_key] = cached
             return cached
+        if conn is None:
+            raise _NeedRegistry
         found = conn.execute(select(s.points.c.id).where(s.points.c.key == full)).scalar()
         if found is None:
             if self.unknown_points != "register":
@@ -168,54 +173,69 @@ class SqlStore:
 
     # ---- the hot path -------------------------------------------------------------------------
     def write_batches(self, items: Sequence[IncomingBatch]) -> WriteResult:
+        """Write batches in one transaction; safe to call from several threads at once (each its own
+        connection): ids are resolved under the store's lock - registering anything new in a short
+        transaction of its own, committed first - and the data transaction runs without it."""
+        with self._lock:
+            try:
+                prep = self._prepare(None, items)  # everything cached: no database round trip
+            except _NeedRegistry:
+                prep = None
+        if prep is None:
+            with self._tx() as reg:
+                prep = self._prepare(reg, items)
         result = WriteResult()
-        with self._tx() as conn:
-            rows: list[Row] = []
-            mirrored: list[MirrorRow] = []
-            dirty: dict[int, set[int]] = {}  # enterprise -> minutes touched, for the rollups
-            quarantined: list[dict[str, Any]] = []
-            if self._reload_ids:
-                self._load_point_ids(conn)
-            batch_records: list[dict[str, Any]] = []
-            for item in items:
-                gid = self._gateway_id(conn, item.park, item.enterprise, item.gateway)
-                b = item.batch
-                batch_records.append({"gateway_id": gid, "seq": b.seq, "received_ms": item.received_ms,
-                                      "samples": len(b.samples), "sent_ms": b.sent})
-                eid = self._enterprise_id(conn, item.park, item.enterprise)
-                dirty.setdefault(eid, set()).update({ts // rollups.MINUTE_MS for _k, ts, _v, _q in b.samples})
-                pmap = self._pmaps.setdefault((item.park, item.enterprise), {})
-                try:  # the common case, every point known: one comprehension, no call per sample
-                    rows.extend([(pmap[k], ts, v, q) for k, ts, v, q in b.samples])
-                except KeyError:
-                    for key, ts, value, q in b.samples:
-                        pid = self._point_id(conn, item.park, item.enterprise, key)
-                        if pid is None:
-                            quarantined.append({"received_ms": item.received_ms, "ts_ms": ts, "value": value,
-                                                "quality": q, "point_key": f"{item.park}.{item.enterprise}.{key}",
-                                                "reason": "unknown point (policy: quarantine)"})
-                        else:
-                            rows.append((pid, ts, value, q))
-                if self.mirrors:
-                    for key, ts, value, q in b.samples:
-                        if key in pmap:
-                            dev, _, name = key.partition(".")
-                            mirrored.append(MirrorRow(item.park, item.enterprise, dev, name, ts, value, q))
+        with _Tx(self, registry=False) as conn:
             # still written (idempotently) when seen before: a gateway whose buffer was wiped reuses seqs
-            result.replayed_batches = len(batch_records) - self._record_batches(conn, batch_records)
-            if quarantined:
-                conn.execute(s.quarantine.insert(), quarantined)
-            inserted = self._insert_readings(conn, rows) if rows else 0
+            result.replayed_batches = len(prep.batches) - self._record_batches(conn, prep.batches)
+            if prep.quarantined:
+                conn.execute(s.quarantine.insert(), prep.quarantined)
+            inserted = self._insert_readings(conn, prep.rows) if prep.rows else 0
             if inserted:
                 conn.execute(s.rollup_dirty.insert(), [
                     {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
-                    for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)])
+                    for eid, minutes in prep.dirty.items() for lo, hi in rollups.minute_runs(minutes)])
             for mirror in self.mirrors:  # before commit: a failing mirror holds the ack back
-                mirror.write(mirrored)
+                mirror.write(prep.mirrored)
         result.inserted = inserted
-        result.duplicates = len(rows) - inserted
-        result.quarantined = len(quarantined)
+        result.duplicates = len(prep.rows) - inserted
+        result.quarantined = len(prep.quarantined)
         return result
+
+    def _prepare(self, conn: Connection | None, items: Sequence[IncomingBatch]) -> _Prepared:
+        """Rows by point id, batch records, touched minutes. ``conn`` None: from the caches alone
+        (raises _NeedRegistry at the first miss); else a registry transaction that fills them."""
+        if self._reload_ids:
+            if conn is None:
+                raise _NeedRegistry
+            self._load_point_ids(conn)
+        prep = _Prepared()
+        for item in items:
+            gid = self._gateway_id(conn, item.park, item.enterprise, item.gateway)
+            eid = self._enterprise_id(conn, item.park, item.enterprise)
+            b = item.batch
+            prep.batches.append({"gateway_id": gid, "seq": b.seq, "received_ms": item.received_ms,
+                                 "samples": len(b.samples), "sent_ms": b.sent})
+            prep.dirty.setdefault(eid, set()).update({ts // rollups.MINUTE_MS for _k, ts, _v, _q in b.samples})
+            pmap = self._pmaps.setdefault((item.park, item.enterprise), {})
+            try:  # the common case, every point known: one comprehension, no call per sample
+                prep.rows.extend([(pmap[k], ts, v, q) for k, ts, v, q in b.samples])
+            except KeyError:
+                for key, ts, value, q in b.samples:
+                    pid = self._point_id(conn, item.park, item.enterprise, key)
+                    if pid is None:
+                        prep.quarantined.append({
+                            "received_ms": item.received_ms, "ts_ms": ts, "value": value, "quality": q,
+                            "point_key": f"{item.park}.{item.enterprise}.{key}",
+                            "reason": "unknown point: no gateway catalogue (meta) announced it (policy: quarantine)"})
+                    else:
+                        prep.rows.append((pid, ts, value, q))
+            if self.mirrors:
+                for key, ts, value, q in b.samples:
+                    if key in pmap:
+                        dev, _, name = key.partition(".")
+                        prep.mirrored.append(MirrorRow(item.park, item.enterprise, dev, name, ts, value, q))
+        return prep
 
     def _tx(self) -> Any:
         return _Tx(self)
@@ -240,14 +260,17 @@ class SqlStore:
     def set_gateway_status(self, park: str, enterprise: str, gateway: str, online: bool, at_ms: int) -> None:
         with self._tx() as conn:
             gid = self._gateway_id(conn, park, enterprise, gateway)
-            conn.execute(s.gateways.update().where(s.gateways.c.id == gid).values(online=online, status_ms=at_ms))
+            gw = s.gateways  # never let an older status (another writer's, or redelivered) win
+            conn.execute(gw.update().where(gw.c.id == gid, or_(gw.c.status_ms.is_(None), gw.c.status_ms <= at_ms))
+                         .values(online=online, status_ms=at_ms))
 
     def set_gateway_health(self, park: str, enterprise: str, gateway: str, at_ms: int, body: str) -> None:
         with self._tx() as conn:
             gid = self._gateway_id(conn, park, enterprise, gateway)
             gh = s.gateway_health
-            updated = conn.execute(gh.update().where(gh.c.gateway_id == gid).values(at_ms=at_ms, body=body))
-            if updated.rowcount == 0:
+            updated = conn.execute(gh.update().where(gh.c.gateway_id == gid, gh.c.at_ms <= at_ms)
+                                   .values(at_ms=at_ms, body=body))
+            if updated.rowcount == 0 and conn.execute(select(gh.c.at_ms).where(gh.c.gateway_id == gid)).first() is None:
                 conn.execute(gh.insert().values(gateway_id=gid, at_ms=at_ms, body=body))
 
     # ---- reads -------------------------------------------------------------------------------
@@ -404,6 +427,19 @@ class SqlStore:
         self.engine.dispose()
 
 
+class _NeedRegistry(Exception):
+    """A cache miss while resolving ids without a database connection."""
+
+
+@dataclass
+class _Prepared:
+    rows: list[Row] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    dirty: dict[int, set[int]] = field(default_factory=dict)  # enterprise -> minutes touched (rollups)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    mirrored: list[MirrorRow] = field(default_factory=list)
+
+
 def _transient(exc: BaseException) -> bool:
     """Connection trouble is worth retrying; bad data (DataError, IntegrityError) is not."""
     return isinstance(exc, (OperationalError, InterfaceError)) or (
@@ -414,17 +450,21 @@ class _Tx:
     """``engine.begin()`` that turns connection failures into :class:`StoreError` and forgets ids it
     cached inside a rolled-back transaction."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, registry: bool = True) -> None:
         self.store = store
         self._cm: Any = None
+        # registry=False: a data-only transaction; no lock, and nothing cached inside it to forget
+        self._registry = registry
 
     def __enter__(self) -> Connection:
-        self.store._lock.acquire()
+        if self._registry:
+            self.store._lock.acquire()
         try:
             self._cm = self.store.engine.begin()
             conn: Connection = self._cm.__enter__()
         except DBAPIError as exc:
-            self.store._lock.release()
+            if self._registry:
+                self.store._lock.release()
             if _transient(exc):
                 raise StoreError(f"database unavailable: {exc.orig or exc}") from exc
             raise
@@ -434,13 +474,15 @@ class _Tx:
         try:
             self._cm.__exit__(et, ev, tb)
         except DBAPIError as exc:
-            self.store._forget_ids()
+            if self._registry:
+                self.store._forget_ids()
             if _transient(exc):
                 raise StoreError(f"database write failed: {exc.orig or exc}") from exc
             raise
         finally:
-            if et is not None:
-                self.store._forget_ids()
-            self.store._lock.release()
+            if self._registry:
+                if et is not None:
+                    self.store._forget_ids()
+                self.store._lock.release()
         if isinstance(ev, DBAPIError) and _transient(ev):
             raise StoreError(f"database write failed: {ev.orig or ev}") from ev
