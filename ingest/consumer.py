@@ -6,7 +6,7 @@ Back-pressure: when the queue is full (the database is slow or down) the network
 before taking the next message, so ingest stops reading from the broker and the backlog stays in
 the broker's persistent session (and the gateways' disk buffers), not in our memory. The broker's
 in-flight window does not do this for us: mosquitto 2.0.11 honours ``max_inflight_messages`` only
-until the first PUBACK, then sends its whole queue (measured; docs/decisions/0003). A wait longer
+until the first PUBACK, then sends its whole queue (measured; docs/decisions/0004). A wait longer
 than the keep-alive lets the broker drop the connection; unacked messages are then redelivered
 and written again idempotently. A message that breaks the contract goes to the dead letters with the reason
 and is acked: one bad payload never blocks the stream.
@@ -64,7 +64,9 @@ class Ingestor:
         self.config = config
         self.store = store
         self.stats = IngestStats()
-        self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=2 * config.max_batch_messages)
+        n_writers = config.writers or (2 if config.db_url.startswith("postgresql") else 1)
+        # room for every writer's next group: a writer finishing a commit finds one ready
+        self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=(n_writers + 1) * config.max_batch_messages)
         self._stop = threading.Event()
         self._generation = 0  # bumped per connection: never ack a message of an older one
         self._db_down = False
@@ -84,9 +86,8 @@ class Ingestor:
         self._sub_mid = -1
         # several writers overlap one's Python work with another's database round trip; each holds
         # its own transaction and acks its own messages (QoS 1 acks may come in any order)
-        n = config.writers or (2 if config.db_url.startswith("postgresql") else 1)
         self._writers = [threading.Thread(target=self._write_loop, name=f"ingest-writer-{i}", daemon=True)
-                         for i in range(n)]
+                         for i in range(n_writers)]
         self._stats_lock = threading.Lock()
         self.connected = threading.Event()
         # called after each commit with the batches and the commit time (ms): delay figures, and later
