@@ -57,3 +57,27 @@ def test_indicators_share_on_a_stored_park(tmp_path: Path) -> None:
     assert body["status"] == "below_target"
     bad = _parkmon("indicators", "share", "--db", url, "--park", "demo", "--start", "2025-11-22T08:00")
     assert bad.returncode != 0 and "has no UTC offset" in bad.stderr
+
+
+def test_ingest_store_commands_migrate_maintain_and_report_completeness(tmp_path: Path) -> None:
+    import time
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    out = _parkmon("ingest", "migrate", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert "none -> 0002" in out.stdout
+    st = open_store(url)
+    st.create_schema()
+    now = time.time_ns() // 1_000_000
+    for seq in (1, 2, 4):  # seq 3 lost
+        st.write_batches([IncomingBatch("demo", "e01", "gw", wire.Batch(1, "gw", seq, now, [
+            ("m.p", now - 5000 + seq, 1.0, 0)]), now)])
+    st.close()
+    out = _parkmon("ingest", "maintain", "--db", url, "--keep-raw-days", "30")
+    assert out.returncode == 0, out.stderr
+    assert "rollup_ranges: " in out.stdout and "readings: 0" in out.stdout
+    out = _parkmon("ingest", "completeness", "--db", url, "--park", "demo", "--days", "2")
+    assert out.returncode == 0, out.stderr
+    assert "园区合计 park" in out.stdout and "75.00%" in out.stdout
+    missing = _parkmon("ingest", "completeness", "--db", url, "--park", "nope")
+    assert missing.returncode == 1 and "no batches from park 'nope'" in missing.stderr
