@@ -9,10 +9,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from .config import IngestConfig
 from .store import Store, open_store
 from .store.base import Retention
+
+if TYPE_CHECKING:
+    from .consumer import Ingestor
 
 CST = timezone(timedelta(hours=8), "UTC+8")
 DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
@@ -57,6 +61,8 @@ def main(argv: list[str]) -> int:
     run.add_argument("--no-maintenance", action="store_true",
                      help="leave rollups and retention to another worker of the group")
     run.add_argument("--rollup-every", type=float, default=30.0, metavar="S", help="seconds between rollup refreshes")
+    run.add_argument("--stats-every", type=float, default=0, metavar="S",
+                     help="log message/sample counts this often (default: only when stopping)")
     _retention_args(run)
     mig = sub.add_parser("migrate", help="bring the database schema up to date (Alembic), or show its revision")
     mig.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
@@ -163,8 +169,18 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     ingestor.start()
     if maintenance:
         maintenance.start()
-    stop.wait()
+    while not stop.wait(60.0 if args.stats_every <= 0 else args.stats_every):
+        if args.stats_every > 0:
+            _log_stats(args.client_id, ingestor, "running")
     if maintenance:
         maintenance.stop()
     ingestor.stop()
+    _log_stats(args.client_id, ingestor, "stopped")
     return 0
+
+
+def _log_stats(client_id: str, ingestor: Ingestor, state: str) -> None:
+    st = ingestor.stats
+    logging.getLogger("ingest").info(
+        "ingest %s %s: %d messages, %d samples, %d new rows, %d duplicates, %d dead letters, %d db errors",
+        client_id, state, st.messages, st.samples, st.inserted, st.duplicates, st.dead_letters, st.db_errors)

@@ -103,9 +103,19 @@ class SqlStore:
         cond = and_(*(table.c[k] == v for k, v in match.items()))
         found = conn.execute(select(table.c.id).where(cond)).scalar()
         if found is None:
-            found = conn.execute(table.insert().values(**match, **(extra or {})).returning(table.c.id)).scalar_one()
+            found = self._insert_or_find(conn, table, {**match, **(extra or {})}, list(match), cond)
         self._ids[cache_key] = int(found)
         return int(found)
+
+    def _insert_or_find(self, conn: Connection, table: Any, values: dict[str, Any], keys: list[str],
+                        cond: Any) -> int:
+        """Insert a registry row; if another worker inserted it first, take theirs (no unique-key error)."""
+        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
+        got = conn.execute(ins.values(**values).on_conflict_do_nothing(index_elements=keys)
+                           .returning(table.c.id)).scalar()
+        if got is None:
+            got = conn.execute(select(table.c.id).where(cond)).scalar_one()
+        return int(got)
 
     def _park_id(self, conn: Connection | None, park: str) -> int:
         return self._get_or_create(conn, ("park", park), s.parks, {"key": park}, {"name_zh": park, "name_en": park})
@@ -137,8 +147,8 @@ class SqlStore:
                 return None
             dev, _, name = sample_key.partition(".")
             did = self._device_id(conn, park, ent, dev)
-            found = conn.execute(s.points.insert().values(device_id=did, key=full, name=name)
-                                 .returning(s.points.c.id)).scalar_one()
+            found = self._insert_or_find(conn, s.points, {"device_id": did, "key": full, "name": name}, ["key"],
+                                         s.points.c.key == full)
         self._ids[("pt", full)] = int(found)
         self._pmaps.setdefault((park, ent), {})[sample_key] = int(found)
         return int(found)
