@@ -111,13 +111,26 @@ def preload(dsn: str, pids: list[int], rows: int, end_ms: int) -> dict[str, Any]
     return {"rows": done, "seconds": round(time.perf_counter() - t, 1)}
 
 
+def settle(dsn: str) -> None:
+    """Every phase starts from the same state: the previous phase's dirty pages written out and its
+    rows vacuumed, so no phase pays for another's checkpoint or autovacuum."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE readings")
+        conn.execute("CHECKPOINT")
+
+
 def commit_shape(pids: list[int], per_msg: int, msgs: int, cycle: int, t0: int) -> list[tuple[int, int, float, int]]:
-    """The rows of one ingest commit: ``msgs`` gateways' batches of ``per_msg`` points at one timestamp."""
-    out = []
-    for g in range(msgs):
-        base = ((cycle * msgs + g) * per_msg) % len(pids)
-        ts = t0 + ((cycle * msgs + g) * per_msg // len(pids)) * 1000
-        out.extend((pids[base + j], ts, 1.5, 0) for j in range(per_msg))
+    """The rows of one ingest commit: ``msgs`` batches of ``per_msg`` points, walking round the points;
+    each lap is one second later, so every (point, ts) is new."""
+    out: list[tuple[int, int, float, int]] = []
+    n, total = len(pids), per_msg * msgs
+    first = cycle * total
+    while total:
+        lap, at = divmod(first, n)
+        take = min(total, n - at)
+        ts = t0 + lap * 1000
+        out.extend([(pid, ts, 1.5, 0) for pid in pids[at:at + take]])
+        first, total = first + take, total - take
     return out
 
 
@@ -341,9 +354,11 @@ def main() -> int:
         emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
         # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape
+        settle(dsn)
         lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds,
                          now - 3_600_000, args.writers)
         emit(lim)
+        settle(dsn)
         emit(limit_store(url, args.gateways, args.points, min(args.batch_messages, args.gateways), args.seconds,
                          now - 7_200_000, args.writers))
         broker = start_mosquitto(work / "mq")
@@ -353,6 +368,7 @@ def main() -> int:
         sustained: dict[str, Any] | None = None
         for day, frac in enumerate(args.ramp, start=1):
             rate = int(lim["rows_per_s"] * frac)
+            settle(dsn)
             probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, pg.datadir)
             kept_up = probe["rows_per_s"] >= 0.97 * rate and (probe["delay_s"]["p99"] or 99) < 5.0
             emit({"phase": "probe", "offered_points_per_s": rate, "kept_up": kept_up, **probe})
@@ -364,6 +380,7 @@ def main() -> int:
             return 1
         emit({"phase": "sustained", **sustained})
         paced_rate = int(sustained["rows_per_s"] * 0.8)
+        settle(dsn)
         paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, pg.datadir)
         emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
         with psycopg.connect(dsn) as conn:
