@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +135,14 @@ def commit_shape(pids: list[int], per_msg: int, msgs: int, cycle: int, t0: int) 
     return out
 
 
+def run_threads(target: Callable[[int], None], n: int) -> None:
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: float, t0: int,
                connections: int) -> dict[str, Any]:
     """The machine's limit: idempotent COPY of in-memory rows, commits shaped like ingest's, over as
@@ -161,11 +170,7 @@ def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: floa
                 cycle += 1
             commits[k] = cycle
 
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(one, connections)
     el = time.perf_counter() - start
     return {"phase": "limit_copy", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),
             "commits": sum(commits), "rows_per_commit": per_msg * msgs, "connections": connections}
@@ -194,11 +199,7 @@ def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float,
             counts[k] += store.write_batches(items).inserted
             cycle += 1
 
-    workers = [threading.Thread(target=one, args=(k,)) for k in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
+    run_threads(one, threads)
     el = time.perf_counter() - start
     store.close()
     return {"phase": "limit_store_path", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),

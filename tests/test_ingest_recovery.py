@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -125,65 +126,57 @@ def check_stored(db: str, stats: list[Path], points: int = POINTS, t0: int = T0,
     return int(n)
 
 
+@contextmanager
+def under_load(db: str, port: int, workdir: Path, seconds: float, **load: int) -> Iterator[
+        tuple[Ingest, subprocess.Popen[bytes], Path]]:
+    """Ingest running and gateways publishing for ``seconds``; both stopped however the test ends."""
+    ingest = Ingest(db, port, workdir)
+    ingest.start()
+    proc, stats = gateways(port, seconds, workdir, **load)
+    try:
+        yield ingest, proc, stats
+    finally:
+        ingest.stop()
+        proc.kill()
+
+
 def test_sigkill_mid_batch_loses_nothing_and_doubles_nothing(mosquitto: Mosquitto, own_postgres: Postgres,
                                                              tmp_path: Path) -> None:
     db = own_postgres.create_database()
-    ingest = Ingest(db, mosquitto.port, tmp_path)
-    ingest.start()
-    load, stats = gateways(mosquitto.port, 12, tmp_path)
     rng = random.Random(4)
-    try:
+    with under_load(db, mosquitto.port, tmp_path, 12) as (ingest, load, stats):
         for _ in range(3):
             time.sleep(rng.uniform(2.0, 3.5))
             ingest.kill()  # at a random moment: mid-transaction, mid-COPY or between commit and ack
             ingest.start(wait=False)
         assert load.wait(60) == 0
         check_stored(db, [stats])
-    finally:
-        ingest.stop()
-        load.kill()
 
 
 def test_postgres_restarted_under_load_recovers_by_itself(mosquitto: Mosquitto, own_postgres: Postgres,
                                                           tmp_path: Path) -> None:
     db = own_postgres.create_database()
-    ingest = Ingest(db, mosquitto.port, tmp_path)
-    ingest.start()
-    load, stats = gateways(mosquitto.port, 14, tmp_path)
-    try:
-        time.sleep(3)
-        own_postgres.stop("fast")
-        time.sleep(2)
-        own_postgres.start()
-        time.sleep(3)
-        own_postgres.stop("immediate")  # a crash: no shutdown checkpoint
-        time.sleep(2)
-        own_postgres.start()
+    with under_load(db, mosquitto.port, tmp_path, 14) as (ingest, load, stats):
+        for mode in ("fast", "immediate"):  # immediate: a crash, no shutdown checkpoint
+            time.sleep(3)
+            own_postgres.stop(mode)
+            time.sleep(2)
+            own_postgres.start()
         assert load.wait(60) == 0
         check_stored(db, [stats])
         assert ingest.proc is not None and ingest.proc.poll() is None  # never needed a restart
-    finally:
-        ingest.stop()
-        load.kill()
     assert "database is back; ingest resumed" in ingest.log.read_text()
 
 
 def test_broker_restarted_under_load_loses_nothing(mosquitto: Mosquitto, own_postgres: Postgres,
                                                    tmp_path: Path) -> None:
     db = own_postgres.create_database()
-    ingest = Ingest(db, mosquitto.port, tmp_path)
-    ingest.start()
-    load, stats = gateways(mosquitto.port, 12, tmp_path)
-    try:
-        time.sleep(4)
-        mosquitto.restart()
-        time.sleep(4)
-        mosquitto.restart()
+    with under_load(db, mosquitto.port, tmp_path, 12) as (_ingest, load, stats):
+        for _ in range(2):
+            time.sleep(4)
+            mosquitto.restart()
         assert load.wait(90) == 0
         check_stored(db, [stats])
-    finally:
-        ingest.stop()
-        load.kill()
 
 
 def test_memory_stays_bounded_while_the_database_is_down(mosquitto: Mosquitto, own_postgres: Postgres,
@@ -192,11 +185,8 @@ def test_memory_stays_bounded_while_the_database_is_down(mosquitto: Mosquitto, o
     st = open_store(db)
     st.create_schema()
     st.close()
-    ingest = Ingest(db, mosquitto.port, tmp_path)
-    ingest.start()
     points, rate, outage = 500, 60_000, 24.0
-    load, stats = gateways(mosquitto.port, outage + 8, tmp_path, rate=rate, points=points)
-    try:
+    with under_load(db, mosquitto.port, tmp_path, outage + 8, rate=rate, points=points) as (ingest, load, stats):
         time.sleep(4)
         before = ingest.rss_mb()
         own_postgres.stop("fast")
@@ -213,9 +203,6 @@ def test_memory_stays_bounded_while_the_database_is_down(mosquitto: Mosquitto, o
         own_postgres.start()
         assert load.wait(90) == 0
         check_stored(db, [stats], points=points, timeout=120)
-    finally:
-        ingest.stop()
-        load.kill()
     # bounded: once its queue is full ingest takes nothing more; the second half's data waits in the broker
     assert second_half_mb > 20
     assert peak - mid < 5, (before, mid, last, peak)
