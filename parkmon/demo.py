@@ -71,6 +71,7 @@ def main(argv: list[str]) -> int:
     from ingest.config import IngestConfig
     from ingest.consumer import Ingestor
     from ingest.embedded_broker import start_mosquitto
+    from ingest.maintenance import Maintenance, MaintenanceConfig
     from ingest.store import open_store
     from simulators.runner import start_in_thread
 
@@ -110,6 +111,9 @@ def main(argv: list[str]) -> int:
         ingestor = Ingestor(IngestConfig(mqtt_host=mqtt_host, mqtt_port=mqtt_port, db_url=db_url), store)
         ingestor.start()
         stack.callback(ingestor.stop)
+        maintenance = Maintenance(store, MaintenanceConfig(rollup_every_s=10.0))  # 1m/1h/1d rollups
+        maintenance.start()
+        stack.callback(maintenance.stop)
         _say(args, f"store           {db_url}")
 
         # 4. API

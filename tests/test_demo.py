@@ -32,6 +32,14 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
     assert len(logs) == 4
     assert not any("Traceback" in p.read_text(encoding="utf-8") for p in logs)
     assert not _processes_mentioning(str(tmp_path)), "the demo left processes running"
+    # the embedded store keeps its rollups: the minutes the demo ran are summarised
+    from ingest.store import open_store
+
+    st = open_store(f"sqlite:///{tmp_path / 'parkmon.db'}")
+    pids = [p.id for p in st.points("demo")]
+    minutes = st.rollups(pids, 0, 2**62, "1m")
+    st.close()
+    assert sum(r.n_all for rs in minutes.values() for r in rs) > 0
 
 
 def _processes_mentioning(text: str) -> list[str]:
