@@ -154,11 +154,15 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="parkmon ingest",
                                  description="back up and restore parkmon's database (备份与恢复)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("backup", help="write a consistent copy of the database to a file (备份)")
+    b = sub.add_parser("backup", help="write a consistent copy of the database to a file (备份)",
+                       description="Write a consistent copy of the database (pg_dump for PostgreSQL, the online "
+                                   "backup API for SQLite) while ingest keeps running; prints row counts.")
     b.add_argument("--db", required=True, help="database URL (sqlite:///parkmon.db or postgresql+psycopg://...)")
     b.add_argument("--out", required=True, type=Path,
                    help="backup file to write (.dump for PostgreSQL, .db for SQLite)")
-    r = sub.add_parser("restore", help="restore a backup file into an empty database (恢复)")
+    r = sub.add_parser("restore", help="restore a backup file into an empty database (恢复)",
+                       description="Restore a backup into an empty database (create it first), or replace "
+                                   "the target's data with --force; prints row counts to compare.")
     r.add_argument("--db", required=True, help="target database URL (must be empty unless --force)")
     r.add_argument("--from", dest="archive", required=True, type=Path, help="backup file written by `backup`")
     r.add_argument("--force", action="store_true", help="replace the target's parkmon data")
