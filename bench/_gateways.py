@@ -1,4 +1,4 @@
-"""Many gateways in one process (bench/ingest helper): realistic wire batches over real MQTT, QoS 1.
+"""Many gateways in one process (bench/ingest_pg.py helper): realistic wire batches over real MQTT, QoS 1.
 
 Each gateway owns one enterprise with ``points`` points (devices of 25 registers) and sends one
 batch per cycle holding a reading of every point at one timestamp, as an edge agent does at a 1 s

@@ -5,7 +5,7 @@ simulated park (K copies of the demo park's enterprises, pymodbus) -> one edge a
 points polled per second, rows committed per second and their ratio (1.0 = the pipeline keeps up),
 the delay from a meter's registers changing to the reading being committed (p50/p95/p99), and the
 delay from the agent reading it to the commit. Everything runs on this machine's 2 cores at once,
-so the figures are what the whole demo sustains, not ingest alone (see bench/ingest later).
+so the figures are what the whole demo sustains, not ingest alone (bench/ingest_pg.py measures ingest alone).
 
     python bench/pipeline.py --copies 1 5 10 --poll 1 --seconds 20 --db postgresql
 """

@@ -33,7 +33,7 @@ _TS_MIN, _TS_MAX = 946_684_800_000, 32_503_680_000_000  # 2000-01-01, 3000-01-01
 
 Sample = tuple[str, int, float | None, int]
 # The same shape with the contract's limits, checked by msgspec in C while decoding: a Python loop
-# over every sample cost 4x the JSON parse itself (bench/ingest). Point names are checked once per
+# over every sample cost 4x the JSON parse itself (bench/ingest_pg.py). Point names are checked once per
 # distinct name instead (a regex per sample, even inside msgspec, cost 300 ns).
 _CheckedSample = tuple[
     str,

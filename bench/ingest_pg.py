@@ -16,8 +16,8 @@
 
 Prints one JSON object per phase and a summary with the ratio and the bottleneck.
 
-    python bench/ingest.py                       # full run (10 M rows stored; ~10 min)
-    python bench/ingest.py --preload 200000 --seconds 10 --warmup 3   # short (CI)
+    python bench/ingest_pg.py                       # full run (10 M rows stored; ~10 min)
+    python bench/ingest_pg.py --preload 200000 --seconds 10 --warmup 3   # short (CI)
 """
 
 from __future__ import annotations
