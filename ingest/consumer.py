@@ -257,9 +257,17 @@ class Ingestor:
                 if not self._db_down:
                     log.error("database write failed, holding messages (not acked) and retrying: %s", exc)
                     self._db_down = True
-                if self._stop.wait(delay):
-                    return False
-                delay = min(delay * 2, 5.0)
+                # wait for the database before redoing the work: rebuilding a group's rows at every
+                # back-off while it is down only churns memory
+                while True:
+                    if self._stop.wait(delay):
+                        return False
+                    delay = min(delay * 2, 5.0)
+                    try:
+                        self.store.ping()
+                        break
+                    except StoreError:
+                        continue
                 continue
             if self._db_down:
                 log.warning("database is back; ingest resumed")

@@ -198,14 +198,16 @@ def test_memory_stays_bounded_while_the_database_is_down(mosquitto: Mosquitto, o
         half = len(samples) // 2
         mid, last, peak = max(samples[:half]), samples[-1], max(samples)
         second_half_mb = rate * outage / 2 * 40 / 1e6  # ~40 bytes of JSON a sample
+        print("RSS timeline", [round(x) for x in samples])
         print(f"ingest RSS {before:.0f} MB before the outage, {mid:.0f} MB by its middle, {last:.0f} MB at its end "
               f"(peak {peak:.0f}); {second_half_mb:.0f} MB were published in its second half")
         own_postgres.start()
         assert load.wait(90) == 0
         check_stored(db, [stats], points=points, timeout=120)
-    # bounded: once its queue is full ingest takes nothing more; the second half's data waits in the broker
+    # bounded: once its queue is full ingest takes nothing more; the second half's data waits in the broker.
+    # A consumer that kept it would grow by at least its raw bytes (29 MB); allocator slack stays well under.
     assert second_half_mb > 20
-    assert peak - mid < 5, (before, mid, last, peak)
+    assert peak - mid < 0.75 * second_half_mb, (before, mid, last, peak)
 
 
 def test_two_workers_on_a_shared_subscription_split_the_load(mosquitto: Mosquitto, own_postgres: Postgres,

@@ -4,6 +4,7 @@ retention and completeness per gateway and day. Real SQLite files and a real Pos
 from __future__ import annotations
 
 import random
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -190,6 +191,39 @@ def test_postgresql_readings_are_partitioned_by_month_and_retention_drops_months
         assert st.count_readings() == 2
     finally:
         st.close()
+
+
+def test_workers_meeting_a_new_month_at_once_all_write(pg_url: str) -> None:
+    """Four workers (own stores, own connections) write the first rows of the same new months at the
+    same instant: the partitions are made once and no batch fails (CREATE TABLE IF NOT EXISTS alone
+    races: both pass the check, one gets DuplicateTable)."""
+    stores = [open_store(pg_url) for _ in range(4)]
+    for st in stores:
+        st.create_schema()
+    errors: list[BaseException] = []
+    try:
+        for round_ in range(3):  # three fresh months, far in the future so no partition exists yet
+            t = DAY0 + (400 + 40 * round_) * DAY_MS
+            barrier = threading.Barrier(len(stores))
+
+            def write(i: int, st: Store, t: int = t, barrier: threading.Barrier = barrier,
+                      round_: int = round_) -> None:
+                barrier.wait()
+                try:
+                    st.write_batches([_batch(1, [(f"race.p{i}", t, 1.0, 0)], gw=f"gw{round_}-{i}")])
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=write, args=(i, st)) for i, st in enumerate(stores)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+            assert errors == []
+        assert stores[0].count_readings() == 3 * len(stores)
+    finally:
+        for st in stores:
+            st.close()
 
 
 def test_sqlite_store_file_survives_reopen_with_rollups(tmp_path: Path) -> None:

@@ -68,8 +68,15 @@ def existing_partitions(conn: Connection) -> set[str]:
     return {r[0] for r in rows}
 
 
+# CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin (both pass the check, one fails
+# with DuplicateTable): the writers of every worker take this lock first, held to the transaction's end
+_PARTITION_LOCK = 0x7061726B  # "park"
+
+
 def create_partitions(conn: Connection, months: Iterable[tuple[int, int]]) -> list[str]:
+    """Create the missing monthly partitions; ``conn`` must be in a transaction (not AUTOCOMMIT)."""
     made = []
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK})
     for y, m in sorted(set(months)):
         lo, hi = _bounds(y, m)
         name = partition_name(y, m)

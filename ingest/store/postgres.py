@@ -8,6 +8,7 @@ partitioned by month on plain PostgreSQL, or a hypertable where TimescaleDB exis
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from operator import itemgetter
 
 import psycopg
@@ -40,8 +41,12 @@ class PostgresStore(SqlStore):
             self.layout = pg_layout.layout(conn)
             self._partitions = pg_layout.existing_partitions(conn)
 
-    def _ddl(self) -> Connection:
+    def _autocommit(self) -> Connection:
         return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _ddl(self) -> AbstractContextManager[Connection]:
+        # a short transaction of its own, committed before the batch's rows go in
+        return self.engine.begin()
 
     def _ensure_partitions(self, rows: list[Row]) -> None:
         if self.layout is None:
@@ -96,7 +101,7 @@ class PostgresStore(SqlStore):
     def refresh_rollups(self) -> int:
         if self.layout != "timescaledb":
             return super().refresh_rollups()
-        with self._ddl() as conn:  # refresh_continuous_aggregate refuses to run in a transaction block
+        with self._autocommit() as conn:  # refresh_continuous_aggregate refuses to run in a transaction block
             return len(rollups.refresh_timescale(conn))
 
     def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:

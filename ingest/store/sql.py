@@ -427,6 +427,14 @@ class SqlStore:
                     func.coalesce(gb.c.sent_ms, gb.c.received_ms) < now_ms - retention.batches_days * day)).rowcount)
         return removed
 
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers (cheap: used between retries)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise StoreError(f"database unavailable: {exc.orig or exc}") from exc
+
     def count_readings(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(s.readings)).scalar_one())
