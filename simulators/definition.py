@@ -18,13 +18,16 @@ from parkmon.yamlfile import read_mapping
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 
-Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "cems"]
+Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "cems",
+               "pressure_vessel", "pipeline", "gas_detector", "valve", "fire_alarm", "wastewater"]
 
 # device kind -> the register map it serves by default (edge_agent/profiles/<name>.yaml)
 PROFILES: dict[str, str] = {
     "grid_meter": "sim_grid_meter", "pv": "sim_pv_inverter", "wind": "sim_wind_turbine",
     "battery": "sim_battery", "water_meter": "sim_water_meter", "gas_meter": "sim_gas_meter",
-    "cems": "sim_cems",
+    "cems": "sim_cems", "pressure_vessel": "sim_pressure_vessel", "pipeline": "sim_pipeline",
+    "gas_detector": "sim_gas_detector", "valve": "sim_valve", "fire_alarm": "sim_fire_alarm",
+    "wastewater": "sim_wastewater",
 }
 
 # the values the physics produces per kind; a profile may expose any subset of them
@@ -36,11 +39,31 @@ KIND_VALUES: dict[str, tuple[str, ...]] = {
     "water_meter": ("volume", "flow"),
     "gas_meter": ("volume",),
     "cems": ("so2", "nox", "particulate", "o2", "flow", "temperature"),
+    "pressure_vessel": ("pressure", "temperature"),  # MPa, °C
+    "pipeline": ("pressure", "temperature"),
+    "gas_detector": ("lel", "ppm"),  # combustible %LEL, toxic (H2S) ppm
+    "valve": ("valve", "gate"),  # 1 = open
+    "fire_alarm": ("alarm", "fault"),  # 1 = alarm / controller fault
+    "wastewater": ("flow", "cod", "nh3n", "ph", "tp", "tn"),  # L/s, mg/L, pH
 }
+
+PRESSURE_KINDS = ("pressure_vessel", "pipeline")
+# kinds whose physics has random episodes (excursions, leaks, valve moves, alarms, exceedances)
+EVENT_KINDS = ("pressure_vessel", "pipeline", "gas_detector", "valve", "fire_alarm", "wastewater")
 
 # kinds that need a size, and which field holds it
 _SIZES: dict[str, tuple[str, ...]] = {"pv": ("capacity_kw",), "wind": ("capacity_kw",),
-                                      "battery": ("power_kw", "capacity_kwh")}
+                                      "battery": ("power_kw", "capacity_kwh"),
+                                      "pressure_vessel": ("design_pressure_mpa",),
+                                      "pipeline": ("design_pressure_mpa",)}
+_HELP: dict[str, str] = {
+    "design_pressure_mpa": "the design pressure in MPa (设计压力) that excursions rise above",
+}
+# fields that mean something for some kinds only; elsewhere they are a mistake
+_ONLY_FOR: dict[str, tuple[str, ...]] = {
+    "design_pressure_mpa": PRESSURE_KINDS, "operating_pressure_mpa": PRESSURE_KINDS,
+    "operating_temperature_c": PRESSURE_KINDS, "events_per_day": EVENT_KINDS, "flow_ls": ("wastewater",),
+}
 
 
 class DefinitionError(ValueError):
@@ -63,6 +86,13 @@ class DeviceDef(_Strict):
     capacity_kw: Annotated[float | None, Field(gt=0)] = None  # PV / wind nameplate
     power_kw: Annotated[float | None, Field(gt=0)] = None  # battery converter limit
     capacity_kwh: Annotated[float | None, Field(gt=0)] = None  # battery energy
+    design_pressure_mpa: Annotated[float | None, Field(gt=0)] = None  # pressure vessel / pipeline
+    operating_pressure_mpa: Annotated[float | None, Field(gt=0)] = None  # default 75 % of design
+    operating_temperature_c: Annotated[float | None, Field(ge=-200, le=1000)] = None  # default per kind
+    # how often the kind's episode happens per simulated day: pressure excursions, gas leaks, valve and
+    # gate moves, fire alarms, wastewater exceedances (default per kind, see simulators/safety.py)
+    events_per_day: Annotated[float | None, Field(ge=0, le=86400)] = None
+    flow_ls: Annotated[float | None, Field(gt=0)] = None  # wastewater mean outflow; default from water_m3h
 
     @property
     def profile_name(self) -> str:
@@ -72,7 +102,15 @@ class DeviceDef(_Strict):
     def _check(self) -> DeviceDef:
         for need in _SIZES.get(self.kind, ()):
             if getattr(self, need) is None:
-                raise ValueError(f"kind {self.kind} needs {need}")
+                hint = f": {_HELP[need]}" if need in _HELP else ""
+                raise ValueError(f"kind {self.kind} needs {need}{hint}")
+        for name, kinds in _ONLY_FOR.items():
+            if getattr(self, name) is not None and self.kind not in kinds:
+                raise ValueError(f"{name} is for kinds {', '.join(kinds)}, not {self.kind}; remove it")
+        if (self.operating_pressure_mpa is not None and self.design_pressure_mpa is not None
+                and self.operating_pressure_mpa >= self.design_pressure_mpa):
+            raise ValueError(f"operating_pressure_mpa {self.operating_pressure_mpa:g} must be below "
+                             f"design_pressure_mpa {self.design_pressure_mpa:g} (excursions go above design)")
         try:
             points = load_profile(self.profile_name)
         except ValueError as exc:
@@ -105,6 +143,10 @@ class EnterpriseDef(_Strict):
         for kind in ("grid_meter", "battery"):
             if sum(d.kind == kind for d in self.devices) > 1:
                 raise ValueError(f"at most one {kind} per enterprise (the balance is per enterprise)")
+        for d in self.devices:
+            if d.kind == "wastewater" and d.flow_ls is None and self.water_m3h <= 0:
+                raise ValueError(f"device {d.id!r}: a wastewater outlet needs flow_ls (mean outflow, L/s) "
+                                 "or the enterprise's water_m3h, which its flow then follows")
         return self
 
 

@@ -4,7 +4,8 @@ Per enterprise and tick: load, available PV and wind, battery dispatch, then the
 ``import + generation + discharge = load + export + charge``; what the export limit refuses is
 curtailed (never generated). Totalisers integrate power over the simulated time step exactly.
 Every random quantity has its own ``random.Random`` stream, so adding a device does not change
-the weather and the same seed gives the same park.
+the weather and the same seed gives the same park. Safety and wastewater devices (pressure vessels,
+pipelines, gas detectors, valves, fire alarms, wastewater outlets) are modelled in ``safety.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .definition import PROFILES, DeviceDef, ParkDef, load_definition, parse_definition
+from . import safety
+from .definition import KIND_VALUES, PROFILES, DeviceDef, ParkDef, load_definition, parse_definition
 from .physics import AR1, clear_sky, load_shape, local_hour, wind_power_fraction
 
 __all__ = ["BALANCE_FIELDS", "PROFILES", "Device", "Enterprise", "ParkModel", "load_definition"]
@@ -99,6 +101,8 @@ class ParkModel:
         self.wind = AR1(random.Random(f"{seed}-wind"), 7.5, 3.5, 2 * 3600, 0.0, 28.0)
         self.enterprises: list[Enterprise] = []
         self._cems: dict[tuple[str, str], _Cems] = {}
+        # safety and wastewater devices (simulators/safety.py): noise and episode streams of their own
+        self._process: dict[tuple[str, str], safety.ProcessDevice] = {}
         for e in self.spec.enterprises:
             erng = random.Random(f"{seed}-{e.key}")
             devices = [Device(d.id, d.name or d.id, d.kind, d.unit, d.profile_name, d) for d in e.devices]
@@ -110,6 +114,10 @@ class ParkModel:
                     ent.stored_grid_kwh = d.values["soc"] / 100 * float(d.spec.capacity_kwh or 0)
                 if d.kind == "cems":
                     self._cems[(e.key, d.id)] = _Cems(random.Random(f"{seed}-{e.key}-{d.id}-cems"))
+                process = safety.make(d.spec, e.water_m3h, random.Random(f"{seed}-{e.key}-{d.id}-noise"),
+                                      random.Random(f"{seed}-{e.key}-{d.id}-events"))
+                if process is not None:
+                    self._process[(e.key, d.id)] = process
             self.enterprises.append(ent)
 
     @staticmethod
@@ -127,7 +135,9 @@ class ParkModel:
             return {"volume": round(rng.uniform(1e3, 1e4), 3), "flow": 0.0}
         if d.kind == "gas_meter":
             return {"volume": round(rng.uniform(1e4, 1e5), 2)}
-        return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
+        if d.kind == "cems":
+            return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
+        return dict.fromkeys(KIND_VALUES[d.kind], 0.0)  # safety / wastewater: set by their first step
 
     def step(self, sim_ms: int, dt_s: float) -> None:
         """Advance to ``sim_ms``: powers are those at ``sim_ms``; counters add power x ``dt_s``."""
@@ -136,9 +146,10 @@ class ParkModel:
         pv_frac = sun * self.cloud.step(dt_s)
         wind_frac = wind_power_fraction(self.wind.step(dt_s))
         for ent in self.enterprises:
-            self._balance(ent, hour, pv_frac, wind_frac, dt_s)
+            self._balance(ent, sim_ms, hour, pv_frac, wind_frac, dt_s)
 
-    def _balance(self, ent: Enterprise, hour: float, pv_frac: float, wind_frac: float, dt_s: float) -> None:
+    def _balance(self, ent: Enterprise, sim_ms: int, hour: float, pv_frac: float, wind_frac: float,
+                 dt_s: float) -> None:
         dt_h = dt_s / 3600.0
         noise = ent.noise.step(dt_s)
         load = ent.load_kw * load_shape(hour, ent.shifts) * noise
@@ -170,7 +181,7 @@ class ParkModel:
                             "re": actual["pv"] + actual["wind"], "curtail": curtail, "import": imp, "export": exp,
                             "charge": charge, "charge_re": charge_re, "discharge": discharge,
                             "discharge_re": discharge_re, "soc": bess.values["soc"] if bess else 0.0}
-        self._utilities(ent, hour, noise, dt_s)
+        self._utilities(ent, sim_ms, hour, noise, dt_s)
 
     @staticmethod
     def _dispatch(ent: Enterprise, hour: float, surplus: float, dt_h: float) -> tuple[float, float, float, float]:
@@ -210,7 +221,7 @@ class ParkModel:
         bess.values["power"] = discharge - charge
         return charge, charge_re, discharge, discharge_re
 
-    def _utilities(self, ent: Enterprise, hour: float, noise: float, dt_s: float) -> None:
+    def _utilities(self, ent: Enterprise, sim_ms: int, hour: float, noise: float, dt_s: float) -> None:
         activity = load_shape(hour, ent.shifts) * noise
         dt_h = dt_s / 3600.0
         for d in ent.devices:
@@ -222,6 +233,8 @@ class ParkModel:
                 d.values["volume"] += ent.gas_m3h * activity * dt_h
             elif d.kind == "cems":
                 self._cems[(ent.key, d.id)].step(d.values, activity, dt_s)
+            elif (process := self._process.get((ent.key, d.id))) is not None:
+                process.step(d.values, sim_ms / 1000.0, dt_s, activity)
 
     def reset_counters(self, enterprise: str, device: str) -> None:
         """A meter replaced or reset: its totalisers start again from zero."""

@@ -3,6 +3,8 @@
 Uses pymodbus' own conversion for the word layout (ABCD, or CDAB as word_order "little"); the
 simulated devices use only those two. Returns the value the registers really represent too, so
 the ground truth can say exactly what a correct reader must get after scaling and rounding.
+Coils and discrete inputs (function codes 1 and 2) hold single bits: their image is one 0 / 1 per
+address.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ _TYPES = {"int16": DT.INT16, "uint16": DT.UINT16, "int32": DT.INT32, "uint32": D
           "int64": DT.INT64, "uint64": DT.UINT64, "float32": DT.FLOAT32, "float64": DT.FLOAT64}
 _RANGES = {"int16": (-(2**15), 2**15 - 1), "uint16": (0, 2**16 - 1), "int32": (-(2**31), 2**31 - 1),
            "uint32": (0, 2**32 - 1), "int64": (-(2**63), 2**63 - 1), "uint64": (0, 2**64 - 1)}
-FC = {"holding": 3, "input": 4}  # read function code per table; the simulator serves only these
+FC = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}  # read function code per table
+BIT_TABLES = ("coil", "discrete")
 
 
 @cache
@@ -30,13 +33,14 @@ def profile_points(name: str) -> list[PointConfig]:
 
 def address(point: PointConfig) -> int:
     if point.address is None or point.table not in FC:
-        raise ValueError(f"point {point.name}: the simulator serves holding/input registers with an address, "
-                         f"not table {point.table} address {point.address}")
+        raise ValueError(f"point {point.name}: the simulator serves Modbus tables {', '.join(FC)} at an "
+                         f"address, not table {point.table} address {point.address}")
     return point.address
 
 
 def table_sizes(points: list[PointConfig]) -> dict[str, int]:
-    """Registers each table must hold for this map (at least one, so the block exists)."""
+    """Registers (bits, for coils and discrete inputs) each table must hold for this map (at least one,
+    so the block exists)."""
     return {t: max([address(p) + p.registers for p in points if p.table == t], default=1) for t in FC}
 
 
@@ -47,6 +51,12 @@ def encode(point: PointConfig, value: float) -> tuple[list[int], float]:
     other values saturate. A raw value that happens to equal a sentinel is nudged by one step,
     so only a fault ever shows a sentinel.
     """
+    if point.type == "bit":
+        if point.table not in BIT_TABLES:
+            raise ValueError(f"point {point.name}: the simulator writes bits as coils or discrete inputs, "
+                             f"not as bit {point.bit} of a {point.table} register")
+        bit = 1 if value >= 0.5 else 0
+        return [bit], float(bit)
     if point.order not in ("ABCD", "CDAB"):
         raise ValueError(f"point {point.name}: the simulator writes ABCD or CDAB only, not {point.order}")
     if point.type not in _TYPES:
@@ -76,11 +86,12 @@ def sentinel_words(point: PointConfig) -> list[int]:
 
 def device_image(points: list[PointConfig], values: dict[str, float], sentinel: bool = False
                  ) -> tuple[dict[str, list[int]], dict[str, float | None]]:
-    """Every table's full register image for one device, and what each point represents.
+    """The full image of every table the map uses for one device, and what each point represents.
 
     A point shows its sentinel (represents ``None``) when ``sentinel`` is set and it has one.
     """
-    images = {t: [0] * n for t, n in table_sizes(points).items()}
+    used: set[str] = {p.table for p in points}
+    images = {t: [0] * n for t, n in table_sizes(points).items() if t in used}
     represented: dict[str, float | None] = {}
     for p in points:
         if sentinel and p.sentinels:

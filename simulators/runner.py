@@ -34,7 +34,7 @@ from .engine import FAULTS, TickEngine
 from .ground_truth import GroundTruthWriter
 from .park import PROFILES, ParkModel
 from .physics import CHINA
-from .registers import profile_points, table_sizes
+from .registers import BIT_TABLES, FC, profile_points, table_sizes
 
 __all__ = ["FAULTS", "PROFILES", "SimulatedPark", "ThreadedPark", "default_sim_start", "start_in_thread"]
 
@@ -42,6 +42,7 @@ logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every refuse
 log = logging.getLogger(__name__)
 
 _CATCH_UP = 100  # ticks done back to back before the loop yields to the servers again
+_BIT_FC = {FC[t] for t in BIT_TABLES}  # coils and discrete inputs are set as booleans
 
 
 def default_sim_start() -> int:
@@ -133,8 +134,9 @@ class SimulatedPark:
     def _sim_device(self, ent: str, dev: str, unit: int, profile: str) -> SimDevice:
         size = table_sizes(profile_points(profile))
         regs = {t: SimData(0, count=size[t], values=0, datatype=DataType.REGISTERS) for t in ("holding", "input")}
-        bits = SimData(0, count=16, values=0, datatype=DataType.BITS)
-        return SimDevice(id=unit, simdata=([bits], [bits], [regs["holding"]], [regs["input"]]),
+        # coils and discrete inputs: one SimData item of BITS holds 16 of them, addressed bit by bit
+        bits = {t: SimData(0, count=-(-size[t] // 16), values=0, datatype=DataType.BITS) for t in BIT_TABLES}
+        return SimDevice(id=unit, simdata=([bits["coil"]], [bits["discrete"]], [regs["holding"]], [regs["input"]]),
                          action=partial(self._action, (ent, dev)))
 
     async def _action(self, key: tuple[str, str], _fc: int, _start: int, _addr: int, _count: int,
@@ -162,7 +164,8 @@ class SimulatedPark:
         wall_ms = int(now * 1000)
         writes, rows, balances = self.engine.tick(wall_ms)
         for w in writes:  # one whole table per call: a poll sees this tick or the last, never a mix
-            refused = await self._servers[w.enterprise].context.async_setValues(w.unit, w.function_code, 0, w.words)
+            values: list[int] | list[bool] = [bool(b) for b in w.words] if w.function_code in _BIT_FC else w.words
+            refused = await self._servers[w.enterprise].context.async_setValues(w.unit, w.function_code, 0, values)
             if refused is not None:
                 raise RuntimeError(f"{w.enterprise} unit {w.unit}: pymodbus refused the register write: {refused}")
         self.ticks += 1
