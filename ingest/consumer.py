@@ -24,10 +24,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.exc import DBAPIError
 
 from parkmon import wire
 
 from .config import IngestConfig
+from .records import logistics
+from .records.base import RecordError
 from .store import Store, StoreError
 from .store.base import IncomingBatch
 
@@ -121,7 +124,8 @@ class Ingestor:
         self._generation += 1
         _rc, mid = client.subscribe([
             (self.data_filter, 1), (f"{wire.TOPIC_ROOT}/+/+/+/meta", 1),
-            (f"{wire.TOPIC_ROOT}/+/+/+/status", 1), (f"{wire.TOPIC_ROOT}/+/+/+/health", 1)])
+            (f"{wire.TOPIC_ROOT}/+/+/+/status", 1), (f"{wire.TOPIC_ROOT}/+/+/+/health", 1),
+            (f"{wire.TOPIC_ROOT}/+/+/+/gate", 1)])
         self._sub_mid = -1 if mid is None else mid
         log.info("ingest connected to %s:%s (session present: %s)", self.config.mqtt_host,
                  self.config.mqtt_port, flags.session_present)
@@ -208,9 +212,11 @@ class Ingestor:
                     other.append((m, (park, ent, gw, wire.decode_meta(m.payload))))
                 elif leaf == "health":
                     other.append((m, (park, ent, gw, wire.decode_health(m.payload))))
+                elif leaf == "gate":
+                    other.append((m, (park, ent, gw, logistics.decode(m.payload))))
                 elif m.payload:  # an empty retained payload clears a status: nothing to record
                     other.append((m, (park, ent, gw, wire.decode_status(m.payload))))
-            except wire.ContractError as exc:
+            except (wire.ContractError, RecordError) as exc:
                 dead.append((m, str(exc)))
         if not self._retry(lambda: self._commit(batches, other, dead)):
             return  # stopping before the commit: not acked, the broker redelivers
@@ -219,8 +225,11 @@ class Ingestor:
     def _commit(self, batches: list[IncomingBatch], other: list[tuple[_Msg, Any]],
                 dead: list[tuple[_Msg, str]]) -> None:
         # dead letters last: a retry after a failure re-runs the idempotent writes, not these
+        dead = list(dead)  # (a retry calls again with the same list: add to a copy)
         for _m, (park, ent, gw, obj) in other:
-            if isinstance(obj, wire.Meta):
+            if isinstance(obj, logistics.Decoded):
+                dead += self._gate_events(_m, park, obj)
+            elif isinstance(obj, wire.Meta):
                 self.store.upsert_meta(park, ent, gw, obj)
             elif isinstance(obj, wire.Health):
                 self.store.set_gateway_health(park, ent, gw, obj.sent, _m.payload.decode())
@@ -244,6 +253,17 @@ class Ingestor:
                 log.exception("commit listener %r failed", listener)
         for m, reason in dead:
             log.warning("dead letter from %s: %s", m.topic, reason)
+
+    def _gate_events(self, m: _Msg, park: str, dec: logistics.Decoded) -> list[tuple[_Msg, str]]:
+        """Store a gate system's events; what cannot be stored becomes dead letters (returned)."""
+        try:
+            with self.store.engine.begin() as conn:
+                logistics.store_events(conn, park, dec.events, m.received_ms)
+        except RecordError as exc:  # e.g. a park nobody registered: retrying would not help
+            return [(m, str(exc))]
+        except DBAPIError as exc:
+            raise StoreError(f"gate events not stored: {exc.orig or exc}") from exc
+        return [(m, f"event {i}: {why}") for i, why in dec.rejected]
 
     def _retry(self, fn: Any) -> bool:
         """Run ``fn`` until it commits (True) or ingest is stopping (False)."""

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -97,6 +98,13 @@ devices = Table(
     Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
     Column("key", String(64), nullable=False),
     Column("name", Text, nullable=False, default=""),
+    # what the registry says of it (a gateway's catalogue only names it): the simulator / product
+    # kind, the 六系统 system it serves, whether the platform expects it to report, and whether it is
+    # production equipment (the digitalisation rate counts those)
+    Column("kind", String(32), nullable=False, default="", server_default=""),
+    Column("system", String(16), nullable=True),
+    Column("expected", Boolean, nullable=False, default=False, server_default=false()),
+    Column("production", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("enterprise_id", "key"),
 )
 

@@ -129,8 +129,9 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
-Leaf = Literal["data", "status", "meta", "health"]
-LEAVES = ("data", "status", "meta", "health")
+# gate: a park system's gate events (交通物流; format in docs/gate-events.md), not a gateway's data
+Leaf = Literal["data", "status", "meta", "health", "gate"]
+LEAVES = ("data", "status", "meta", "health", "gate")
 
 
 def topic(park: str, enterprise: str, gateway: str, leaf: Leaf) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.store import open_store
+from ingest.store import migrate, open_store
 from ingest.store.base import IncomingBatch
 from parkmon import wire
 from parkmon.cli import COMMANDS
@@ -65,7 +65,7 @@ def test_ingest_store_commands_migrate_maintain_and_report_completeness(tmp_path
     url = f"sqlite:///{tmp_path / 'p.db'}"
     out = _parkmon("ingest", "migrate", "--db", url)
     assert out.returncode == 0, out.stderr
-    assert "none -> 0002" in out.stdout
+    assert f"none -> {migrate.head()}" in out.stdout
     st = open_store(url)
     st.create_schema()
     now = time.time_ns() // 1_000_000

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from ..records.base import RecordError
 from ..store import Store
-from . import deps, indicators, readings, registry, storage
+from . import deps, economy, environment, indicators, logistics, readings, registry, safety, services, storage, systems
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None) -> FastAPI:
@@ -30,5 +32,13 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.include_router(readings.router, prefix="/api/v1")
     app.include_router(indicators.router, prefix="/api/v1")
     app.include_router(storage.router, prefix="/api/v1")
+    for system in (systems, safety, environment, logistics, economy, services):
+        app.include_router(system.router, prefix="/api/v1")
+
+    @app.exception_handler(RecordError)
+    async def refused(_request: Request, exc: RecordError) -> JSONResponse:
+        # a record the platform refuses: its own status (404 unknown park / enterprise, 409, 422)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
     app.include_router(deps.health_router, prefix="/api/v1")
     return app

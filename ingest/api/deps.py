@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
+from sqlalchemy import Engine
 
 from ..store import Store
 
@@ -15,6 +16,22 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.store.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_actor(x_parkmon_actor: Annotated[str | None, Header(max_length=128)] = None) -> str:
+    """Who makes a write, for the audit log (until tokens say it: issue 10)."""
+    return x_parkmon_actor or "api"
+
+
+ActorDep = Annotated[str, Depends(get_actor)]
 
 health_router = APIRouter(tags=["health"])
 

@@ -6,10 +6,23 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .deps import StoreDep
+from parkmon.metrics import System
+
+from ..records import registry as reg
+from .deps import ActorDep, EngineDep, StoreDep
 
 router = APIRouter(tags=["registry"])
+
+
+class DeviceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    kind: str = ""
+    system: System | None = None
+    expected: bool = True
+    production: bool = False
 
 
 @router.get("/parks", summary="Parks (园区列表)")
@@ -41,3 +54,30 @@ def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
          "health_ms": g.health_ms, "health": json.loads(g.health_json) if g.health_json else None}
         for g in store.gateways(park)
     ]
+
+
+@router.get("/parks/{park}/devices", summary="Devices with kind, system and expectation (设备台账)")
+def devices(engine: EngineDep, park: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return reg.devices(conn, park)
+
+
+@router.put("/parks/{park}/enterprises/{enterprise}/devices/{device}",
+            summary="Register or edit a device (设备登记)")
+def put_device(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, device: str,
+               body: DeviceBody) -> dict[str, Any]:
+    try:
+        entry = reg.DeviceEntry.model_validate({"id": device, **body.model_dump(exclude_none=True)})
+    except ValidationError as exc:
+        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+    with engine.begin() as conn:
+        return reg.put_device_api(conn, park, enterprise, entry, actor)
+
+
+@router.put("/parks/{park}", summary="Register or edit a park, enterprises and devices from a registry document "
+            "(园区登记, the shape of a registry YAML file)")
+def put_park(engine: EngineDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
+    if body.park.key != park:
+        raise HTTPException(422, f"the document describes park {body.park.key!r}, not {park!r}")
+    with engine.begin() as conn:
+        return reg.load(conn, body, actor)

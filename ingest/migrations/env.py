@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from ingest.records import tables as _records  # noqa: F401  (its tables join the metadata)
 from ingest.schema import metadata
 
 connection = context.config.attributes["connection"]

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from sqlalchemy import Engine
+
 from parkmon import wire
 
 from .rollups import RollupRow
@@ -148,6 +150,7 @@ class StoreError(RuntimeError):
 
 class Store(Protocol):
     url: str
+    engine: Engine  # the six systems' records (ingest/records) share the readings' database
 
     def create_schema(self) -> None: ...
     def upsert_park(self, key: str, name_zh: str, name_en: str, park_class: str, region: str = "") -> None: ...

@@ -1,0 +1,214 @@
+"""经济运行监测: monthly output value, industrial value added and production quantities per
+enterprise, entered through the API or imported from CSV / Excel, validated and audited.
+
+Money is in 万元 (10 000 yuan) as the statistical reports give it. An import is all or nothing: a
+file with one impossible figure is refused whole, with every bad line and why, so a half-loaded month
+never reaches the indicators.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import Connection, select
+
+from .. import schema as s
+from . import tables as t
+from .base import RecordError, audit, enterprise_id, now_ms, park_id
+
+CHINA = timezone(timedelta(hours=8))
+MAX_10K_YUAN = 1e8  # 1 万亿元 a month: beyond any single enterprise, so a unit mistake (元 for 万元)
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product: Annotated[str, Field(min_length=1, max_length=128)]
+    quantity: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    unit: Annotated[str, Field(min_length=1, max_length=16)]
+
+
+class MonthlyFigures(BaseModel):
+    """One enterprise's month. At least one figure; value added cannot exceed output value."""
+
+    model_config = ConfigDict(extra="forbid")
+    enterprise: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    month: Annotated[str, Field(description="YYYY-MM, China time")]
+    output_value: Annotated[float | None, Field(ge=0, le=MAX_10K_YUAN, allow_inf_nan=False,
+                                                description="工业总产值, 万元")] = None
+    value_added: Annotated[float | None, Field(ge=0, le=MAX_10K_YUAN, allow_inf_nan=False,
+                                               description="工业增加值, 万元")] = None
+    products: list[Product] = []
+
+    @field_validator("month")
+    @classmethod
+    def _month(cls, v: str) -> str:
+        m = _MONTH.match(v)
+        if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+            raise ValueError(f"month {v!r} is not YYYY-MM (e.g. 2026-10)")
+        this = datetime.now(CHINA).strftime("%Y-%m")
+        if v > this:
+            raise ValueError(f"month {v} is in the future (this month is {this})")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonthlyFigures:
+        if self.output_value is None and self.value_added is None and not self.products:
+            raise ValueError("no figure given: send output_value, value_added or products")
+        if self.output_value is not None and self.value_added is not None and self.value_added > self.output_value:
+            raise ValueError(f"value_added {self.value_added} exceeds output_value {self.output_value}: "
+                             "industrial value added is part of output value (both in 万元)")
+        names = [p.product for p in self.products]
+        if len(set(names)) != len(names):
+            raise ValueError("a product appears twice in the same month")
+        return self
+
+
+def _as_dict(conn: Connection, eid: int, month: str) -> dict[str, Any] | None:
+    ef, pq = t.economic_figures, t.production_quantities
+    row = conn.execute(select(ef).where(ef.c.enterprise_id == eid, ef.c.month == month)).first()
+    prods = conn.execute(select(pq.c.product, pq.c.quantity, pq.c.unit)
+                         .where(pq.c.enterprise_id == eid, pq.c.month == month).order_by(pq.c.product)).all()
+    if row is None and not prods:
+        return None
+    return {"month": month, "output_value": row.output_value if row else None,
+            "value_added": row.value_added if row else None,
+            "products": [{"product": p.product, "quantity": p.quantity, "unit": p.unit} for p in prods]}
+
+
+def upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action: str = "update") -> dict[str, Any]:
+    """Set an enterprise's month (figures not given keep their value); audited with before and after."""
+    eid = enterprise_id(conn, park, fig.enterprise)
+    before = _as_dict(conn, eid, fig.month)
+    ef, pq = t.economic_figures, t.production_quantities
+    values = {k: v for k, v in (("output_value", fig.output_value), ("value_added", fig.value_added))
+              if v is not None}
+    merged = {**(before or {}), **values}
+    ov, va = merged.get("output_value"), merged.get("value_added")
+    if ov is not None and va is not None and va > ov:
+        raise RecordError(f"{fig.enterprise} {fig.month}: value_added {va} would exceed output_value {ov}")
+    if before is None or conn.execute(select(ef.c.id).where(ef.c.enterprise_id == eid,
+                                                            ef.c.month == fig.month)).first() is None:
+        conn.execute(ef.insert().values(enterprise_id=eid, month=fig.month, updated_ms=now_ms(), **values))
+    else:
+        conn.execute(ef.update().where(ef.c.enterprise_id == eid, ef.c.month == fig.month)
+                     .values(updated_ms=now_ms(), **values))
+    for p in fig.products:
+        conn.execute(pq.delete().where(pq.c.enterprise_id == eid, pq.c.month == fig.month,
+                                       pq.c.product == p.product))
+        conn.execute(pq.insert().values(enterprise_id=eid, month=fig.month, product=p.product,
+                                        quantity=p.quantity, unit=p.unit))
+    after = _as_dict(conn, eid, fig.month)
+    audit(conn, actor=actor, action=action, entity="economic_figures", key=f"{fig.enterprise}/{fig.month}",
+          park=park, before=before, after=after)
+    assert after is not None
+    return {"enterprise": fig.enterprise, **after}
+
+
+def figures(conn: Connection, park: str, start_month: str = "2000-01", end_month: str = "9999-12",
+            enterprise: str | None = None) -> list[dict[str, Any]]:
+    pid = park_id(conn, park)
+    ef, en = t.economic_figures, s.enterprises
+    q = (select(en.c.key, en.c.id, ef.c.month).select_from(ef.join(en, en.c.id == ef.c.enterprise_id))
+         .where(en.c.park_id == pid, ef.c.month >= start_month, ef.c.month <= end_month))
+    if enterprise:
+        q = q.where(en.c.key == enterprise)
+    out = []
+    for r in conn.execute(q.order_by(ef.c.month, en.c.key)).all():
+        d = _as_dict(conn, r.id, r.month)
+        if d:
+            out.append({"enterprise": r.key, **d})
+    return out
+
+
+# ---- import ----------------------------------------------------------------------------------
+COLUMNS = ("enterprise", "month", "output_value", "value_added", "product", "quantity", "unit")
+# the headers of the templates parks already keep, in Chinese, map onto ours
+HEADER_ALIASES = {"企业": "enterprise", "企业编码": "enterprise", "月份": "month", "工业总产值": "output_value",
+                  "工业总产值(万元)": "output_value", "工业增加值": "value_added", "工业增加值(万元)": "value_added",
+                  "产品": "product", "产品名称": "product", "产量": "quantity", "单位": "unit"}
+
+
+@dataclass
+class ImportResult:
+    lines: int = 0
+    months: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line in the file, what is wrong)
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV (UTF-8, with or without BOM) or .xlsx file as dicts keyed by our column names."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl import load_workbook  # only imports need it
+
+        ws = load_workbook(path, read_only=True, data_only=True).active
+        if ws is None:
+            raise RecordError(f"{path}: the workbook has no sheet")
+        cells = [list(r) for r in ws.iter_rows(values_only=True)]
+    elif path.suffix.lower() in (".csv", ".txt"):
+        cells = [list(r) for r in csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")))]
+    else:
+        raise RecordError(f"{path}: give a .csv or .xlsx file (got {path.suffix or 'no extension'})")
+    if not cells:
+        raise RecordError(f"{path}: the file is empty")
+    header = [HEADER_ALIASES.get(str(h).strip(), str(h).strip()) if h is not None else "" for h in cells[0]]
+    unknown = [h for h in header if h and h not in COLUMNS]
+    if unknown or "enterprise" not in header or "month" not in header:
+        raise RecordError(f"{path}: header must have enterprise and month, then any of "
+                          f"{', '.join(COLUMNS[2:])} (Chinese headers such as 企业, 月份, 工业总产值 work too); "
+                          f"unknown: {', '.join(unknown) or 'none'}")
+    return [{h: c for h, c in zip(header, row, strict=False) if h and c not in (None, "")}
+            for row in cells[1:] if any(c not in (None, "") for c in row)]
+
+
+def _month_text(v: Any) -> str:
+    if isinstance(v, datetime):  # Excel keeps a typed month as a date
+        return v.strftime("%Y-%m")
+    return str(v).strip().replace("/", "-").replace(".", "-")
+
+
+def import_rows(conn: Connection, park: str, rows: Iterable[dict[str, Any]], actor: str, source: str,
+                progress: Callable[[int], None] | None = None) -> ImportResult:
+    """Validate every line first; write (audited, one transaction) only if all are good."""
+    res = ImportResult()
+    months: dict[tuple[str, str], dict[str, Any]] = {}
+    known = {r.key for r in conn.execute(select(s.enterprises.c.key).where(
+        s.enterprises.c.park_id == park_id(conn, park)))}
+    for n, row in enumerate(rows, start=2):  # line 1 is the header
+        res.lines += 1
+        try:
+            ent, month = str(row.get("enterprise", "")).strip(), _month_text(row.get("month", ""))
+            if ent not in known:
+                raise RecordError(f"enterprise {ent!r} is not registered in park {park!r}")
+            doc = months.setdefault((ent, month), {"enterprise": ent, "month": month, "products": []})
+            for k in ("output_value", "value_added"):
+                if k in row:
+                    if doc.get(k) is not None and float(row[k]) != doc[k]:
+                        raise RecordError(f"{k} for {ent} {month} given twice with different values")
+                    doc[k] = float(row[k])
+            if "product" in row:
+                doc["products"].append({"product": str(row["product"]), "quantity": float(row.get("quantity", "nan")),
+                                        "unit": str(row.get("unit", ""))})
+            MonthlyFigures.model_validate(doc)
+        except ValidationError as exc:
+            res.errors.append((n, "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'row'}: {e['msg']}"
+                                            for e in exc.errors())))
+        except (RecordError, ValueError) as exc:
+            res.errors.append((n, str(exc)))
+    if res.errors:
+        return res
+    for i, doc in enumerate(months.values(), start=1):
+        upsert(conn, park, MonthlyFigures.model_validate(doc), actor, action=f"import:{source}")
+        if progress:
+            progress(i)
+    res.months = len(months)
+    return res
+
