@@ -125,6 +125,8 @@ def test_battery_soc_stays_within_limits_and_follows_the_tariff(tmp_path: Path) 
 
 def _decode(point: Any, table: list[int]) -> float:
     assert point.address is not None
+    if point.type == "bit":  # coils and discrete inputs: one 0 / 1 per address
+        return float(table[point.address])
     words = table[point.address : point.address + point.registers]
     raw = ModbusTcpClient.convert_from_registers(words, TYPES[point.type],
                                                  word_order="little" if point.order == "CDAB" else "big")
@@ -138,8 +140,12 @@ async def _read_tables(port: int, unit: int, sizes: dict[str, int]) -> dict[str,
     try:
         hr = await client.read_holding_registers(0, count=sizes["holding"], device_id=unit)
         ir = await client.read_input_registers(0, count=sizes["input"], device_id=unit)
-        assert not hr.isError() and not ir.isError(), (port, unit, hr, ir)
-        return {"holding": list(hr.registers), "input": list(ir.registers)}
+        co = await client.read_coils(0, count=sizes["coil"], device_id=unit)
+        di = await client.read_discrete_inputs(0, count=sizes["discrete"], device_id=unit)
+        assert not any(r.isError() for r in (hr, ir, co, di)), (port, unit, hr, ir, co, di)
+        return {"holding": list(hr.registers), "input": list(ir.registers),
+                "coil": [int(b) for b in co.bits[:sizes["coil"]]],
+                "discrete": [int(b) for b in di.bits[:sizes["discrete"]]]}
     finally:
         client.close()
 
@@ -165,7 +171,7 @@ def test_registers_read_over_modbus_equal_the_ground_truth(tmp_path: Path) -> No
             step = p.scale if p.type != "float32" else abs(exact) * 1e-7 + 1e-30
             assert abs(exact - held) <= step, f"{ent}/{dev}/{p.name}: register resolution"
             checked += 1
-    assert checked == sum(len(v[0]) for v in images.values()) == 54
+    assert checked == sum(len(v[0]) for v in images.values()) == 75
     # the grid meter's power is CDAB (low word first): reading it ABCD would give another number
     pts, tables = images[("e01", "grid")]
     power = next(p for p in pts if p.name == "power")
