@@ -122,7 +122,15 @@ def main(argv: list[str]) -> int:
         base = f"http://127.0.0.1:{api_port}/api/v1"
         _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")
 
-        # 5. one edge agent per enterprise, each its own process like a real gateway
+        # 5. the park office: registry with gates, gate traffic over MQTT, records through the API
+        from simulators.park_office import ParkOffice
+
+        office = ParkOffice(sim.park.engine.model.spec, args.seed, args.speed, base, mqtt_host, mqtt_port)
+        office.start(lambda: sim.park.sim_ms)
+        stack.callback(office.stop)
+        _say(args, "six systems     gates, economy, hazardous waste, safety register, services (park office sim)")
+
+        # 6. one edge agent per enterprise, each its own process like a real gateway
         configs = sim.edge_configs(mqtt_host, mqtt_port, str(work / "buffers"))
         procs = []
         for ent, cfg in sorted(configs.items()):

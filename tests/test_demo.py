@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.store import Store
+
 
 @pytest.mark.e2e
 def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
@@ -38,8 +40,35 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
     st = open_store(f"sqlite:///{tmp_path / 'parkmon.db'}")
     pids = [p.id for p in st.points("demo")]
     minutes = st.rollups(pids, 0, 2**62, "1m")
-    st.close()
+    try:
+        _all_six_systems_live(st)
+    finally:
+        st.close()
     assert sum(r.n_all for rs in minutes.values() for r in rs) > 0
+    assert "park-office-sim" not in proc.stderr  # the office's writes were all accepted
+
+
+def _all_six_systems_live(st: Store) -> None:
+    """What an operator opening the demo's six-system view would check: every system has data."""
+    from ingest.records import economy, hazwaste, logistics, registry, safety, services
+    from ingest.records.base import now_ms
+
+    with st.engine.connect() as conn:
+        cov = {c["system"]: c for c in registry.coverage(conn, "demo", now_ms())}
+        for system in ("energy", "safety", "environment"):  # meters read by the edge agents
+            assert cov[system]["expected_devices"] > 0
+            assert cov[system]["missing"] == [], (system, cov[system])
+        assert cov["logistics"]["expected_devices"] == 2 and cov["logistics"]["reporting_devices"] >= 1
+        assert logistics.state(conn, "demo", now_ms())["entries_24h"] > 0
+        figures = economy.figures(conn, "demo")
+        assert {f["enterprise"] for f in figures} == {"e01", "e02", "e03", "e04"}
+        assert len({f["month"] for f in figures}) == 3
+        stored = {e["enterprise"] for e in hazwaste.storage(conn, "demo", now_ms()) if e["stored_t"] > 0}
+        assert stored >= {"e01", "e02"}
+        sources = {(s["enterprise"], s["key"]) for s in safety.register(conn, "demo")}
+        assert sources == {("e02", "r101"), ("e02", "pipe1")}
+        assert services.requests(conn, "demo")[0]["status"] == "open"
+        assert all(d["industry"] for d in services.directory(conn, "demo") if d["enterprise"] != "park")
 
 
 def _processes_mentioning(text: str) -> list[str]:
