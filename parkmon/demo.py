@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
         # 5. the park office: registry with gates, gate traffic over MQTT, records through the API
         from simulators.park_office import ParkOffice
 
-        office = ParkOffice(sim.park.engine.model.spec, args.seed, args.speed, base, mqtt_host, mqtt_port)
+        office = ParkOffice(sim.park.engine.model.spec, args.seed, base, mqtt_host, mqtt_port)
         office.start(lambda: sim.park.sim_ms)
         stack.callback(office.stop)
         _say(args, "six systems     gates, economy, hazardous waste, safety register, services (park office sim)")

@@ -85,7 +85,9 @@ METRICS: dict[str, Metric] = {
         # other energy carriers and water
         _m("gas.volume", "m3", _C, _E, "天然气用量", "Natural gas volume"),
         _m("steam.mass", "t", _C, _E, "蒸汽用量", "Steam mass"),
+        _m("steam.flow", "t/h", _I, _E, "蒸汽流量", "Steam flow"),
         _m("heat.energy", "GJ", _C, _E, "热力用量", "Heat energy"),
+        _m("heat.power", "GJ/h", _I, _E, "热功率", "Heat power"),
         _m("coal.mass", "t", _C, _E, "煤炭用量", "Coal mass"),
         _m("water.volume", "m3", _C, _E, "用水量", "Water volume"),
         _m("water.flow", "m3/h", _I, _E, "用水流量", "Water flow"),
@@ -111,6 +113,7 @@ METRICS: dict[str, Metric] = {
         _m("safety.valve_state", "", _S, _F, "阀门状态", "Valve state"),
         _m("safety.gate_state", "", _S, _F, "闸门状态", "Gate state"),
         _m("safety.fire_alarm", "", _S, _F, "火灾报警", "Fire alarm"),
+        _m("safety.fire_fault", "", _S, _F, "火灾报警控制器故障", "Fire alarm panel fault"),
     )
 }
 

@@ -18,13 +18,14 @@ from parkmon.yamlfile import read_mapping
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 
-Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "cems",
+Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "steam_meter", "heat_meter", "cems",
                "pressure_vessel", "pipeline", "gas_detector", "valve", "fire_alarm", "wastewater"]
 
 # device kind -> the register map it serves by default (edge_agent/profiles/<name>.yaml)
 PROFILES: dict[str, str] = {
     "grid_meter": "sim_grid_meter", "pv": "sim_pv_inverter", "wind": "sim_wind_turbine",
     "battery": "sim_battery", "water_meter": "sim_water_meter", "gas_meter": "sim_gas_meter",
+    "steam_meter": "sim_steam_meter", "heat_meter": "sim_heat_meter",
     "cems": "sim_cems", "pressure_vessel": "sim_pressure_vessel", "pipeline": "sim_pipeline",
     "gas_detector": "sim_gas_detector", "valve": "sim_valve", "fire_alarm": "sim_fire_alarm",
     "wastewater": "sim_wastewater",
@@ -38,6 +39,8 @@ KIND_VALUES: dict[str, tuple[str, ...]] = {
     "battery": ("charge", "discharge", "power", "soc"),
     "water_meter": ("volume", "flow"),
     "gas_meter": ("volume",),
+    "steam_meter": ("mass", "flow"),  # t, t/h
+    "heat_meter": ("energy", "power"),  # GJ, GJ/h
     "cems": ("so2", "nox", "particulate", "o2", "flow", "temperature"),
     "pressure_vessel": ("pressure", "temperature"),  # MPa, °C
     "pipeline": ("pressure", "temperature"),
@@ -130,6 +133,8 @@ class EnterpriseDef(_Strict):
     export_limit_kw: Annotated[float, Field(ge=0)] = 0.0  # what the grid takes; the rest is curtailed
     water_m3h: Annotated[float, Field(ge=0)] = 0.0
     gas_m3h: Annotated[float, Field(ge=0)] = 0.0
+    steam_th: Annotated[float, Field(ge=0)] = 0.0  # process steam bought from the park's utility, t/h
+    heat_gjh: Annotated[float, Field(ge=0)] = 0.0  # heat (hot water) bought, GJ/h
     devices: list[DeviceDef]
 
     @model_validator(mode="after")
@@ -140,6 +145,9 @@ class EnterpriseDef(_Strict):
             if dup:
                 raise ValueError(f"{what} {', '.join(dup)} appears twice (one server per enterprise, "
                                  "so devices need distinct ids and unit ids)")
+        for kind, need in (("steam_meter", "steam_th"), ("heat_meter", "heat_gjh")):
+            if any(d.kind == kind for d in self.devices) and not getattr(self, need):
+                raise ValueError(f"a {kind} needs the enterprise's {need} (its average use) to be above 0")
         for kind in ("grid_meter", "battery"):
             if sum(d.kind == kind for d in self.devices) > 1:
                 raise ValueError(f"at most one {kind} per enterprise (the balance is per enterprise)")

@@ -32,7 +32,7 @@ VALLEY = (0.0, 6.0)  # night valley tariff: charge from the grid
 BALANCE_FIELDS = ("load", "pv", "wind", "re", "curtail", "import", "export", "charge", "charge_re",
                   "discharge", "discharge_re", "soc")
 
-COUNTERS = ("import", "export", "generation", "curtailed", "charge", "discharge", "volume")
+COUNTERS = ("import", "export", "generation", "curtailed", "charge", "discharge", "volume", "mass", "energy")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class Enterprise:
     gas_m3h: float
     devices: list[Device]
     noise: AR1
+    steam_th: float = 0.0
+    heat_gjh: float = 0.0
     stored_re_kwh: float = 0.0  # battery content by origin, so discharge can be attributed
     stored_grid_kwh: float = 0.0
     last_balance: dict[str, float] = field(default_factory=dict)
@@ -108,6 +110,7 @@ class ParkModel:
             devices = [Device(d.id, d.name or d.id, d.kind, d.unit, d.profile_name, d) for d in e.devices]
             ent = Enterprise(e.key, e.name or e.key, e.load_kw, e.shifts, e.export_limit_kw, e.water_m3h,
                              e.gas_m3h, devices, AR1(erng, 1.0, 0.04, 600, 0.8, 1.2))
+            ent.steam_th, ent.heat_gjh = e.steam_th, e.heat_gjh
             for d in devices:
                 d.values = self._initial(d, random.Random(f"{seed}-{e.key}-{d.id}"))
                 if d.kind == "battery":
@@ -135,6 +138,10 @@ class ParkModel:
             return {"volume": round(rng.uniform(1e3, 1e4), 3), "flow": 0.0}
         if d.kind == "gas_meter":
             return {"volume": round(rng.uniform(1e4, 1e5), 2)}
+        if d.kind == "steam_meter":
+            return {"mass": round(rng.uniform(1e3, 1e4), 2), "flow": 0.0}
+        if d.kind == "heat_meter":
+            return {"energy": round(rng.uniform(1e3, 1e4), 2), "power": 0.0}
         if d.kind == "cems":
             return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
         return dict.fromkeys(KIND_VALUES[d.kind], 0.0)  # safety / wastewater: set by their first step
@@ -231,6 +238,12 @@ class ParkModel:
                 d.values["volume"] += flow * dt_h
             elif d.kind == "gas_meter":
                 d.values["volume"] += ent.gas_m3h * activity * dt_h
+            elif d.kind == "steam_meter":  # process steam follows production
+                d.values["flow"] = ent.steam_th * activity
+                d.values["mass"] += d.values["flow"] * dt_h
+            elif d.kind == "heat_meter":  # space heating: more at night, whatever the shifts
+                d.values["power"] = ent.heat_gjh * noise * (1.2 if hour < 7 or hour >= 19 else 0.8)
+                d.values["energy"] += d.values["power"] * dt_h
             elif d.kind == "cems":
                 self._cems[(ent.key, d.id)].step(d.values, activity, dt_s)
             elif (process := self._process.get((ent.key, d.id))) is not None:

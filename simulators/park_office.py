@@ -54,7 +54,7 @@ class GateTraffic:
     def rate_per_hour(self, hour: float) -> float:
         return 18.0 if 8 <= hour < 18 else (6.0 if 6 <= hour < 22 else 1.5)
 
-    def step(self, sim_ms: int, dt_s: float, wall_ms: int, speed: float) -> list[dict[str, Any]]:
+    def step(self, sim_ms: int, dt_s: float, wall_ms: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         expected = self.rate_per_hour(local_hour(sim_ms)) * dt_s / 3600
         arrivals = self._poisson(expected)
@@ -85,8 +85,8 @@ class GateTraffic:
 
 
 class ParkOffice:
-    def __init__(self, spec: ParkDef, seed: int, speed: float, api_base: str, mqtt_host: str, mqtt_port: int) -> None:
-        self.spec, self.speed, self.api = spec, speed, api_base.rstrip("/")
+    def __init__(self, spec: ParkDef, seed: int, api_base: str, mqtt_host: str, mqtt_port: int) -> None:
+        self.spec, self.api = spec, api_base.rstrip("/")
         self.park = spec.park.key
         self.rng = random.Random(seed ^ 0x0FF1CE)
         self.traffic = GateTraffic(seed)
@@ -99,6 +99,7 @@ class ParkOffice:
         self._thread: threading.Thread | None = None
         self._last_day: str | None = None
         self._manifest_no = 0
+        self._last_ts = 0
 
     # ---- HTTP ---------------------------------------------------------------------------------
     def _send(self, method: str, path: str, body: Any) -> Any:
@@ -164,7 +165,9 @@ class ParkOffice:
     # ---- loop ---------------------------------------------------------------------------------
     def tick(self, sim_ms: int, dt_s: float) -> int:
         wall_ms = time.time_ns() // 1_000_000
-        events = self.traffic.step(sim_ms, dt_s, wall_ms, self.speed)
+        events = self.traffic.step(sim_ms, dt_s, wall_ms)
+        for ev in events:  # a camera stamps each passage on its own; compressed time must not merge them
+            ev["ts"] = self._last_ts = max(ev["ts"], self._last_ts + 1)
         if events:
             self.client.publish(self.topic, json.dumps({"v": 1, "events": events}, ensure_ascii=False), qos=1)
         self._daily(sim_ms, wall_ms)

@@ -103,14 +103,15 @@ def test_edge_agent_reads_every_value_the_simulator_holds_including_coils_and_di
                 checked.setdefault(p.table, []).append(got["value"])
         assert set(samples) == ({"grid.import", "grid.export", "grid.power"} if ent == "e02" else set())
     # every new value of both enterprises, in all four tables, with bits both set and clear
-    assert sum(map(len, checked.values())) == 2 + 2 + 2 + 2 + 1 + 6 + 6
+    assert sum(map(len, checked.values())) == 2 + 2 + 2 + 2 + 2 + 6 + 6
     assert set(checked) == {"holding", "input", "coil", "discrete"}
-    assert checked["discrete"] == [1.0], "the forced fire alarm is on"
+    assert checked["discrete"][0] == 1.0, "the forced fire alarm is on (discrete input 0; 1 is the fault bit)"
     assert set(checked["coil"]) | set(checked["discrete"]) == {0.0, 1.0}
     # an offline unit answers nothing on its discrete inputs either; the other units still answer
     assert offline_rc == 1
-    alarm = offline.pop("fa1.alarm")
-    assert alarm["value"] is None and quality.reason(alarm["quality"]) == Reason.COMM_FAILURE
+    for bit in ("fa1.alarm", "fa1.fault"):
+        got = offline.pop(bit)
+        assert got["value"] is None and quality.reason(got["quality"]) == Reason.COMM_FAILURE, bit
     assert all(s["quality"] == quality.GOOD for s in offline.values()) and "xv1.valve" in offline
 
 

@@ -171,7 +171,7 @@ def test_registers_read_over_modbus_equal_the_ground_truth(tmp_path: Path) -> No
             step = p.scale if p.type != "float32" else abs(exact) * 1e-7 + 1e-30
             assert abs(exact - held) <= step, f"{ent}/{dev}/{p.name}: register resolution"
             checked += 1
-    assert checked == sum(len(v[0]) for v in images.values()) == 75
+    assert checked == sum(len(v[0]) for v in images.values()) == 80
     # the grid meter's power is CDAB (low word first): reading it ABCD would give another number
     pts, tables = images[("e01", "grid")]
     power = next(p for p in pts if p.name == "power")
@@ -351,3 +351,29 @@ def test_cli_help() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run", "--help"])
     assert exc.value.code == 0
+
+
+def test_steam_follows_the_shifts_and_heat_the_night(tmp_path: Path) -> None:
+    """Steam (t/h) and heat (GJ/h) meters: counters that grow by what the flow says, steam with the
+    day-shift plant's activity, heat higher at night; a steam meter needs the enterprise's steam_th."""
+    doc: dict[str, Any] = {"park": {"key": "p", "name_zh": "园区"}, "enterprises": [
+        {"key": "e1", "load_kw": 500, "shifts": "day", "steam_th": 6, "heat_gjh": 2, "devices": [
+            {"id": "steam", "kind": "steam_meter", "unit": 1}, {"id": "heat", "kind": "heat_meter", "unit": 2}]}]}
+    simulate(doc, seed=3, sim_start_ms=_ms(0), step_s=60, steps=24 * 60 + 1, ground_truth_path=tmp_path / "gt.db")
+    gt = GroundTruth(tmp_path / "gt.db")
+
+    def series(dev: str, point: str) -> list[tuple[float, float]]:
+        return [(_local_hour(r[1]), r[5]) for r in gt.rows("e1", dev, point)]
+
+    flow = series("steam", "flow")
+    work = [v for h, v in flow if 9 <= h < 12]
+    night = [v for h, v in flow if h < 6]
+    assert sum(work) / len(work) == pytest.approx(6, rel=0.1) and sum(night) / len(night) < 0.2 * 6
+    mass = series("steam", "mass")
+    # the counter grows by each tick's flow over the minute that ends at it
+    assert mass[-1][1] - mass[0][1] == pytest.approx(sum(v for _h, v in flow[1:]) / 60, rel=1e-6)
+    power = series("heat", "power")
+    assert sum(v for h, v in power if h < 6) / 360 > 1.3 * sum(v for h, v in power if 10 <= h < 16) / 360
+    doc["enterprises"][0]["steam_th"] = 0
+    with pytest.raises(DefinitionError, match="steam_meter needs the enterprise's steam_th"):
+        simulate(doc, seed=3, sim_start_ms=_ms(0), step_s=60, steps=2, ground_truth_path=tmp_path / "x.db")

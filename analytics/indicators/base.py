@@ -45,6 +45,7 @@ class Indicator(Protocol):
 # key -> "module:Class"; adding an indicator is one module and one line here
 INDICATORS: dict[str, str] = {
     "new_energy_share": "analytics.indicators.new_energy_share:NewEnergyShare",
+    "electricity_activity_index": "analytics.indicators.activity_index:ElectricityActivityIndex",
 }
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from analytics.park_activity import compute_activity
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
@@ -57,6 +58,27 @@ def new_energy_share(
         result = compute_park_share(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
                                     settings, interval_s * 1000 if interval_s else None,
                                     green_purchase_kwh, certificates_sold_kwh)
+    except LookupError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+    return result.to_json()
+
+
+@router.get("/parks/{park}/indicators/electricity-activity",
+            summary="Electricity-based activity index per day, 100 = the recent normal (电力看经济)")
+def electricity_activity(
+    request: Request, store: StoreDep, park: str,
+    days: Annotated[int, Query(ge=1, le=366, description="days to report, ending with `last`")] = 30,
+    last: Annotated[date | None, Query(description="last day (China calendar); default: yesterday")] = None,
+    enterprise: Annotated[str | None, Query(description="one enterprise; default: the whole park")] = None,
+    baseline_days: Annotated[int, Query(ge=1, le=365)] = 28,
+    min_baseline_days: Annotated[int, Query(ge=1, le=365)] = 7,
+) -> dict[str, Any]:
+    if min_baseline_days > baseline_days:
+        raise HTTPException(422, f"min_baseline_days {min_baseline_days} exceeds baseline_days {baseline_days}")
+    end_day = last or (datetime.now(CHINA).date() - timedelta(days=1))
+    try:
+        result = compute_activity(store, park, end_day - timedelta(days=days - 1), end_day, enterprise,
+                                  baseline_days, min_baseline_days, request.app.state.share_settings)
     except LookupError as exc:
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
     return result.to_json()

@@ -102,6 +102,8 @@ def state(conn: Connection, park: str, now_ms: int, window_days: float = 7.0) ->
                         .where(ge.c.park_id == pid, ge.c.ts_ms >= now_ms - int(window_days * 86_400_000),
                                ge.c.ts_ms <= now_ms)
                         .order_by(ge.c.ts_ms, ge.c.id)).all()
+    # at one instant an entry precedes an exit (ids follow commit order, which workers may swap)
+    rows = sorted(rows, key=lambda r: (r.ts_ms, r.direction == "out"))
     inside: dict[str, Any] = {}
     visits: list[float] = []  # completed visits of the last 24 h, minutes
     entries_24h = exits_24h = 0
