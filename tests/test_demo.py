@@ -59,6 +59,8 @@ def _all_six_systems_live(st: Store) -> None:
             assert cov[system]["expected_devices"] > 0
             assert cov[system]["missing"] == [], (system, cov[system])
         assert cov["logistics"]["expected_devices"] == 2 and cov["logistics"]["reporting_devices"] >= 1
+        for system in ("economy", "services"):  # fed by the park office: every producer has filed
+            assert cov[system]["enterprises_expected"] == 4 and cov[system]["missing"] == [], cov[system]
         assert logistics.state(conn, "demo", now_ms())["entries_24h"] > 0
         figures = economy.figures(conn, "demo")
         assert {f["enterprise"] for f in figures} == {"e01", "e02", "e03", "e04"}

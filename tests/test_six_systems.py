@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon import wire
 from simulators.definition import DEFAULT_PARK
+from simulators.physics import CHINA
 
 from .mqtt_util import publish_all, publisher, wait_for
 
@@ -70,6 +72,15 @@ def test_registry_says_per_system_which_devices_report(store: Store, client: Tes
     r = client.put(f"{API}/enterprises/e02/devices/grid", json={"kind": "grid_meter", "expected": False})
     assert r.status_code == 200
     assert "e02/grid" not in {c["system"]: c for c in client.get(f"{API}/systems").json()}["energy"]["missing"]
+    # systems people feed: every producing enterprise owes last month's figures and a directory entry
+    assert after["economy"]["enterprises_expected"] == 4 and after["economy"]["missing"] == ["e01", "e02", "e03", "e04"]
+    last_month = (datetime.now(CHINA).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    assert client.put(f"{API}/economy", json={"enterprise": "e01", "month": last_month, "output_value": 10.0}
+                      ).status_code == 200
+    assert client.put(f"{API}/enterprises/e02/profile", json={"contact_phone": "0471-1234567"}).status_code == 200
+    people = {c["system"]: c for c in client.get(f"{API}/systems").json()}
+    assert people["economy"]["missing"] == ["e02", "e03", "e04"] and people["economy"]["enterprises_reporting"] == 1
+    assert people["services"]["missing"] == ["e01", "e03", "e04"]
     bad = client.put(f"{API}/enterprises/e02/devices/x1", json={"kind": "mystery"})
     assert bad.status_code == 422 and "set system" in bad.text
 

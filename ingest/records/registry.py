@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,7 @@ KIND_SYSTEMS: dict[str, System] = {
     "gate": System.LOGISTICS,
 }
 _KEY = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+CHINA = timezone(timedelta(hours=8))
 
 
 class DeviceEntry(BaseModel):
@@ -191,17 +193,38 @@ def coverage(conn: Connection, park: str, now: int, stale_after_ms: int = 15 * 6
                                  .group_by(pt.c.device_id)).scalars())
     gates = set(conn.execute(select(t.gate_events.c.gate).where(
         t.gate_events.c.park_id == pid, t.gate_events.c.ts_ms >= now - 86_400_000)).scalars())
+    # systems fed by people, not devices: every enterprise with an expected energy meter is a producer
+    # expected to file last month's figures (经济运行) and to have its directory entry (综合服务)
+    producers = {d.ent for d in expected if d.system == System.ENERGY.value}
+    filed = _filed_last_month(conn, pid, now)
+    listed = set(conn.execute(select(en.c.key).join(t.enterprise_profiles,
+                                                    t.enterprise_profiles.c.enterprise_id == en.c.id)
+                              .where(en.c.park_id == pid, t.enterprise_profiles.c.contact_phone != "")).scalars())
     out = []
     for system in System:
         mine = [d for d in expected if d.system == system.value]
         live = [d for d in mine if (d.key in gates if d.kind == "gate" else d.id in fresh)]
+        ents, ents_live = {d.ent for d in mine}, {d.ent for d in live}
+        missing = sorted(f"{d.ent}/{d.key}" for d in mine if d not in live)
+        by_people = {System.ECONOMY: filed, System.SERVICES: listed}.get(system)
+        if by_people is not None:
+            ents, ents_live = ents | producers, ents_live | (producers & by_people)
+            missing += sorted(producers - by_people)
         zh, en_ = SYSTEM_LABELS[system]
         out.append({"system": system.value, "name_zh": zh, "name_en": en_,
                     "expected_devices": len(mine), "reporting_devices": len(live),
-                    "enterprises_expected": len({d.ent for d in mine}),
-                    "enterprises_reporting": len({d.ent for d in live}),
-                    "missing": sorted(f"{d.ent}/{d.key}" for d in mine if d not in live)})
+                    "enterprises_expected": len(ents), "enterprises_reporting": len(ents_live),
+                    "missing": missing})
     return out
+
+
+def _filed_last_month(conn: Connection, pid: int, now: int) -> set[str]:
+    """Enterprises with economic figures for the last complete month (China calendar)."""
+    local = datetime.fromtimestamp(now / 1000, tz=CHINA)
+    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+    ef, en = t.economic_figures, s.enterprises
+    return set(conn.execute(select(en.c.key).join(ef, ef.c.enterprise_id == en.c.id)
+                            .where(en.c.park_id == pid, ef.c.month == f"{y:04d}-{m:02d}")).scalars())
 
 
 def latest(conn: Connection, park: str, system: System, since_ms: int) -> list[dict[str, Any]]:
