@@ -11,6 +11,10 @@
    thread, bounded queue, writer threads) -> PostgreSQL at rising offered rates (``--ramp``, fractions
    of the limit); the sustained rate is the highest one ingest keeps up with; after each run
    everything sent is checked to be stored.
+   The limit is measured again beside every probe: each adds millions of rows and the table slows as
+   it grows. A rate that fails is tried once more (a checkpoint can sink one 20-second window).
+   saturated: offered 1.15 x the limit, so the pipeline commits as fast as it can, like the limit
+   does; compared with the limit measured just before and just after.
 4. at 80 %: the same gateways paced at 80 % of the sustained rate; the delay from a batch being
    sent to its commit (p50/p95/p99), ingest's memory over the run, CPU seconds per component.
 
@@ -270,7 +274,9 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
     store = open_store(url)
     store.create_schema()
     broker_port = broker.port
-    ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id=f"bench-ingest-{t0}",
+    # one client id for every run: ingest's session is persistent, and a new id per run left the old
+    # sessions subscribed, so mosquitto queued every later message once more for each of them
+    ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id="bench-ingest",
                                    max_batch_messages=args.batch_messages, writers=args.writers), store)
     delays: list[int] = []
     measuring = threading.Event()
@@ -372,7 +378,13 @@ def main() -> int:
         # every probe adds millions of rows, and a bigger table is a slower one: the limit is measured
         # again beside each probe, so each is compared with the limit of the table as it then was
         limits: list[int] = []
-        for day, frac in enumerate(args.ramp, start=1):
+        # a checkpoint or autovacuum landing inside one 20-second window can sink a probe that the
+        # pipeline otherwise keeps up with: a rate counts as too high only when it fails twice running
+        attempts = [(frac, a) for frac in args.ramp for a in (1, 2)]
+        failed_at: float | None = None
+        for day, (frac, attempt) in enumerate(attempts, start=1):
+            if attempt == 2 and failed_at != frac:
+                continue  # the first attempt kept up: no second one
             rate = int(lim["rows_per_s"] * frac)
             settle(dsn)
             beside = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
@@ -381,17 +393,33 @@ def main() -> int:
             settle(dsn)
             probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, pg.datadir)
             kept_up = probe["rows_per_s"] >= 0.97 * rate and (probe["delay_s"]["p99"] or 99) < 5.0
-            emit({"phase": "probe", "offered_points_per_s": rate, "kept_up": kept_up,
+            emit({"phase": "probe", "offered_points_per_s": rate, "attempt": attempt, "kept_up": kept_up,
                   "limit_beside_rows_per_s": beside["rows_per_s"],
                   "ratio_to_limit_beside": round(probe["rows_per_s"] / beside["rows_per_s"], 2), **probe})
             if not kept_up:
-                break
+                if attempt == 2:
+                    break
+                failed_at = frac
+                continue
             sustained = {"offered_points_per_s": rate, "limit_beside_rows_per_s": beside["rows_per_s"], **probe}
         settle(dsn)
         after = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
                            args.limit_seconds, now + 80 * 3_600_000, args.writers)
         limits.append(after["rows_per_s"])
         emit({"phase": "limit_after_ramp", **after})
+        # saturated: offered well past what the pipeline keeps up with, as the limit runs "as fast as it
+        # can": like for like, committed rows/s on both sides, the limit measured just before and after
+        sat_rate = int(after["rows_per_s"] * 1.15)
+        settle(dsn)
+        sat = pipeline(url, broker, args, sat_rate, now + 70 * 3_600_000, work, pg.datadir)
+        settle(dsn)
+        after2 = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
+                            args.limit_seconds, now + 90 * 3_600_000, args.writers)
+        limits.append(after2["rows_per_s"])
+        around = (after["rows_per_s"] + after2["rows_per_s"]) / 2
+        emit({"phase": "saturated", "offered_points_per_s": sat_rate, "limit_before_rows_per_s": after["rows_per_s"],
+              "limit_after_rows_per_s": after2["rows_per_s"],
+              "ratio_to_limit_around": round(sat["rows_per_s"] / around, 2), **sat})
         if sustained is None:
             emit({"phase": "summary", "error": f"the pipeline kept up with none of the offered rates {args.ramp}"})
             return 1
@@ -413,15 +441,20 @@ def main() -> int:
               "limit_rows_per_s": beside_lim,
               "limit_rows_per_s_at_start_and_beside_each_probe": [lim["rows_per_s"], *limits],
               "ratio_to_limit": round(sustained["rows_per_s"] / beside_lim, 2),
+              "saturated_points_per_s": sat["rows_per_s"], "limit_around_saturated_rows_per_s": round(around),
+              "saturated_ratio_to_limit": round(sat["rows_per_s"] / around, 2),
               "ratio_to_limit_at_start": round(sustained["rows_per_s"] / lim["rows_per_s"], 2),
               "load_generator_share_of_cpu": round(load_gen, 2),
               "ratio_to_limit_on_cores_left_by_load_generator": round(
                   sustained["rows_per_s"] / (beside_lim * (1 - load_gen)), 2),
               "delay_at_80pct_s": paced["delay_s"], "rows_stored": total[0] if total else None,
-              "lost": sustained["sent_samples"] + paced["sent_samples"]
-              - sustained["received_samples"] - paced["received_samples"],
+              "lost": sustained["sent_samples"] + paced["sent_samples"] + sat["sent_samples"]
+              - sustained["received_samples"] - paced["received_samples"] - sat["received_samples"],
               "memory_mb_at_80pct": paced["ingest_rss_mb"],
-              "bottleneck": bottleneck, "goal": "ratio >= 0.7 and >= 60000 points/s"})
+              "bottleneck": bottleneck, "goal": "ratio >= 0.7 and >= 60000 points/s",
+              "ratios": "ratio_to_limit: highest rate kept up with (>= 97 % committed, p99 < 5 s) over the limit "
+                        "measured beside it; saturated_ratio_to_limit: rows/s committed when offered more than "
+                        "that, over the limit measured just before and after (both as fast as they can)"})
     return 0
 
 

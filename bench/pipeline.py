@@ -122,7 +122,8 @@ def _run(copies: int, poll: float, seconds: float, warmup: float, db: str, work:
         cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     store = open_store(url)
     store.create_schema()
-    ingest = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=url, client_id=f"bench-{copies}"), store)
+    # one id for every run: a persistent session per run would leave mosquitto queueing for the old ones
+    ingest = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=url, client_id="bench-ingest"), store)
     measuring = threading.Event()
     pairs: list[tuple[int, int]] = []  # (sample ts, commit ms) of every 10th sample while measuring
 
