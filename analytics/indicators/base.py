@@ -46,6 +46,8 @@ class Indicator(Protocol):
 INDICATORS: dict[str, str] = {
     "new_energy_share": "analytics.indicators.new_energy_share:NewEnergyShare",
     "electricity_activity_index": "analytics.indicators.activity_index:ElectricityActivityIndex",
+    "comprehensive_energy": "analytics.indicators.comprehensive_energy:ComprehensiveEnergy",
+    "carbon_per_tce": "analytics.indicators.comprehensive_energy:CarbonPerTce",
 }
 
 

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
 from analytics.park_activity import compute_activity
+from analytics.park_energy import compute_energy
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
@@ -82,3 +84,38 @@ def electricity_activity(
     except LookupError as exc:
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
     return result.to_json()
+
+
+@router.get("/parks/{park}/indicators/comprehensive-energy",
+            summary="Comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)")
+def comprehensive_energy(
+    store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
+    enterprise: Annotated[str | None, Query(description="one enterprise; default: the whole park")] = None,
+    electricity_method: Annotated[ElectricityMethod, Query(description="当量值 equivalent / 等价值 equal_value")]
+    = "equivalent",
+    steam_method: Annotated[SteamMethod, Query(description="fixed reference value or enthalpy at pressure")] = "fixed",
+    steam_pressure_mpa: Annotated[float, Query(gt=0, le=30)] = 1.0,
+    green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
+) -> dict[str, Any]:
+    now = datetime.fromtimestamp(time.time(), tz=CHINA)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
+    if start is None:
+        start, default_end = period_bounds(period, now)
+        end = end or default_end
+    end = end or now
+    if end <= start:
+        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    try:
+        tce, carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                     enterprise, None, electricity_method, steam_method, steam_pressure_mpa,
+                                     green_purchase_kwh)
+    except LookupError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+    except (ValueError, KeyError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()}

@@ -72,7 +72,8 @@ class ParkEntry(BaseModel):
     key: Annotated[str, _KEY]
     name_zh: str
     name_en: str = ""
-    park_class: Literal["zero_carbon", "low_carbon", "general"] = "general"
+    # the store's classes (analytics.targets.PARK_CLASSES); "general", the simulator's word, is "none"
+    park_class: Literal["zero_carbon", "low_carbon", "none", "general"] = "none"
     region: str = ""
 
 
@@ -132,7 +133,8 @@ def load(conn: Connection, reg: RegistryFile, actor: str,
     """Create or update everything the file names (never deletes: readings may hang off it)."""
     p = reg.park
     pid = _upsert(conn, s.parks, {"key": p.key}, {"name_zh": p.name_zh, "name_en": p.name_en,
-                                                   "park_class": p.park_class, "region": p.region})
+                                                   "park_class": "none" if p.park_class == "general" else p.park_class,
+                                                   "region": p.region})
     n = {"enterprises": 0, "gateways": 0, "devices": 0}
     for e in reg.enterprises:
         eid = _upsert(conn, s.enterprises, {"park_id": pid, "key": e.key}, {"name": e.name or e.key})
