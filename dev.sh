@@ -60,7 +60,7 @@ case "${1:-}" in
       || echo "!!! bench/edge.py failed (exit $?): see above"
     .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3 \
       || echo "!!! bench/pipeline.py failed (exit $?): see above"
-    .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --ramp 0.4 0.55 0.7 \
+    .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --limit-seconds 4 --ramp 0.4 0.55 0.7 \
       || echo "!!! bench/ingest_pg.py failed (exit $?): see above"
     echo "==> pytest (last, so its summary closes the run)"
     .venv/bin/python -m pytest -ra "$@"
