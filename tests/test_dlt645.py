@@ -140,8 +140,11 @@ def test_meter_on_a_serial_line(tmp_path: object) -> None:
     line = Dlt645Line(0, {"398192000337": {0x00010000: 777.77, 0x02800002: 50.02}})  # the answering logic only
     stop = threading.Event()
 
+    opened = threading.Event()
+
     def meter() -> None:
         port = serial.Serial(str(a), 2400, parity="E", timeout=0.05)
+        opened.set()  # pyserial flushes the input on open: a request sent before this would be lost
         buf = b""
         while not stop.is_set():
             buf += bytes(port.read(64))
@@ -155,6 +158,7 @@ def test_meter_on_a_serial_line(tmp_path: object) -> None:
 
     t = threading.Thread(target=meter, daemon=True)
     t.start()
+    assert opened.wait(5), "the simulated meter could not open its end of the serial line"
     try:
         dev = DeviceConfig.model_validate({
             "id": "m", "driver": "dlt645", "meter_address": "398192000337", "timeout_s": 1.0,
