@@ -34,26 +34,32 @@ CARRIERS: dict[str, tuple[str, ...]] = {
 _HOLD_MS = 5 * 60_000  # as the share: a counter reading may be held 5 min past the data at an edge
 
 
-def energy_use(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,
-               green_purchase_kwh: float = 0.0) -> tuple[EnergyUse, dict[str, Any]]:
-    """What the park (or one enterprise) used in [start, end), and per carrier how many meters fed
-    it and which did not cover the period."""
-    wanted = [m for ms in CARRIERS.values() for m in ms]
+def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int, end_ms: int,
+                   enterprise: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per carrier, the sum over its meters of what they counted in [start, end); and how many meters
+    fed each carrier, which did not cover the period (left out, never guessed) and how many resets."""
+    wanted = [m for ms in carriers.values() for m in ms]
     pts = store.points(park, metrics=wanted, enterprise=enterprise)
     data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
-    totals: dict[str, float] = dict.fromkeys(CARRIERS, 0.0)
+    totals: dict[str, float] = dict.fromkeys(carriers, 0.0)
     report: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": 0}
     for p in pts:
-        field_ = next(f for f, ms in CARRIERS.items() if p.metric in ms)
-        (energy,), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
+        field_ = next(f for f, ms in carriers.items() if p.metric in ms)
+        (amount,), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
         report["meters"][field_] = report["meters"].get(field_, 0) + 1
         report["resets"] += len(rep.resets)
-        if energy is None:
+        if amount is None:
             report["uncovered"].append(getattr(p, "key", str(p.id)))
         else:
-            totals[field_] += energy
-    use = EnergyUse(**totals, green_purchase_kwh=green_purchase_kwh)
-    return use, report
+            totals[field_] += amount
+    return totals, report
+
+
+def energy_use(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,
+               green_purchase_kwh: float = 0.0) -> tuple[EnergyUse, dict[str, Any]]:
+    """What the park (or one enterprise) used in [start, end), with the coverage report."""
+    totals, report = counter_totals(store, park, CARRIERS, start_ms, end_ms, enterprise)
+    return EnergyUse(**totals, green_purchase_kwh=green_purchase_kwh), report
 
 
 def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,

@@ -48,6 +48,8 @@ INDICATORS: dict[str, str] = {
     "electricity_activity_index": "analytics.indicators.activity_index:ElectricityActivityIndex",
     "comprehensive_energy": "analytics.indicators.comprehensive_energy:ComprehensiveEnergy",
     "carbon_per_tce": "analytics.indicators.comprehensive_energy:CarbonPerTce",
+    "water_intensity": "analytics.indicators.intensity:WaterIntensity",
+    "energy_intensity": "analytics.indicators.intensity:EnergyIntensity",
 }
 
 

@@ -11,9 +11,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
 from analytics.park_activity import compute_activity
 from analytics.park_energy import compute_energy
+from analytics.park_intensity import compute_intensity
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
+from ..records import economy
 from .deps import StoreDep
 
 router = APIRouter(tags=["indicators"])
@@ -119,3 +121,30 @@ def comprehensive_energy(
     except (ValueError, KeyError) as exc:
         raise HTTPException(422, str(exc)) from None
     return {"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()}
+
+
+@router.get("/parks/{park}/indicators/intensity",
+            summary="Water and energy per 10k yuan of value added, a month (万元工业增加值用水量 · 能耗)")
+def intensity(
+    store: StoreDep, park: str,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, China calendar")],
+    enterprise: Annotated[str | None, Query(description="one enterprise; default: the whole park")] = None,
+) -> dict[str, Any]:
+    """Value added comes from the month's economic figures; for the whole park every enterprise with
+    water or energy meters must have filed it, or there is no value (a partial sum would flatter it)."""
+    if not any(p.key == park for p in store.parks()):
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    with store.engine.connect() as conn:
+        figs = economy.figures(conn, park, month, month, enterprise)
+    filed = {f["enterprise"]: f["value_added"] for f in figs if f["value_added"] is not None}
+    metered = {p.enterprise for p in store.points(park, metrics=["water.volume", "elec.import.energy"],
+                                                  enterprise=enterprise)}
+    missing = sorted(metered - set(filed))
+    value_added = None if missing or not filed else sum(filed.values())
+    try:
+        water, energy = compute_intensity(store, park, month, value_added, enterprise)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    for r in (water, energy):
+        r.inputs["enterprises_without_value_added"] = missing
+    return {"water_intensity": water.to_json(), "energy_intensity": energy.to_json()}
