@@ -76,7 +76,8 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
     r = compute(use, f, year=start.astimezone(CHINA).year, area=area, electricity_method=electricity_method,
                 steam_method=steam_method, steam_pressure_mpa=steam_pressure_mpa)
     meters = sum(rep["meters"].values())
-    complete = (meters - len(rep["uncovered"])) / meters if meters else 0.0
+    covered = meters - len(rep["uncovered"])
+    complete = covered / meters if meters else 0.0
     inputs: dict[str, Any] = {"park": park, "enterprise": enterprise,
                               "use": {f_.name: getattr(use, f_.name) for f_ in fields(use)},
                               "meters_per_carrier": rep["meters"], "meters_not_covering_period": rep["uncovered"],
@@ -84,11 +85,11 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
     ce, cc = ComprehensiveEnergy(), CarbonPerTce()
     tce = IndicatorResult(
         key=ce.key, name_zh=ce.name_zh, name_en=ce.name_en,
-        value=round(r.tce, 6) if meters else None, unit=ce.unit, period_start=start, period_end=end, target=None,
-        status="no_target" if meters else "insufficient_data", completeness=complete,
+        value=round(r.tce, 6) if covered else None, unit=ce.unit, period_start=start, period_end=end, target=None,
+        status="no_target" if covered else "insufficient_data", completeness=complete,
         inputs={**inputs, "lines": [vars(x) for x in r.lines]},
         method="GB/T 2589-2020: Σ carrier × coefficient; electricity = import + on-site RE - export")
-    per = r.co2_per_tce
+    per = r.co2_per_tce if covered else None
     carbon = IndicatorResult(
         key=cc.key, name_zh=cc.name_zh, name_en=cc.name_en,
         value=None if per is None else round(per, 6), unit=cc.unit, period_start=start, period_end=end,

@@ -47,7 +47,7 @@ def compute_intensity(store: ShareStore, park: str, month: str, value_added_10k_
     ws = water_settings or load_water_settings()
     water, rep = counter_totals(store, park, {"water_m3": ("water.volume",)}, s_ms, e_ms, enterprise)
     meters = rep["meters"].get("water_m3", 0)
-    water_m3 = water["water_m3"] if meters else None
+    water_m3 = water["water_m3"] if meters > len(rep["uncovered"]) else None  # some meter covered the month
     tce, _carbon = compute_energy(store, park, s_ms, e_ms, enterprise, factors)
     scope: dict[str, Any] = {"park": park, "enterprise": enterprise, "month": month,
                              "value_added_10k_yuan": value_added_10k_yuan}

@@ -71,6 +71,15 @@ def _all_six_systems_live(st: Store) -> None:
         assert sources == {("e02", "r101"), ("e02", "pipe1")}
         assert services.requests(conn, "demo")[0]["status"] == "open"
         assert all(d["industry"] for d in services.directory(conn, "demo") if d["enterprise"] != "park")
+    from fastapi.testclient import TestClient
+
+    from ingest.api.app import create_app
+
+    card = {e["key"]: e for e in TestClient(create_app(st)).get("/api/v1/parks/demo/scorecard").json()["elements"]}
+    for key in ("energy", "safety", "environment", "logistics", "economy", "services"):
+        assert card[key]["complete"], card[key]
+    assert card["storage_centre"]["live"] and card["platform"]["present"]
+    assert not card["operations_centre"]["complete"]  # no alert rules yet: said, not hidden
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -50,6 +50,8 @@ INDICATORS: dict[str, str] = {
     "carbon_per_tce": "analytics.indicators.comprehensive_energy:CarbonPerTce",
     "water_intensity": "analytics.indicators.intensity:WaterIntensity",
     "energy_intensity": "analytics.indicators.intensity:EnergyIntensity",
+    "key_energy_users": "analytics.indicators.key_energy_users:KeyEnergyUsers",
+    "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
 }
 
 

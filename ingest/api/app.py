@@ -10,7 +10,20 @@ from fastapi.responses import JSONResponse
 
 from ..records.base import RecordError
 from ..store import Store
-from . import deps, economy, environment, indicators, logistics, readings, registry, safety, services, storage, systems
+from . import (
+    deps,
+    economy,
+    environment,
+    indicators,
+    logistics,
+    readings,
+    registry,
+    safety,
+    scorecard,
+    services,
+    storage,
+    systems,
+)
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None) -> FastAPI:
@@ -32,6 +45,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.include_router(readings.router, prefix="/api/v1")
     app.include_router(indicators.router, prefix="/api/v1")
     app.include_router(storage.router, prefix="/api/v1")
+    app.include_router(scorecard.router, prefix="/api/v1")
     for system in (systems, safety, environment, logistics, economy, services):
         app.include_router(system.router, prefix="/api/v1")
 

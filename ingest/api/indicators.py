@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
+from analytics.indicators.key_energy_users import SOURCE as KEY_SOURCE
+from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers, rank
 from analytics.park_activity import compute_activity
 from analytics.park_energy import compute_energy
 from analytics.park_intensity import compute_intensity
@@ -148,3 +150,34 @@ def intensity(
     for r in (water, energy):
         r.inputs["enterprises_without_value_added"] = missing
     return {"water_intensity": water.to_json(), "energy_intensity": energy.to_json()}
+
+
+@router.get("/parks/{park}/indicators/key-energy-users",
+            summary="Enterprises at or over 5 000 tce a year, annualised (重点用能单位)")
+def key_energy_users(
+    store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: this year so far")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    threshold_tce: Annotated[float, Query(gt=0)] = THRESHOLD_TCE,
+) -> dict[str, Any]:
+    now = datetime.fromtimestamp(time.time(), tz=CHINA)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
+    start = start or period_bounds("year", now)[0]
+    end = end or now
+    if end <= start:
+        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    if not any(p.key == park for p in store.parks()):
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    ents = sorted({p.enterprise for p in store.points(park)})
+    tce = {e: compute_energy(store, park, s_ms, e_ms, e)[0].value for e in ents}
+    days = (e_ms - s_ms) / 86_400_000
+    ranked = rank(tce, days, threshold_tce)
+    ind = KeyEnergyUsers()
+    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit,
+            "value": sum(k.key_user for k in ranked), "threshold_tce": threshold_tce, "source": KEY_SOURCE,
+            "period_start": start.isoformat(), "period_end": end.isoformat(), "days": round(days, 3),
+            "method": "annualised = tce over the period × 365 / days of the period",
+            "enterprises": [vars(k) for k in ranked], "without_data": sorted(e for e, v in tce.items() if v is None)}
