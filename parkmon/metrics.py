@@ -64,6 +64,9 @@ METRICS: dict[str, Metric] = {
         _m("elec.export.energy", "kWh", _C, _E, "上网电量", "Grid export energy"),
         _m("elec.active_power", "kW", _I, _E, "有功功率", "Active power"),
         _m("elec.load.energy", "kWh", _C, _E, "用电量", "Consumption energy"),
+        # a data centre's IT equipment (UPS output): PUE = facility energy / IT energy
+        _m("elec.it.energy", "kWh", _C, _E, "IT设备用电量", "IT equipment energy"),
+        _m("elec.it.power", "kW", _I, _E, "IT负载功率", "IT load power"),
         _m("elec.voltage", "V", _I, _E, "电压", "Voltage"),
         _m("elec.current", "A", _I, _E, "电流", "Current"),
         _m("elec.frequency", "Hz", _I, _E, "频率", "Frequency"),

@@ -18,14 +18,15 @@ from parkmon.yamlfile import read_mapping
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 
-Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "steam_meter", "heat_meter", "cems",
+Kind = Literal["grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "steam_meter", "heat_meter",
+               "it_meter", "cems",
                "pressure_vessel", "pipeline", "gas_detector", "valve", "fire_alarm", "wastewater"]
 
 # device kind -> the register map it serves by default (edge_agent/profiles/<name>.yaml)
 PROFILES: dict[str, str] = {
     "grid_meter": "sim_grid_meter", "pv": "sim_pv_inverter", "wind": "sim_wind_turbine",
     "battery": "sim_battery", "water_meter": "sim_water_meter", "gas_meter": "sim_gas_meter",
-    "steam_meter": "sim_steam_meter", "heat_meter": "sim_heat_meter",
+    "steam_meter": "sim_steam_meter", "heat_meter": "sim_heat_meter", "it_meter": "sim_it_meter",
     "cems": "sim_cems", "pressure_vessel": "sim_pressure_vessel", "pipeline": "sim_pipeline",
     "gas_detector": "sim_gas_detector", "valve": "sim_valve", "fire_alarm": "sim_fire_alarm",
     "wastewater": "sim_wastewater",
@@ -41,6 +42,7 @@ KIND_VALUES: dict[str, tuple[str, ...]] = {
     "gas_meter": ("volume",),
     "steam_meter": ("mass", "flow"),  # t, t/h
     "heat_meter": ("energy", "power"),  # GJ, GJ/h
+    "it_meter": ("energy", "power"),  # a data centre's IT load (UPS output), kWh, kW
     "cems": ("so2", "nox", "particulate", "o2", "flow", "temperature"),
     "pressure_vessel": ("pressure", "temperature"),  # MPa, °C
     "pipeline": ("pressure", "temperature"),

@@ -10,6 +10,7 @@ pipelines, gas detectors, valves, fire alarms, wastewater outlets) are modelled 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,6 +34,8 @@ BALANCE_FIELDS = ("load", "pv", "wind", "re", "curtail", "import", "export", "ch
                   "discharge", "discharge_re", "soc")
 
 COUNTERS = ("import", "export", "generation", "curtailed", "charge", "discharge", "volume", "mass", "energy")
+# a data centre's PUE over the day: cooling works hardest in the afternoon heat
+PUE_NIGHT, PUE_AFTERNOON = 1.22, 1.34
 
 
 @dataclass
@@ -93,6 +96,11 @@ class _Cems:
         values["temperature"] = self.temp.step(dt_s)
 
 
+def pue_at(hour: float) -> float:
+    """PUE by local hour: lowest before dawn, highest at 15:00 (a smooth cosine between)."""
+    return PUE_NIGHT + (PUE_AFTERNOON - PUE_NIGHT) * (1 - math.cos(2 * math.pi * (hour - 3) / 24)) / 2
+
+
 class ParkModel:
     def __init__(self, definition: dict[str, Any] | ParkDef, seed: int) -> None:
         self.spec = parse_definition(definition)
@@ -142,6 +150,8 @@ class ParkModel:
             return {"mass": round(rng.uniform(1e3, 1e4), 2), "flow": 0.0}
         if d.kind == "heat_meter":
             return {"energy": round(rng.uniform(1e3, 1e4), 2), "power": 0.0}
+        if d.kind == "it_meter":
+            return {"energy": round(rng.uniform(1e5, 1e6), 2), "power": 0.0}
         if d.kind == "cems":
             return {"so2": 30.0, "nox": 50.0, "particulate": 5.0, "o2": 9.0, "flow": 60.0, "temperature": 60.0}
         return dict.fromkeys(KIND_VALUES[d.kind], 0.0)  # safety / wastewater: set by their first step
@@ -241,6 +251,9 @@ class ParkModel:
             elif d.kind == "steam_meter":  # process steam follows production
                 d.values["flow"] = ent.steam_th * activity
                 d.values["mass"] += d.values["flow"] * dt_h
+            elif d.kind == "it_meter":  # IT load = facility load / PUE of the hour
+                d.values["power"] = ent.last_balance["load"] / pue_at(hour)
+                d.values["energy"] += d.values["power"] * dt_h
             elif d.kind == "heat_meter":  # space heating: more at night, whatever the shifts
                 d.values["power"] = ent.heat_gjh * noise * (1.2 if hour < 7 or hour >= 19 else 0.8)
                 d.values["energy"] += d.values["power"] * dt_h

@@ -171,7 +171,7 @@ def test_registers_read_over_modbus_equal_the_ground_truth(tmp_path: Path) -> No
             step = p.scale if p.type != "float32" else abs(exact) * 1e-7 + 1e-30
             assert abs(exact - held) <= step, f"{ent}/{dev}/{p.name}: register resolution"
             checked += 1
-    assert checked == sum(len(v[0]) for v in images.values()) == 80
+    assert checked == sum(len(v[0]) for v in images.values()) == 82
     # the grid meter's power is CDAB (low word first): reading it ABCD would give another number
     pts, tables = images[("e01", "grid")]
     power = next(p for p in pts if p.name == "power")

@@ -52,6 +52,7 @@ INDICATORS: dict[str, str] = {
     "energy_intensity": "analytics.indicators.intensity:EnergyIntensity",
     "key_energy_users": "analytics.indicators.key_energy_users:KeyEnergyUsers",
     "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
+    "pue": "analytics.indicators.pue:Pue",
 }
 
 

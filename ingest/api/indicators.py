@@ -11,8 +11,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
 from analytics.indicators.key_energy_users import SOURCE as KEY_SOURCE
 from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers, rank
+from analytics.indicators.pue import SOURCE as PUE_SOURCE
+from analytics.indicators.pue import TARGET as PUE_TARGET
+from analytics.indicators.pue import Pue, pue
 from analytics.park_activity import compute_activity
-from analytics.park_energy import compute_energy
+from analytics.park_energy import compute_energy, counter_totals
 from analytics.park_intensity import compute_intensity
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
@@ -181,3 +184,44 @@ def key_energy_users(
             "period_start": start.isoformat(), "period_end": end.isoformat(), "days": round(days, 3),
             "method": "annualised = tce over the period × 365 / days of the period",
             "enterprises": [vars(k) for k in ranked], "without_data": sorted(e for e, v in tce.items() if v is None)}
+
+
+@router.get("/parks/{park}/indicators/pue", summary="Data-centre PUE per enterprise with IT meters (数据中心PUE)")
+def data_centre_pue(
+    store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
+    target: Annotated[float, Query(ge=1.0, le=3.0, description="1.3 by default; 1.25 for hub nodes")] = PUE_TARGET,
+) -> dict[str, Any]:
+    now = datetime.fromtimestamp(time.time(), tz=CHINA)
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
+    if start is None:
+        start, default_end = period_bounds(period, now)
+        end = end or default_end
+    end = end or now
+    if end <= start:
+        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    if not any(p.key == park for p in store.parks()):
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    carriers = {"imp": ("elec.import.energy",), "exp": ("elec.export.energy",),
+                "gen": ("pv.generation.energy", "wind.generation.energy"), "it": ("elec.it.energy",)}
+    ind, out = Pue(), []
+    for ent in sorted({p.enterprise for p in store.points(park, metrics=["elec.it.energy"])}):
+        totals, rep = counter_totals(store, park, carriers, s_ms, e_ms, ent)
+        facility = None if rep["uncovered"] else totals["imp"] + totals["gen"] - totals["exp"]
+        try:
+            ratio = pue(facility, None if rep["uncovered"] else totals["it"])
+        except ValueError as exc:
+            raise HTTPException(422, f"{ent}: {exc}") from None
+        status = "insufficient_data" if ratio is None else ("met" if ratio <= target + 1e-9 else "below_target")
+        out.append({"enterprise": ent, "value": None if ratio is None else round(ratio, 4), "target": target,
+                    "status": status, "facility_kwh": facility, "it_kwh": totals["it"],
+                    "meters_not_covering_period": rep["uncovered"]})
+    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "source": PUE_SOURCE,
+            "period_start": start.isoformat(), "period_end": end.isoformat(),
+            "method": "(grid import + on-site RE generation − export) / IT-load meters; met at or below target",
+            "data_centres": out}

@@ -31,7 +31,7 @@ from .base import RecordError, audit, enterprise_id, park_id
 # the system a device kind serves when the registry does not say
 KIND_SYSTEMS: dict[str, System] = {
     **dict.fromkeys(("grid_meter", "pv", "wind", "battery", "water_meter", "gas_meter", "steam_meter",
-                     "heat_meter", "meter"), System.ENERGY),
+                     "heat_meter", "it_meter", "meter"), System.ENERGY),
     **dict.fromkeys(("cems", "wastewater"), System.ENVIRONMENT),
     **dict.fromkeys(("pressure_vessel", "pipeline", "gas_detector", "valve", "fire_alarm"), System.SAFETY),
     "gate": System.LOGISTICS,
