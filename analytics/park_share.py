@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .counters import Reading, edges, interval_energy
 from .indicators.base import IndicatorResult
 from .indicators.new_energy_share import Flows, NewEnergyShare, compute_share
-from .targets import ShareSettings, load_share_settings, target_for
+from .targets import ShareSettings, Target, load_share_settings, target_for
 
 CHINA = ZoneInfo("Asia/Shanghai")  # target years follow the calendar the park reports in
 
@@ -97,4 +97,25 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     result.inputs.update({"park_class": park_class, "interval_ms": step, "meters": len(pts),
                           "counter_resets": len(resets), "data_from_ms": lo if hi > lo else None,
                           "data_to_ms": hi if hi > lo else None})
+    result.inputs.update(_against_target(result.value, target, start, end))
     return result
+
+
+def _against_target(value: float | None, target: Target | None, start: datetime, end: datetime) -> dict[str, Any]:
+    """The trajectory the target sits on, the gap, and - for a period running from 1 January - the
+    year-end projection: the year so far carried to year end (a ratio of sums, so the months still to
+    come are assumed to look like those behind; a park with a sunny summer ahead will do better)."""
+    local_start, local_end = start.astimezone(CHINA), end.astimezone(CHINA)
+    ytd = (local_start.month, local_start.day, local_start.hour, local_start.minute) == (1, 1, 0, 0) and (
+        local_end.year == local_start.year or (local_end.year == local_start.year + 1 and local_end.month == 1
+                                               and local_end.day == 1 and local_end.hour == 0))
+    out: dict[str, Any] = {
+        "target_basis": target.basis if target else None,
+        "gap": None if value is None or target is None else round(value - target.value, 6),
+        "year_end_projection": value if ytd else None,
+        "projection_method": ("the year so far carried to year end (ratio of sums)" if ytd
+                              else "only for a period starting on 1 January (period=year)"),
+    }
+    if ytd and value is not None and target is not None:
+        out["projected_status"] = "met" if value >= target.value - 1e-9 else "below_target"
+    return out

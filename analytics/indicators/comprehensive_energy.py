@@ -124,3 +124,12 @@ class CarbonPerTce:
     name_zh = "单位能耗碳排放"
     name_en = "CO2 per tce of energy"
     unit = "tCO2/tce"
+
+
+def clean_energy_share(re_used_kwh: float | None, total_tce: float | None, kgce_per_kwh: float) -> float | None:
+    """清洁能源消费占比 of all energy: renewable electricity used, in tce by the electricity coefficient,
+    over comprehensive energy in tce (the zero-carbon park guiding indicator, ≥90 %). Kept apart from
+    the electricity-only new-energy share, whose denominator is electricity alone."""
+    if re_used_kwh is None or total_tce is None or total_tce <= 0:
+        return None
+    return min(1.0, re_used_kwh * kgce_per_kwh / 1000 / total_tce)

@@ -28,4 +28,4 @@ class Pue:
     key = "pue"
     name_zh = "数据中心电能使用效率(PUE)"
     name_en = "Data-centre PUE"
-    unit = ""
+    unit = "ratio (facility / IT)"

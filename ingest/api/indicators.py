@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
+from analytics.factors import load_factors
+from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod, clean_energy_share
 from analytics.indicators.key_energy_users import SOURCE as KEY_SOURCE
 from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers, rank
 from analytics.indicators.pue import SOURCE as PUE_SOURCE
@@ -69,7 +70,16 @@ def new_energy_share(
                                     green_purchase_kwh, certificates_sold_kwh)
     except LookupError as exc:
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
-    return result.to_json()
+    out = result.to_json()
+    # 清洁能源消费占比: the same renewable electricity over all energy in tce, kept apart from this share
+    tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    k = load_factors().tce.electricity_equivalent
+    clean = clean_energy_share(result.inputs.get("numerator"), tce.value, k.value)
+    out["inputs"]["clean_energy_share_tce"] = {
+        "value": None if clean is None else round(clean, 6), "re_used_kwh": result.inputs.get("numerator"),
+        "comprehensive_energy_tce": tce.value, "kgce_per_kwh": k.value,
+        "method": "renewable electricity used (this share's numerator) × 当量值 / comprehensive energy (tce)"}
+    return out
 
 
 @router.get("/parks/{park}/indicators/electricity-activity",

@@ -1,0 +1,56 @@
+"""The new-energy share against its trajectory: gap, year-end projection, and the clean-energy share of
+all energy in tce kept apart from the electricity-only share (numbers by hand)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.park_share import CHINA
+from ingest.api.app import create_app
+from ingest.store import Store
+from ingest.store.base import IncomingBatch
+from parkmon import wire
+
+H = 3_600_000
+JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)
+
+
+def _seed(store: Store, start_ms: int, hours: int) -> None:
+    """A site importing 1 000 kWh/h, generating 400 kWh/h of PV, exporting 100 kWh/h, burning 50 m³/h of gas."""
+    store.upsert_park("demo", "示范园区", "Demo", "zero_carbon")
+    store.upsert_meta("demo", "e01", "gw1", wire.Meta(1, "gw1", 0, {
+        "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
+        "grid.exp": wire.PointMeta("elec.export.energy", "kWh", "counter", ""),
+        "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", ""),
+        "gas.vol": wire.PointMeta("gas.volume", "m3", "counter", "")}, {}))
+    samples = [s for h in range(hours + 1) for s in (
+        ("grid.imp", start_ms + h * H, 1000.0 * h, 0), ("grid.exp", start_ms + h * H, 100.0 * h, 0),
+        ("pv.gen", start_ms + h * H, 400.0 * h, 0), ("gas.vol", start_ms + h * H, 50.0 * h, 0))]
+    store.write_batches([IncomingBatch("demo", "e01", "gw1", wire.Batch(1, "gw1", 1, start_ms, samples), start_ms)])
+
+
+def test_gap_projection_and_clean_energy_share(store: Store) -> None:
+    _seed(store, JAN1, 48)
+    client = TestClient(create_app(store))
+    r = client.get("/api/v1/parks/demo/indicators/new-energy-share",
+                   params={"start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    # per hour: RE used = 400 - 100 exported = 300 kWh; consumption = 1 000 + 400 - 100 = 1 300 kWh
+    assert body["value"] == pytest.approx(300 / 1300)
+    # a zero-carbon park in 2026: the 2025 milestone 80 % is held
+    assert body["target"] == pytest.approx(0.8) and "held" in body["inputs"]["target_basis"]
+    assert body["inputs"]["gap"] == pytest.approx(300 / 1300 - 0.8)
+    # the period starts on 1 January: the year so far is the projection, and it says how it was made
+    assert body["inputs"]["year_end_projection"] == pytest.approx(300 / 1300)
+    assert body["inputs"]["projected_status"] == "below_target" and "ratio of sums" in body["inputs"][
+        "projection_method"]
+    # clean-energy share of all energy: 300 kWh × 0.1229 kgce over (1 300 kWh × 0.1229 + 50 m³ × 1.2143) kgce
+    clean = body["inputs"]["clean_energy_share_tce"]
+    assert clean["value"] == pytest.approx(300 * 0.1229 / (1300 * 0.1229 + 50 * 1.2143), rel=1e-5)
+    later = client.get("/api/v1/parks/demo/indicators/new-energy-share",
+                       params={"start": "2026-01-02T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"}).json()
+    assert later["inputs"]["year_end_projection"] is None  # not from 1 January: no projection
