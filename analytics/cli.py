@@ -28,7 +28,30 @@ def main(argv: list[str]) -> int:
     share.add_argument("--green-purchase-kwh", type=float, default=0.0)
     share.add_argument("--certificates-sold-kwh", type=float, default=0.0)
     share.add_argument("--targets", default=None, help="YAML overriding the default targets")
+    energy = sub.add_parser("energy", help="comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)")
+    energy.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    energy.add_argument("--park", required=True)
+    energy.add_argument("--enterprise", default=None, help="one enterprise (default: the whole park)")
+    energy.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
+    energy.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
+    energy.add_argument("--electricity-method", choices=["equivalent", "equal_value"], default="equivalent",
+                        help="当量值 (0.1229 kgce/kWh) or 等价值 (the year's coal rate)")
+    energy.add_argument("--steam-method", choices=["fixed", "enthalpy"], default="fixed")
+    energy.add_argument("--steam-pressure-mpa", type=float, default=1.0)
+    energy.add_argument("--green-purchase-kwh", type=float, default=0.0)
+    energy.add_argument("--factors", default=None, help="YAML overriding factors (shape of analytics/factors.yaml)")
+    act = sub.add_parser("activity", help="electricity activity index per day, 100 = recent normal (电力看经济)")
+    act.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    act.add_argument("--park", required=True)
+    act.add_argument("--enterprise", default=None)
+    act.add_argument("--first", required=True, help="first day, YYYY-MM-DD (China calendar)")
+    act.add_argument("--last", required=True, help="last day, YYYY-MM-DD")
+    act.add_argument("--baseline-days", type=int, default=28)
     args = ap.parse_args(argv)
+    if args.cmd == "energy":
+        return _energy(args)
+    if args.cmd == "activity":
+        return _activity(args)
 
     from ingest.store import open_store
 
@@ -44,6 +67,53 @@ def main(argv: list[str]) -> int:
                                     args.green_purchase_kwh, args.certificates_sold_kwh)
     except LookupError as exc:
         print(f"parkmon indicators: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _energy(args: argparse.Namespace) -> int:
+    from ingest.store import open_store
+
+    from .factors import load_factors
+    from .park_energy import compute_energy
+
+    start = _ms(args.start, "start")
+    end = _ms(args.end, "end") if args.end else int(time.time() * 1000)
+    store = open_store(args.db)
+    try:
+        tce, carbon = compute_energy(store, args.park, start, end, args.enterprise, load_factors(args.factors),
+                                     args.electricity_method, args.steam_method, args.steam_pressure_mpa,
+                                     args.green_purchase_kwh)
+    except (LookupError, ValueError) as exc:
+        print(f"parkmon indicators energy: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps({"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()},
+                     ensure_ascii=False, indent=2))
+    return 0
+
+
+def _activity(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from ingest.store import open_store
+
+    from .park_activity import compute_activity
+
+    try:
+        first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
+    except ValueError as exc:
+        raise SystemExit(f"parkmon indicators activity: {exc}; give days as YYYY-MM-DD") from None
+    store = open_store(args.db)
+    try:
+        result = compute_activity(store, args.park, first, last, args.enterprise, args.baseline_days,
+                                  min(7, args.baseline_days))
+    except (LookupError, ValueError) as exc:
+        print(f"parkmon indicators activity: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()

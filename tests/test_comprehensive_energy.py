@@ -134,3 +134,27 @@ def test_energy_and_carbon_from_stored_counters(store: Store) -> None:
     assert eq["comprehensive_energy"]["value"] == pytest.approx(expected_tce + 27_600 * (0.300 - 0.1229) / 1000)
     bad = client.get("/api/v1/parks/demo/indicators/comprehensive-energy", params={**day, "green_purchase_kwh": 1e9})
     assert bad.status_code == 422 and "exceeds grid import" in bad.text
+
+
+def test_parkmon_indicators_energy_prints_the_same_figures(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from ingest.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    st = open_store(url)
+    st.create_schema()
+    _seed(st)
+    st.close()
+    out = subprocess.run([sys.executable, "-m", "parkmon.cli", "indicators", "energy", "--db", url, "--park", "demo",
+                          "--enterprise", "e01", "--start", "2026-11-23T00:00+08:00",
+                          "--end", "2026-11-24T00:00+08:00"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["comprehensive_energy"]["value"] == pytest.approx(
+        (27_600 * 0.1229 + 705 * 1.2143 + 12 * 128.6 + 48 * 34.12) / 1000)
+    bad = subprocess.run([sys.executable, "-m", "parkmon.cli", "indicators", "energy", "--db", url, "--park", "nope",
+                          "--start", "2026-11-23T00:00+08:00"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not registered" in bad.stderr
