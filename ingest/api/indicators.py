@@ -42,6 +42,20 @@ def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime]:
     return start, now
 
 
+def window(start: datetime | None, end: datetime | None, period: Period, now: datetime) -> tuple[datetime, datetime]:
+    """The period asked for: explicit start/end (with a UTC offset), else the named period up to now."""
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
+    if start is None:
+        start, default_end = period_bounds(period, now)
+        end = end or default_end
+    end = end or now
+    if end <= start:
+        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    return start, end
+
+
 @router.get("/parks/{park}/indicators/new-energy-share",
             summary="New-energy consumption share vs target (新能源消纳比例)")
 def new_energy_share(
@@ -54,15 +68,7 @@ def new_energy_share(
     certificates_sold_kwh: Annotated[float, Query(ge=0)] = 0.0,
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
-    if start is None:
-        start, default_end = period_bounds(period, now)
-        end = end or default_end
-    end = end or now
-    if end <= start:
-        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    start, end = window(start, end, period, now)
     settings: ShareSettings | None = request.app.state.share_settings
     try:
         result = compute_park_share(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
@@ -118,15 +124,7 @@ def comprehensive_energy(
     green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
-    if start is None:
-        start, default_end = period_bounds(period, now)
-        end = end or default_end
-    end = end or now
-    if end <= start:
-        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    start, end = window(start, end, period, now)
     try:
         tce, carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
                                      enterprise, None, electricity_method, steam_method, steam_pressure_mpa,
@@ -174,13 +172,7 @@ def key_energy_users(
     threshold_tce: Annotated[float, Query(gt=0)] = THRESHOLD_TCE,
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
-    start = start or period_bounds("year", now)[0]
-    end = end or now
-    if end <= start:
-        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    start, end = window(start, end, "year", now)
     if not any(p.key == park for p in store.parks()):
         raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
@@ -205,15 +197,7 @@ def data_centre_pue(
     target: Annotated[float, Query(ge=1.0, le=3.0, description="1.3 by default; 1.25 for hub nodes")] = PUE_TARGET,
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(422, f"{name} {value.isoformat()} has no UTC offset; add one, e.g. +08:00 or Z")
-    if start is None:
-        start, default_end = period_bounds(period, now)
-        end = end or default_end
-    end = end or now
-    if end <= start:
-        raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
+    start, end = window(start, end, period, now)
     if not any(p.key == park for p in store.parks()):
         raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
