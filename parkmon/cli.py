@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("simulators.cli:main", "simulated park of Modbus devices (园区仿真)"),
     "ingest": ("ingest.cli:main", "MQTT -> database ingest (数据接入)"),
     "api": ("ingest.api.cli:main", "HTTP API server (接口服务)"),
+    "import": ("ingest.importer:main", "historical readings from CSV (历史数据导入)"),
     "records": ("ingest.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
 }

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from parkmon import wire
+from parkmon.metrics import get as get_metric
 
 from .. import schema as s
 from . import migrate, rollups
@@ -210,6 +211,40 @@ class SqlStore:
         result.inserted = inserted
         result.duplicates = len(prep.rows) - inserted
         result.quarantined = len(prep.quarantined)
+        return result
+
+    def import_readings(self, park: str, rows: Sequence[tuple[str, int, float | None, int]],
+                        metrics: dict[str, str] | None = None) -> WriteResult:
+        """Historical readings from a file (no gateway, so no batch records): ``rows`` are
+        (``enterprise.device.point``, ts ms, value, quality); points are registered as needed and
+        ``metrics`` (point -> metric) names them. Idempotent like every write; rollups follow."""
+        by_ent: dict[str, list[tuple[str, int, float | None, int]]] = {}
+        for key, ts, v, q in rows:
+            ent, _, rest = key.partition(".")
+            by_ent.setdefault(ent, []).append((rest, ts, v, q))
+        out: list[Row] = []
+        dirty: dict[int, set[int]] = {}
+        with self._tx() as reg:  # the registry transaction holds the store's lock
+            for ent, samples in by_ent.items():
+                eid = self._enterprise_id(reg, park, ent)
+                for rest in {k for k, *_ in samples}:
+                    pid = self._point_id_registering(reg, park, ent, rest)
+                    metric = (metrics or {}).get(f"{ent}.{rest}")
+                    if metric:
+                        m = get_metric(metric)
+                        reg.execute(s.points.update().where(s.points.c.id == pid).values(
+                            metric=m.name, unit=m.unit, kind=m.kind.value))
+                pmap = self._pmaps[(park, ent)]
+                out.extend((pmap[k], ts, v, q) for k, ts, v, q in samples)
+                dirty.setdefault(eid, set()).update(ts // rollups.MINUTE_MS for _k, ts, _v, _q in samples)
+        result = WriteResult()
+        with _Tx(self, registry=False) as conn:
+            result.inserted = self._insert_readings(conn, out) if out else 0
+            if result.inserted:
+                conn.execute(s.rollup_dirty.insert(), [
+                    {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
+                    for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)])
+        result.duplicates = len(out) - result.inserted
         return result
 
     def _prepare(self, conn: Connection | None, items: Sequence[IncomingBatch]) -> _Prepared:
