@@ -98,6 +98,7 @@ class DeviceDef(_Strict):
     # gate moves, fire alarms, wastewater exceedances (default per kind, see simulators/safety.py)
     events_per_day: Annotated[float | None, Field(ge=0, le=86400)] = None
     flow_ls: Annotated[float | None, Field(gt=0)] = None  # wastewater mean outflow; default from water_m3h
+    production: bool = False  # production equipment (the registry's digitalisation rate counts it)
 
     @property
     def profile_name(self) -> str:

@@ -265,3 +265,17 @@ def test_gate_events_over_mqtt_are_stored_once_and_bad_ones_dead_lettered(
     assert any("nowhere" in r and "not registered" in r for r in reasons)
     cov = {c["system"]: c for c in client.get(f"{API}/systems").json()}
     assert cov["logistics"]["expected_devices"] == 0  # no gate registered yet: nothing expected, nothing missing
+
+
+def test_digitalisation_rate_counts_registered_production_devices_that_report(
+        store: Store, client: TestClient) -> None:
+    d = client.get(f"{API}/indicators/digitalisation").json()
+    assert (d["registered"], d["reporting"], d["value"]) == (1, 0, 0.0)  # the reactor r101, silent so far
+    _report(store, "e02", "r101", "pressure", "safety.pressure", 1.1)
+    assert client.put(f"{API}/enterprises/e03/devices/line1", json={"kind": "meter", "production": True,
+                                                                    "expected": False}).status_code == 200
+    d = client.get(f"{API}/indicators/digitalisation").json()
+    # 1 of 2 production devices reports: 50 % < the 60 % target of 2025
+    assert (d["registered"], d["reporting"], d["value"], d["status"]) == (2, 1, 0.5, "below_target")
+    assert d["not_reporting"] == ["e03/line1"] and d["enterprises"]["e02"]["value"] == 1.0
+    assert d["name_zh"] == "生产设备数字化率" and "60%" in d["source"]

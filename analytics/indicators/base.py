@@ -53,6 +53,7 @@ INDICATORS: dict[str, str] = {
     "key_energy_users": "analytics.indicators.key_energy_users:KeyEnergyUsers",
     "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
     "pue": "analytics.indicators.pue:Pue",
+    "digitalisation_rate": "analytics.indicators.digitalisation:Digitalisation",
 }
 
 

@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from analytics.factors import load_factors
 from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod, clean_energy_share
+from analytics.indicators.digitalisation import Digitalisation, rate
+from analytics.indicators.digitalisation import settings as digitalisation_settings
 from analytics.indicators.key_energy_users import SOURCE as KEY_SOURCE
 from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers, rank
 from analytics.indicators.pue import SOURCE as PUE_SOURCE
@@ -21,7 +23,7 @@ from analytics.park_intensity import compute_intensity
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
-from ..records import economy
+from ..records import economy, registry
 from .deps import StoreDep
 
 router = APIRouter(tags=["indicators"])
@@ -219,3 +221,29 @@ def data_centre_pue(
             "period_start": start.isoformat(), "period_end": end.isoformat(),
             "method": "(grid import + on-site RE generation − export) / IT-load meters; met at or below target",
             "data_centres": out}
+
+
+@router.get("/parks/{park}/indicators/digitalisation",
+            summary="Production devices that report, of those registered (生产设备数字化率)")
+def digitalisation(
+    store: StoreDep, park: str,
+    days: Annotated[int, Query(ge=1, le=366, description="a device reports if it sent a reading in this window")] = 7,
+) -> dict[str, Any]:
+    now_ms = int(time.time() * 1000)
+    with store.engine.connect() as conn:
+        devs = registry.production_devices(conn, park, now_ms - days * 86_400_000)
+    cfg, ind = digitalisation_settings(), Digitalisation()
+    target = float(cfg["target"])
+
+    def judged(items: list[dict[str, Any]]) -> dict[str, Any]:
+        r = rate(sum(d["reporting"] for d in items), len(items))
+        return {"value": r, "registered": len(items), "reporting": sum(d["reporting"] for d in items),
+                "status": "insufficient_data" if r is None else ("met" if r >= target - 1e-9 else "below_target"),
+                "not_reporting": [f"{d['enterprise']}/{d['device']}" for d in items if not d["reporting"]]}
+
+    ents = sorted({d["enterprise"] for d in devs})
+    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit, "target": target,
+            "source": cfg["source"], "window_days": days, **judged(devs),
+            "enterprises": {e: judged([d for d in devs if d["enterprise"] == e]) for e in ents},
+            "method": "registered production devices (registry: production = true) with a reading in the "
+                      "window, over all registered production devices"}

@@ -252,3 +252,19 @@ def latest(conn: Connection, park: str, system: System, since_ms: int) -> list[d
                     "unit": p.unit, "label": p.label, "ts_ms": v.ts if v else None,
                     "value": v.value if v else None, "quality": v.quality if v else None})
     return out
+
+
+def production_devices(conn: Connection, park: str, since_ms: int) -> list[dict[str, Any]]:
+    """Registered production devices, each with whether it reported (a reading) since ``since_ms``."""
+    pid = park_id(conn, park)
+    dv, en, pt, rd = s.devices, s.enterprises, s.points, s.readings
+    devs = conn.execute(select(dv.c.id, dv.c.key, dv.c.name, en.c.key.label("ent"))
+                        .select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
+                        .where(en.c.park_id == pid, dv.c.production.is_(True))
+                        .order_by(en.c.key, dv.c.key)).all()
+    if not devs:
+        return []
+    live = set(conn.execute(select(pt.c.device_id).select_from(rd.join(pt, pt.c.id == rd.c.point_id))
+                            .where(pt.c.device_id.in_([d.id for d in devs]), rd.c.ts >= since_ms)
+                            .group_by(pt.c.device_id)).scalars())
+    return [{"enterprise": d.ent, "device": d.key, "name": d.name, "reporting": d.id in live} for d in devs]
