@@ -67,3 +67,29 @@ def test_a_month_from_meters_and_filed_value_added(store: Store) -> None:
     park = client.get("/api/v1/parks/demo/indicators/intensity", params={"month": "2026-10"}).json()
     assert park["water_intensity"]["value"] == pytest.approx(60_000 / 1_500)  # 40 m³/万元
     assert client.get("/api/v1/parks/demo/indicators/intensity", params={"month": "2026-13"}).status_code == 422
+
+
+def test_unit_product_energy_against_benchmark_and_baseline(store: Store) -> None:
+    from analytics.indicators.unit_energy import assess, share_at_benchmark
+
+    table = {"电石": {"benchmark": 805, "baseline": 940}, "甲醇": {"benchmark": 1400, "baseline": 1800}}
+    # 80 tce for 100 t = 800 kgce/t <= 805: benchmark; 90 tce -> 900: between; 100 tce -> 1 000: below baseline
+    levels = [assess("e", tce, [("电石", 100.0)], table)[0].level for tce in (80.0, 90.0, 100.0)]
+    assert levels == ["benchmark", "between", "below_baseline"]
+    two = assess("e", 80.0, [("电石", 100.0), ("甲醇", 10.0), ("螺丝", 5.0)], table)
+    assert [r.unit_energy for r in two] == [None, None] and "sub-meters" in two[0].note  # 螺丝 has no benchmark
+    a, b = assess("a", 80.0, [("电石", 300.0)], table)[0], assess("b", 130.0, [("电石", 100.0)], table)[0]
+    assert share_at_benchmark([a, b]) == pytest.approx(300 / 400)  # a at 267 kgce/t, b at 1 300
+
+    _seed(store)
+    client = TestClient(create_app(store))
+    client.put("/api/v1/parks/demo/economy", json={"enterprise": "e01", "month": "2026-10", "value_added": 900.0,
+                                                   "products": [{"product": "电石", "quantity": 60, "unit": "t"}]})
+    client.put("/api/v1/parks/demo/economy", json={"enterprise": "e02", "month": "2026-10", "products": [
+        {"product": "电石", "quantity": 60, "unit": "t"}, {"product": "甲醇", "quantity": 10, "unit": "t"}]})
+    body = client.get("/api/v1/parks/demo/indicators/unit-energy", params={"month": "2026-10"}).json()
+    e01 = next(p for p in body["products"] if p["enterprise"] == "e01")
+    # 400 000 kWh × 0.1229 kgce = 49 160 kgce / 60 t = 819.3 kgce/t: between 805 and 940
+    assert e01["unit_energy"] == pytest.approx(400_000 * 0.1229 / 60) and e01["level_zh"] == "基准-标杆之间"
+    assert all(p["unit_energy"] is None for p in body["products"] if p["enterprise"] == "e02")
+    assert body["share_at_benchmark"] == 0.0 and body["share_status"] == "below_target"

@@ -54,6 +54,7 @@ INDICATORS: dict[str, str] = {
     "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
     "pue": "analytics.indicators.pue:Pue",
     "digitalisation_rate": "analytics.indicators.digitalisation:Digitalisation",
+    "unit_product_energy": "analytics.indicators.unit_energy:UnitEnergy",
 }
 
 

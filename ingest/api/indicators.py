@@ -17,9 +17,10 @@ from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers,
 from analytics.indicators.pue import SOURCE as PUE_SOURCE
 from analytics.indicators.pue import TARGET as PUE_TARGET
 from analytics.indicators.pue import Pue, pue
+from analytics.indicators.unit_energy import LEVEL_ZH, UnitEnergy, assess, benchmarks, share_at_benchmark
 from analytics.park_activity import compute_activity
 from analytics.park_energy import compute_energy, counter_totals
-from analytics.park_intensity import compute_intensity
+from analytics.park_intensity import compute_intensity, month_bounds
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
@@ -247,3 +248,38 @@ def digitalisation(
             "enterprises": {e: judged([d for d in devs if d["enterprise"] == e]) for e in ents},
             "method": "registered production devices (registry: production = true) with a reading in the "
                       "window, over all registered production devices"}
+
+
+@router.get("/parks/{park}/indicators/unit-energy",
+            summary="Unit product energy vs 标杆/基准 and the share of output at benchmark (单位产品能耗)")
+def unit_energy(
+    store: StoreDep, park: str,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, China calendar")],
+) -> dict[str, Any]:
+    if not any(p.key == park for p in store.parks()):
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    try:
+        start, end = month_bounds(month)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    with store.engine.connect() as conn:
+        figs = economy.figures(conn, park, month, month)
+    cfg = benchmarks()
+    table: dict[str, dict[str, float]] = cfg["products"]
+    results = []
+    for f in figs:
+        made = [(p["product"], p["quantity"]) for p in f["products"] if p["unit"] in ("t", "吨")]
+        if not any(name in table for name, _q in made):
+            continue
+        tce, _c = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                 f["enterprise"])
+        results += assess(f["enterprise"], tce.value, made, table)
+    share = share_at_benchmark(results)
+    ind = UnitEnergy()
+    target = float(cfg["target_share_at_benchmark"])
+    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit, "month": month,
+            "source": cfg["source"], "products": [{**vars(r), "level_zh": LEVEL_ZH[r.level] if r.level else None}
+                                                  for r in results],
+            "share_at_benchmark": share, "share_target": target, "share_target_source": cfg["target_source"],
+            "share_status": "insufficient_data" if share is None else ("met" if share > target else "below_target"),
+            "method": "enterprise comprehensive energy of the month (kgce) / tonnes of its one benchmarked product"}

@@ -1,0 +1,76 @@
+"""单位产品综合能耗 against the 标杆 (benchmark) and 基准 (baseline) levels, and the share of output
+at benchmark (《节能技术改造实施方案》: 达到标杆水平的产能比例超过30%). Pure.
+
+Unit energy = the enterprise's comprehensive energy of the month (kgce) / its production of the
+product (t). Without sub-metering an enterprise's energy cannot be split between products, so a
+value is given only where the enterprise made exactly one benchmarked product that month (said in
+the result otherwise). At or below the benchmark: 标杆; above the baseline: 低于基准 (must be
+upgraded or closed); between: 基准-标杆之间. Output at benchmark counts production tonnes (the
+capacity actually used) of benchmarked products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+
+from ..targets import DEFAULTS
+
+Level = Literal["benchmark", "between", "below_baseline"]
+LEVEL_ZH = {"benchmark": "达到标杆", "between": "基准-标杆之间", "below_baseline": "未达基准"}
+
+
+def benchmarks() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))["unit_energy_benchmarks"]
+    return doc
+
+
+@dataclass(frozen=True)
+class ProductResult:
+    enterprise: str
+    product: str
+    quantity_t: float
+    unit_energy: float | None  # kgce/t
+    benchmark: float
+    baseline: float
+    level: Level | None
+    note: str
+
+
+def level(unit_energy: float, benchmark: float, baseline: float) -> Level:
+    if unit_energy <= benchmark:
+        return "benchmark"
+    return "between" if unit_energy <= baseline else "below_baseline"
+
+
+def assess(enterprise: str, tce: float | None, products: list[tuple[str, float]],
+           table: dict[str, dict[str, float]]) -> list[ProductResult]:
+    """``products``: (name, tonnes) the enterprise made in the month; only benchmarked ones are judged."""
+    known = [(p, q) for p, q in products if p in table and q > 0]
+    out = []
+    for p, q in known:
+        b, base = float(table[p]["benchmark"]), float(table[p]["baseline"])
+        if tce is None:
+            out.append(ProductResult(enterprise, p, q, None, b, base, None, "no energy figure for the month"))
+        elif len(known) > 1:
+            out.append(ProductResult(enterprise, p, q, None, b, base, None,
+                                     "several benchmarked products: the energy cannot be split without sub-meters"))
+        else:
+            ue = tce * 1000 / q
+            out.append(ProductResult(enterprise, p, q, ue, b, base, level(ue, b, base), ""))
+    return out
+
+
+def share_at_benchmark(results: list[ProductResult]) -> float | None:
+    judged = [r for r in results if r.level is not None]
+    total = sum(r.quantity_t for r in judged)
+    return sum(r.quantity_t for r in judged if r.level == "benchmark") / total if total > 0 else None
+
+
+class UnitEnergy:
+    key = "unit_product_energy"
+    name_zh = "单位产品综合能耗(标杆/基准)"
+    name_en = "Unit product energy vs benchmark and baseline"
+    unit = "kgce/t"
