@@ -55,6 +55,7 @@ INDICATORS: dict[str, str] = {
     "pue": "analytics.indicators.pue:Pue",
     "digitalisation_rate": "analytics.indicators.digitalisation:Digitalisation",
     "unit_product_energy": "analytics.indicators.unit_energy:UnitEnergy",
+    "pollutant_compliance": "analytics.indicators.pollutant_compliance:PollutantCompliance",
 }
 
 

@@ -19,6 +19,7 @@ from analytics.indicators.pue import TARGET as PUE_TARGET
 from analytics.indicators.pue import Pue, pue
 from analytics.indicators.unit_energy import LEVEL_ZH, UnitEnergy, assess, benchmarks, share_at_benchmark
 from analytics.park_activity import compute_activity
+from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy, counter_totals
 from analytics.park_intensity import compute_intensity, month_bounds
 from analytics.park_share import CHINA, compute_park_share
@@ -283,3 +284,19 @@ def unit_energy(
             "share_at_benchmark": share, "share_target": target, "share_target_source": cfg["target_source"],
             "share_status": "insufficient_data" if share is None else ("met" if share > target else "below_target"),
             "method": "enterprise comprehensive energy of the month (kgce) / tonnes of its one benchmarked product"}
+
+
+@router.get("/parks/{park}/indicators/pollutant-compliance",
+            summary="CEMS and wastewater outlets against permit limits, valid hours (污染物排放达标)")
+def pollutant_compliance(
+    store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "today",
+) -> dict[str, Any]:
+    start, end = window(start, end, period, datetime.fromtimestamp(time.time(), tz=CHINA))
+    try:
+        out = compute_compliance(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    except LookupError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+    return {**out, "period_start": start.isoformat(), "period_end": end.isoformat()}
