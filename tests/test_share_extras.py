@@ -54,3 +54,21 @@ def test_gap_projection_and_clean_energy_share(store: Store) -> None:
     later = client.get("/api/v1/parks/demo/indicators/new-energy-share",
                        params={"start": "2026-01-02T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"}).json()
     assert later["inputs"]["year_end_projection"] is None  # not from 1 January: no projection
+
+
+def test_region_overview_for_regulators(store: Store) -> None:
+    _seed(store, JAN1, 48)
+    store.upsert_park("demo", "示范园区", "Demo", "zero_carbon", region="内蒙古自治区")
+    client = TestClient(create_app(store))
+    assert client.get("/api/v1/regions").json() == {"内蒙古自治区": ["demo"]}
+    r = client.get("/api/v1/regions/内蒙古自治区/overview",
+                   params={"start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"})
+    assert r.status_code == 200, r.text
+    (park,) = r.json()["parks"]
+    assert park["new_energy_share"]["value"] == pytest.approx(300 / 1300)
+    assert park["new_energy_share"]["status"] == "below_target" and r.json()["parks_meeting_share_target"] == 0
+    # 48 h × (1 300 kWh × 0.1229 + 50 m³ × 1.2143) kgce
+    assert park["comprehensive_energy_tce"] == pytest.approx(48 * (1300 * 0.1229 + 50 * 1.2143) / 1000)
+    assert park["pollutant_compliance"] is None and 0 <= park["scorecard"] <= 1  # no outlets: nothing to judge
+    missing = client.get("/api/v1/regions/火星/overview")
+    assert missing.status_code == 404 and "内蒙古自治区" in missing.text

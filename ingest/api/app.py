@@ -17,6 +17,7 @@ from . import (
     indicators,
     logistics,
     readings,
+    region,
     registry,
     safety,
     scorecard,
@@ -46,6 +47,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.include_router(indicators.router, prefix="/api/v1")
     app.include_router(storage.router, prefix="/api/v1")
     app.include_router(scorecard.router, prefix="/api/v1")
+    app.include_router(region.router, prefix="/api/v1")
     for system in (systems, safety, environment, logistics, economy, services):
         app.include_router(system.router, prefix="/api/v1")
 
