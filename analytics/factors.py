@@ -4,6 +4,7 @@ overridable per park by a YAML file of the same shape (a partial file replaces o
 from __future__ import annotations
 
 from bisect import bisect_left
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_factors(override: str | Path | None = None) -> Factors:
+    """The defaults (parsed once: the result is frozen) with ``override`` merged on top."""
+    return _defaults() if override is None else _load(override)
+
+
+@cache
+def _defaults() -> Factors:
+    return _load(None)
+
+
+def _load(override: str | Path | None) -> Factors:
     doc = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))
     if override is not None:
         path = Path(override)

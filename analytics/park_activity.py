@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from .counters import Reading
 from .indicators.activity_index import DayIndex, ElectricityActivityIndex, compute_index
 from .indicators.base import IndicatorResult
-from .park_share import CHINA, FLOW_METRICS, ShareStore, pooled_flows
+from .park_share import CHINA, FLOW_METRICS, ShareStore, pooled_flows, require_park
 from .targets import ShareSettings, load_share_settings
 
 
@@ -47,8 +47,7 @@ def compute_activity(store: ShareStore, park: str, first: date, last: date, ente
     """The index for each day from ``first`` to ``last``; the baseline looks back before ``first``."""
     if last < first:
         raise ValueError(f"last day {last} is before first day {first}")
-    if not any(getattr(p, "key", None) == park for p in store.parks()):
-        raise LookupError(f"park {park!r} is not registered")
+    require_park(store, park)
     history_from = first - timedelta(days=baseline_days)
     days = daily_consumption(store, park, history_from, last, enterprise, settings)
     series: list[DayIndex] = compute_index(days, baseline_days, min_baseline_days)[baseline_days:]

@@ -7,22 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
-
 from .indicators.pollutant_compliance import PollutantCompliance, hours, judge, minutes, to_reference_o2
-from .park_share import ShareStore
-from .targets import DEFAULTS
+from .park_share import ShareStore, require_park
+from .targets import defaults_section
 
 
 def limits() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))["pollutant_limits"]
-    return doc
+    return defaults_section("pollutant_limits")
 
 
 def compute_compliance(store: ShareStore, park: str, start_ms: int, end_ms: int,
                        lim: dict[str, Any] | None = None) -> dict[str, Any]:
-    if not any(getattr(p, "key", None) == park for p in store.parks()):
-        raise LookupError(f"park {park!r} is not registered")
+    require_park(store, park)
     lim = lim or limits()
     judged_metrics = [m for m in lim if m.startswith(("cems.", "ww."))]
     pts = store.points(park, metrics=[*judged_metrics, "cems.o2"])

@@ -19,7 +19,7 @@ from .indicators.comprehensive_energy import (
     SteamMethod,
     compute,
 )
-from .park_share import CHINA, ShareStore
+from .park_share import CHINA, ShareStore, require_park
 
 # EnergyUse field -> the counter metrics summed into it (the metrics' units are the field's)
 CARRIERS: dict[str, tuple[str, ...]] = {
@@ -67,8 +67,7 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
                    steam_method: SteamMethod = "fixed", steam_pressure_mpa: float = 1.0,
                    green_purchase_kwh: float = 0.0, area: str = "内蒙古") -> tuple[IndicatorResult, IndicatorResult]:
     """(综合能耗 in tce, 单位能耗碳排放 in tCO2/tce) of a park or an enterprise over a period."""
-    if not any(getattr(p, "key", None) == park for p in store.parks()):
-        raise LookupError(f"park {park!r} is not registered")
+    require_park(store, park)
     f = factors or load_factors()
     use, rep = energy_use(store, park, start_ms, end_ms, enterprise, green_purchase_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)

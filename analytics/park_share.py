@@ -41,6 +41,14 @@ class ShareStore(Protocol):
                  end_ms: int) -> dict[int, list[Reading]]: ...
 
 
+def require_park(store: ShareStore, park: str) -> object:
+    """The registered park, or LookupError (the API answers 404 with it)."""
+    info = next((p for p in store.parks() if getattr(p, "key", None) == park), None)
+    if info is None:
+        raise LookupError(f"park {park!r} is not registered")
+    return info
+
+
 def pooled_flows(series_by_metric: dict[str, list[list[Reading]]], edge_ms: list[int],
                  max_hold_ms: int) -> tuple[Flows, list[int]]:
     """Sum each flow's counters interval by interval; an interval is missing if any meter misses it.
@@ -65,9 +73,7 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     s = settings or load_share_settings()
     step = interval_ms or s.interval_minutes * 60_000
     hold = s.max_hold_minutes * 60_000
-    info = next((p for p in store.parks() if getattr(p, "key", None) == park), None)
-    if info is None:
-        raise LookupError(f"park {park!r} is not registered")
+    info = require_park(store, park)
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
     pts = store.points(park, metrics=wanted)
     data = store.readings([p.id for p in pts], start_ms - hold, end_ms + hold)

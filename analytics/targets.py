@@ -9,7 +9,9 @@ whole; if it gives no ``source`` of its own, the source says the numbers came fr
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -73,6 +75,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return doc
 
 
+@cache
+def _defaults() -> dict[str, Any]:
+    return _read_yaml(DEFAULTS)
+
+
+def defaults_section(name: str) -> dict[str, Any]:
+    """A section of defaults.yaml (read once; each caller gets its own copy to keep)."""
+    section: dict[str, Any] = copy.deepcopy(_defaults()[name])
+    return section
+
+
 def _merge_share(raw: dict[str, Any], over: Any, where: str) -> dict[str, Any]:
     if not isinstance(over, dict):
         raise TargetConfigError(f"{where}: new_energy_share must be a mapping (low_carbon:, zero_carbon:, ...)")
@@ -90,7 +103,7 @@ def _merge_share(raw: dict[str, Any], over: Any, where: str) -> dict[str, Any]:
 
 def load_share_settings(override: str | Path | None = None) -> ShareSettings:
     """Defaults from defaults.yaml, with the ``new_energy_share:`` section of ``override`` on top."""
-    raw: dict[str, Any] = _read_yaml(DEFAULTS)["new_energy_share"]
+    raw = defaults_section("new_energy_share")
     where = str(DEFAULTS)
     if override is not None:
         where = str(override)

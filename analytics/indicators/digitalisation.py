@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
-from ..targets import DEFAULTS
+from ..targets import defaults_section
 
 
 def settings() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))["digitalisation"]
-    return doc
+    return defaults_section("digitalisation")
 
 
 def rate(reporting: int, registered: int) -> float | None:

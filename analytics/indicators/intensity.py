@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..targets import DEFAULTS
+from ..targets import defaults_section
 
 
 class WaterIntensitySettings(BaseModel):
@@ -27,7 +26,7 @@ class WaterIntensitySettings(BaseModel):
 
 
 def load_water_settings(override: str | Path | None = None) -> WaterIntensitySettings:
-    doc: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))["water_intensity"]
+    doc = defaults_section("water_intensity")
     if override is not None:
         extra = (yaml.safe_load(Path(override).read_text(encoding="utf-8")) or {}).get("water_intensity", {})
         if "baseline" in extra and "baseline_source" not in extra:

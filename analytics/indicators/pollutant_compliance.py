@@ -3,7 +3,8 @@ HJ 212-2017 validity rules (App. D, domain.md §3). Pure: samples in, valid hour
 judgement out.
 
 - A minute value is the mean of its good samples and is valid with at least 12 of them (CEMS: ≤5 s
-  spacing); an hour is valid with at least 45 valid minutes; a day with at least 20 valid hours.
+  spacing); an hour is valid with at least 45 valid minutes (day values, ≥ 20 valid hours, are not
+  computed yet: compliance is judged hour by hour).
 - Flue gas is judged at the reference O2: C_折 = C × (21 − O2_ref) / (21 − O2), with the minute's O2
   (an O2 of 21 % or more cannot be converted: that minute is invalid).
 - Wastewater: any abnormal sample makes its minute abnormal (HJ 212 App. C), and an hour with an

@@ -14,17 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml
-
-from ..targets import DEFAULTS
+from ..targets import defaults_section
 
 Level = Literal["benchmark", "between", "below_baseline"]
 LEVEL_ZH = {"benchmark": "达到标杆", "between": "基准-标杆之间", "below_baseline": "未达基准"}
 
 
 def benchmarks() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(DEFAULTS.read_text(encoding="utf-8"))["unit_energy_benchmarks"]
-    return doc
+    return defaults_section("unit_energy_benchmarks")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy import Engine
 
 from ..store import Store
@@ -16,6 +16,12 @@ def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def require_park(store: Store, park: str) -> None:
+    """404 with the way out, unless ``park`` is registered."""
+    if park not in {p.key for p in store.parks()}:
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
 
 
 def get_engine(request: Request) -> Engine:

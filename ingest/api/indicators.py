@@ -26,7 +26,7 @@ from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
 
 from ..records import economy, registry
-from .deps import StoreDep
+from .deps import StoreDep, require_park
 
 router = APIRouter(tags=["indicators"])
 
@@ -149,8 +149,7 @@ def intensity(
 ) -> dict[str, Any]:
     """Value added comes from the month's economic figures; for the whole park every enterprise with
     water or energy meters must have filed it, or there is no value (a partial sum would flatter it)."""
-    if not any(p.key == park for p in store.parks()):
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     with store.engine.connect() as conn:
         figs = economy.figures(conn, park, month, month, enterprise)
     filed = {f["enterprise"]: f["value_added"] for f in figs if f["value_added"] is not None}
@@ -177,8 +176,7 @@ def key_energy_users(
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
     start, end = window(start, end, "year", now)
-    if not any(p.key == park for p in store.parks()):
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     ents = sorted({p.enterprise for p in store.points(park)})
     tce = {e: compute_energy(store, park, s_ms, e_ms, e)[0].value for e in ents}
@@ -202,8 +200,7 @@ def data_centre_pue(
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
     start, end = window(start, end, period, now)
-    if not any(p.key == park for p in store.parks()):
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     carriers = {"imp": ("elec.import.energy",), "exp": ("elec.export.energy",),
                 "gen": ("pv.generation.energy", "wind.generation.energy"), "it": ("elec.it.energy",)}
@@ -257,8 +254,7 @@ def unit_energy(
     store: StoreDep, park: str,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, China calendar")],
 ) -> dict[str, Any]:
-    if not any(p.key == park for p in store.parks()):
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     try:
         start, end = month_bounds(month)
     except ValueError as exc:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from parkmon.metrics import System
 
 from ..records import registry as reg
-from .deps import ActorDep, EngineDep, StoreDep
+from .deps import ActorDep, EngineDep, StoreDep, require_park
 
 router = APIRouter(tags=["registry"])
 
@@ -35,8 +35,7 @@ def parks(store: StoreDep) -> list[dict[str, Any]]:
 
 @router.get("/parks/{park}/points", summary="Points of a park (测点列表)")
 def points(store: StoreDep, park: str, metric: str | None = None) -> list[dict[str, Any]]:
-    if park not in {p.key for p in store.parks()}:
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     found = store.points(park, metrics=[metric] if metric else None)
     return [
         {"id": p.id, "key": p.key, "enterprise": p.enterprise, "device": p.device, "point": p.point,
@@ -47,8 +46,7 @@ def points(store: StoreDep, park: str, metric: str | None = None) -> list[dict[s
 
 @router.get("/parks/{park}/gateways", summary="Gateways: online, buffer backlog, device health (网关状态)")
 def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
-    if park not in {p.key for p in store.parks()}:
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     return [
         {"enterprise": g.enterprise, "gateway": g.gateway, "online": g.online, "status_ms": g.status_ms,
          "health_ms": g.health_ms, "health": json.loads(g.health_json) if g.health_json else None}

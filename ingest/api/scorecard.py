@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from sqlalchemy import func, select
 
 from analytics.indicators import scorecard as sc
@@ -13,7 +13,7 @@ from analytics.indicators import scorecard as sc
 from .. import schema as s
 from ..records import registry
 from ..records.base import now_ms
-from .deps import StoreDep
+from .deps import StoreDep, require_park
 
 router = APIRouter(tags=["indicators"])
 DAY_MS = 86_400_000
@@ -21,8 +21,7 @@ DAY_MS = 86_400_000
 
 @router.get("/parks/{park}/scorecard", summary="一平台两中心六系统: present, live, complete, and why not (建设评分)")
 def scorecard(store: StoreDep, park: str) -> dict[str, Any]:
-    if not any(p.key == park for p in store.parks()):
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
     now = now_ms()
     gws = store.gateways(park)
     comp = store.completeness(park, now - DAY_MS, now)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from ..store.rollups import DAY_MS, LEVELS
-from .deps import StoreDep
+from .deps import StoreDep, require_park
 from .readings import iso
 
 router = APIRouter(tags=["storage"])
@@ -17,8 +17,7 @@ CST = timezone(timedelta(hours=8))
 
 
 def _known_park(store: Any, park: str) -> None:
-    if park not in {p.key for p in store.parks()}:
-        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+    require_park(store, park)
 
 
 @router.get("/parks/{park}/completeness",

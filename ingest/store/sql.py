@@ -203,9 +203,7 @@ class SqlStore:
                 conn.execute(s.quarantine.insert(), prep.quarantined)
             inserted = self._insert_readings(conn, prep.rows) if prep.rows else 0
             if inserted:
-                conn.execute(s.rollup_dirty.insert(), [
-                    {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
-                    for eid, minutes in prep.dirty.items() for lo, hi in rollups.minute_runs(minutes)])
+                self._mark_dirty(conn, prep.dirty)
             for mirror in self.mirrors:  # before commit: a failing mirror holds the ack back
                 mirror.write(prep.mirrored)
         result.inserted = inserted
@@ -241,11 +239,16 @@ class SqlStore:
         with _Tx(self, registry=False) as conn:
             result.inserted = self._insert_readings(conn, out) if out else 0
             if result.inserted:
-                conn.execute(s.rollup_dirty.insert(), [
-                    {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
-                    for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)])
+                self._mark_dirty(conn, dirty)
         result.duplicates = len(out) - result.inserted
         return result
+
+    @staticmethod
+    def _mark_dirty(conn: Connection, dirty: dict[int, set[int]]) -> None:
+        """Log the minutes written, per enterprise, in the writing transaction: the rollups' to-do list."""
+        conn.execute(s.rollup_dirty.insert(), [
+            {"enterprise_id": eid, "from_ms": lo, "to_ms": hi}
+            for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)])
 
     def _prepare(self, conn: Connection | None, items: Sequence[IncomingBatch]) -> _Prepared:
         """Rows by point id, batch records, touched minutes. ``conn`` None: from the caches alone
