@@ -95,8 +95,7 @@ def upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action:
     ov, va = merged.get("output_value"), merged.get("value_added")
     if ov is not None and va is not None and va > ov:
         raise RecordError(f"{fig.enterprise} {fig.month}: value_added {va} would exceed output_value {ov}")
-    if before is None or conn.execute(select(ef.c.id).where(ef.c.enterprise_id == eid,
-                                                            ef.c.month == fig.month)).first() is None:
+    if conn.execute(select(ef.c.id).where(ef.c.enterprise_id == eid, ef.c.month == fig.month)).first() is None:
         conn.execute(ef.insert().values(enterprise_id=eid, month=fig.month, updated_ms=now_ms(), **values))
     else:
         conn.execute(ef.update().where(ef.c.enterprise_id == eid, ef.c.month == fig.month)
@@ -115,18 +114,24 @@ def upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action:
 
 def figures(conn: Connection, park: str, start_month: str = "2000-01", end_month: str = "9999-12",
             enterprise: str | None = None) -> list[dict[str, Any]]:
+    """Months with figures or products, by month then enterprise (two queries, whatever the span)."""
     pid = park_id(conn, park)
-    ef, en = t.economic_figures, s.enterprises
-    q = (select(en.c.key, en.c.id, ef.c.month).select_from(ef.join(en, en.c.id == ef.c.enterprise_id))
-         .where(en.c.park_id == pid, ef.c.month >= start_month, ef.c.month <= end_month))
-    if enterprise:
-        q = q.where(en.c.key == enterprise)
-    out = []
-    for r in conn.execute(q.order_by(ef.c.month, en.c.key)).all():
-        d = _as_dict(conn, r.id, r.month)
-        if d:
-            out.append({"enterprise": r.key, **d})
-    return out
+    ef, pq, en = t.economic_figures, t.production_quantities, s.enterprises
+    scope = [en.c.park_id == pid] + ([en.c.key == enterprise] if enterprise else [])
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in conn.execute(select(en.c.key, ef.c.month, ef.c.output_value, ef.c.value_added)
+                          .join(en, en.c.id == ef.c.enterprise_id)
+                          .where(*scope, ef.c.month >= start_month, ef.c.month <= end_month)):
+        out[(r.month, r.key)] = {"enterprise": r.key, "month": r.month, "output_value": r.output_value,
+                                 "value_added": r.value_added, "products": []}
+    for pr in conn.execute(select(en.c.key, pq.c.month, pq.c.product, pq.c.quantity, pq.c.unit)
+                          .join(en, en.c.id == pq.c.enterprise_id)
+                          .where(*scope, pq.c.month >= start_month, pq.c.month <= end_month)
+                          .order_by(pq.c.product)):
+        d = out.setdefault((pr.month, pr.key), {"enterprise": pr.key, "month": pr.month, "output_value": None,
+                                                "value_added": None, "products": []})
+        d["products"].append({"product": pr.product, "quantity": pr.quantity, "unit": pr.unit})
+    return [out[k] for k in sorted(out)]
 
 
 # ---- import ----------------------------------------------------------------------------------
