@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from .counters import interval_energy
 from .factors import Factors, load_factors
@@ -20,6 +20,7 @@ from .indicators.comprehensive_energy import (
     compute,
 )
 from .park_share import CHINA, ShareStore, require_park
+from .rollup_feed import Source, StepStore, pick, point_totals
 
 # EnergyUse field -> the counter metrics summed into it (the metrics' units are the field's)
 CARRIERS: dict[str, tuple[str, ...]] = {
@@ -35,19 +36,27 @@ _HOLD_MS = 5 * 60_000  # as the share: a counter reading may be held 5 min past 
 
 
 def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int, end_ms: int,
-                   enterprise: str | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+                   enterprise: str | None = None, source: Source = "auto") -> tuple[dict[str, float], dict[str, Any]]:
     """Per carrier, the sum over its meters of what they counted in [start, end); and how many meters
     fed each carrier, which did not cover the period (left out, never guessed) and how many resets."""
     wanted = [m for ms in carriers.values() for m in ms]
     pts = store.points(park, metrics=wanted, enterprise=enterprise)
-    data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
+    level = pick(cast(StepStore, store), source, start_ms, end_ms)
+    amounts: dict[int, float | None]
+    if level is not None:
+        amounts, resets = point_totals(cast(StepStore, store), [p.id for p in pts], start_ms, end_ms, level)
+    else:
+        data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
+        amounts, resets = {}, 0
+        for p in pts:
+            (amounts[p.id],), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
+            resets += len(rep.resets)
     totals: dict[str, float] = dict.fromkeys(carriers, 0.0)
-    report: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": 0}
+    report: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": resets, "source": level or "raw"}
     for p in pts:
         field_ = next(f for f, ms in carriers.items() if p.metric in ms)
-        (amount,), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
         report["meters"][field_] = report["meters"].get(field_, 0) + 1
-        report["resets"] += len(rep.resets)
+        amount = amounts[p.id]
         if amount is None:
             report["uncovered"].append(getattr(p, "key", str(p.id)))
         else:
@@ -56,20 +65,21 @@ def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, 
 
 
 def energy_use(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,
-               green_purchase_kwh: float = 0.0) -> tuple[EnergyUse, dict[str, Any]]:
+               green_purchase_kwh: float = 0.0, source: Source = "auto") -> tuple[EnergyUse, dict[str, Any]]:
     """What the park (or one enterprise) used in [start, end), with the coverage report."""
-    totals, report = counter_totals(store, park, CARRIERS, start_ms, end_ms, enterprise)
+    totals, report = counter_totals(store, park, CARRIERS, start_ms, end_ms, enterprise, source)
     return EnergyUse(**totals, green_purchase_kwh=green_purchase_kwh), report
 
 
 def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,
                    factors: Factors | None = None, electricity_method: ElectricityMethod = "equivalent",
                    steam_method: SteamMethod = "fixed", steam_pressure_mpa: float = 1.0,
-                   green_purchase_kwh: float = 0.0, area: str = "内蒙古") -> tuple[IndicatorResult, IndicatorResult]:
+                   green_purchase_kwh: float = 0.0, area: str = "内蒙古",
+                   source: Source = "auto") -> tuple[IndicatorResult, IndicatorResult]:
     """(综合能耗 in tce, 单位能耗碳排放 in tCO2/tce) of a park or an enterprise over a period."""
     require_park(store, park)
     f = factors or load_factors()
-    use, rep = energy_use(store, park, start_ms, end_ms, enterprise, green_purchase_kwh)
+    use, rep = energy_use(store, park, start_ms, end_ms, enterprise, green_purchase_kwh, source)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
     r = compute(use, f, year=start.astimezone(CHINA).year, area=area, electricity_method=electricity_method,
@@ -80,7 +90,7 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
     inputs: dict[str, Any] = {"park": park, "enterprise": enterprise,
                               "use": {f_.name: getattr(use, f_.name) for f_ in fields(use)},
                               "meters_per_carrier": rep["meters"], "meters_not_covering_period": rep["uncovered"],
-                              "counter_resets": rep["resets"], "method": r.method}
+                              "counter_resets": rep["resets"], "source": rep["source"], "method": r.method}
     ce, cc = ComprehensiveEnergy(), CarbonPerTce()
     tce = IndicatorResult(
         key=ce.key, name_zh=ce.name_zh, name_en=ce.name_en,

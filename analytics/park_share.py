@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from .counters import Reading, edges, interval_energy
 from .indicators.base import IndicatorResult
 from .indicators.new_energy_share import Flows, NewEnergyShare, compute_share
+from .rollup_feed import Source, StepStore, pick, pooled_steps
 from .targets import ShareSettings, Target, load_share_settings, target_for
 
 CHINA = ZoneInfo("Asia/Shanghai")  # target years follow the calendar the park reports in
@@ -69,25 +70,19 @@ def pooled_flows(series_by_metric: dict[str, list[list[Reading]]], edge_ms: list
 
 def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
                        settings: ShareSettings | None = None, interval_ms: int | None = None,
-                       green_purchase_kwh: float = 0.0, certificates_sold_kwh: float = 0.0) -> IndicatorResult:
+                       green_purchase_kwh: float = 0.0, certificates_sold_kwh: float = 0.0,
+                       source: Source = "auto") -> IndicatorResult:
     s = settings or load_share_settings()
     step = interval_ms or s.interval_minutes * 60_000
     hold = s.max_hold_minutes * 60_000
     info = require_park(store, park)
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
     pts = store.points(park, metrics=wanted)
-    data = store.readings([p.id for p in pts], start_ms - hold, end_ms + hold)
-    by_metric: dict[str, list[list[Reading]]] = {}
-    for p in pts:
-        by_metric.setdefault(p.metric or "", []).append(data.get(p.id, []))
-    # the share covers the part of the period that has data; completeness says how much that is
-    stamps = [r[0] for series in data.values() for r in (series[:1] + series[-1:])]
-    lo = max(start_ms, min(stamps)) if stamps else start_ms
-    hi = min(end_ms, max(stamps)) if stamps else start_ms
-    if hi > lo:
-        flows, resets = pooled_flows(by_metric, edges(lo, hi, step), hold)
+    level = pick(cast(StepStore, store), source, start_ms, end_ms, step)
+    if level is not None:
+        flows, n_resets, lo, hi = _rollup_flows(store, pts, start_ms, end_ms, step, level)
     else:
-        flows, resets = Flows([], [], [], [], []), []
+        flows, n_resets, lo, hi = _raw_flows(store, pts, start_ms, end_ms, step, hold)
     b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
@@ -101,10 +96,42 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     covered = max(0, hi - lo) / (end_ms - start_ms) if end_ms > start_ms else 0.0
     result = replace(result, completeness=result.completeness * covered)
     result.inputs.update({"park_class": park_class, "interval_ms": step, "meters": len(pts),
-                          "counter_resets": len(resets), "data_from_ms": lo if hi > lo else None,
-                          "data_to_ms": hi if hi > lo else None})
+                          "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
+                          "data_to_ms": hi if hi > lo else None, "source": level or "raw"})
     result.inputs.update(_against_target(result.value, target, start, end))
     return result
+
+
+def _raw_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
+               hold: int) -> tuple[Flows, int, int, int]:
+    """Flows from the raw readings over the part of [start, end) that has data (lo, hi)."""
+    data = store.readings([p.id for p in pts], start_ms - hold, end_ms + hold)
+    by_metric: dict[str, list[list[Reading]]] = {}
+    for p in pts:
+        by_metric.setdefault(p.metric or "", []).append(data.get(p.id, []))
+    # the share covers the part of the period that has data; completeness says how much that is
+    stamps = [r[0] for series in data.values() for r in (series[:1] + series[-1:])]
+    lo = max(start_ms, min(stamps)) if stamps else start_ms
+    hi = min(end_ms, max(stamps)) if stamps else start_ms
+    if hi <= lo:
+        return Flows([], [], [], [], []), 0, lo, hi
+    flows, resets = pooled_flows(by_metric, edges(lo, hi, step), hold)
+    return flows, len(resets), lo, hi
+
+
+def _rollup_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
+                  level: str) -> tuple[Flows, int, int, int]:
+    """Flows pooled in SQL from the rollups (analytics.rollup_feed), trimmed like the raw path to the
+    intervals between the first and the last with data."""
+    metric_flow = {m: f for f, ms in FLOW_METRICS.items() for m in ms}
+    ids: dict[str, list[int]] = {f: [] for f in FLOW_METRICS}
+    for p in pts:
+        ids[metric_flow[p.metric or ""]].append(p.id)
+    series, resets, first, last = pooled_steps(cast(StepStore, store), ids, start_ms, end_ms, step, level)
+    if first is None or last is None:
+        return Flows([], [], [], [], []), resets, start_ms, start_ms
+    cut = {f: v[first:last + 1] for f, v in series.items()}
+    return Flows(**cut), resets, start_ms + first * step, min(end_ms, start_ms + (last + 1) * step)
 
 
 def _against_target(value: float | None, target: Target | None, start: datetime, end: datetime) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class ShareSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     low_carbon: ClassTarget
     zero_carbon: ClassTarget
-    interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
     max_hold_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
 
 

@@ -174,3 +174,57 @@ def refresh_timescale(conn: Connection, max_records: int = 10_000) -> list[tuple
     if ids:
         conn.execute(text("DELETE FROM rollup_dirty WHERE id IN (" + ",".join(map(str, ids)) + ")"))
     return spans
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStep:
+    """Pooled counter steps of one group of points in one bin (see :func:`counter_steps_sql`)."""
+
+    group: int
+    bin_ms: int
+    amount: float  # sum over the group's points of what their counters advanced in the bin
+    points: int  # points with a known step in the bin (fewer than the group's size: missing data)
+    resets: int
+
+
+def counter_steps_sql(d: Dialect, level: Level, groups: dict[int, int], bin_level: Level,
+                      contiguous: bool) -> str:
+    """SQL pooling counter rollups into bins: per point and bucket the step of its last good reading
+    from the previous bucket's (a bucket's energy, telescoping: the sum over any run of buckets is
+    last reading minus the last reading before the run, exactly what the raw readings give at the
+    run's ends), summed per group of points and bin of ``bin_level`` (a multiple of ``level``).
+
+    The counter rules of analytics.counters, at bucket grain: a drop beyond the jitter is a reset and
+    the step is what the old meter counted in the bucket (its highest reading there) plus the new reading
+    (counted from zero); a drop whose next reading (the next bucket's first) comes straight back is a
+    misread and is held; a smaller drop is read noise (step 0). ``contiguous``: a step only counts
+    when the previous bucket had a reading (an interval view: a step spanning a gap belongs to no one
+    bin); otherwise a step across empty buckets counts in full (a total over the period).
+    Params: lo (first bucket), hi (end), j (jitter)."""
+    pts = ",".join(f"({pid},{grp})" for pid, grp in sorted(groups.items()))
+    big = "greatest" if d.pg else "max"
+    width = (f"interval '{level.width_ms} milliseconds'" if d.pg else str(level.width_ms))
+    drop = f"{{v}} < {{p}} - :j * {big}(abs({{p}}), 1.0)"
+    glitch = drop.format(v="last", p="prev") + " AND " + f"next >= prev - :j * {big}(abs(prev), 1.0)"
+    reset = drop.format(v="v", p="pv")
+    adjacent = "pb = bucket - " + width if contiguous else "pb IS NOT NULL"
+    bin_col = d.bucket("bucket", bin_level)
+    out_bin = "CAST(extract(epoch FROM b) * 1000 AS bigint)" if d.pg else "b"
+    return f"""
+WITH r AS (SELECT point_id, bucket, first, last, max AS top FROM {level.table}
+           WHERE point_id IN (SELECT column1 FROM (VALUES {pts}) v)
+             AND bucket >= {d.t('lo_prev')} AND bucket < {d.t('hi')} AND n > 0),
+l AS (SELECT point_id, bucket, last, top, lag(last) OVER w AS prev, lead(first) OVER w AS next
+      FROM r WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
+c AS (SELECT point_id, bucket, top, CASE WHEN {glitch} THEN prev ELSE last END AS v FROM l),
+s AS (SELECT point_id, bucket, top, v, lag(v) OVER w AS pv, lag(bucket) OVER w AS pb
+      FROM c WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
+x AS (SELECT point_id, {bin_col} AS b,
+             CASE WHEN {adjacent} THEN (CASE WHEN {reset} THEN {big}(top - pv, 0.0) + v
+                                             ELSE {big}(v - pv, 0.0) END) END AS step,
+             CASE WHEN pb IS NOT NULL AND {reset} THEN 1 ELSE 0 END AS reset
+      FROM s WHERE bucket >= {d.t('lo')})
+SELECT g.column2 AS grp, {out_bin} AS bin_ms, coalesce(sum(x.step), 0) AS amount, count(x.step) AS points,
+       sum(x.reset) AS resets
+FROM x JOIN (VALUES {pts}) g ON g.column1 = x.point_id
+GROUP BY g.column2, x.b ORDER BY 1, 2"""

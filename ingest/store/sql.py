@@ -443,6 +443,35 @@ class SqlStore:
                                                  r.first, r.last_ts, r.last))
         return out
 
+    def counter_steps(self, groups: dict[int, int], start_ms: int, end_ms: int, width: str,
+                      bin_ms: int | None = None, contiguous: bool = True,
+                      jitter: float = 1e-6) -> list[rollups.CounterStep]:
+        """Counter rollups pooled per group of points (``groups``: point id -> group) and bin
+        (``bin_ms``, a multiple of the level's width; default the width) over [start, end), both on
+        the level's bucket edges. See :func:`rollups.counter_steps_sql` for the rules."""
+        if width not in rollups.LEVELS:
+            raise ValueError(f"rollup width {width!r} is not one of {', '.join(rollups.LEVELS)}")
+        level = rollups.LEVELS[width]
+        step = bin_ms or level.width_ms
+        if step % level.width_ms or level.floor(start_ms) != start_ms or level.floor(end_ms) != end_ms:
+            raise ValueError(f"counter_steps: bins of {step} ms and [{start_ms}, {end_ms}) must sit on the "
+                             f"{width} level's bucket edges")
+        if not groups or end_ms <= start_ms:
+            return []
+        offset = rollups.DAY_OFFSET_MS if step % rollups.DAY_MS == 0 else 0
+        sql = rollups.counter_steps_sql(rollups.Dialect(self.engine.dialect.name), level, groups,
+                                        rollups.Level("", step, offset), contiguous)
+        params = {"lo_prev": start_ms - level.width_ms, "lo": start_ms, "hi": end_ms, "j": jitter}
+        with self.engine.connect() as conn:
+            return [rollups.CounterStep(int(g), int(b), float(a), int(n), int(r or 0))
+                    for g, b, a, n, r in conn.execute(text(sql), params)]
+
+    def rollup_backlog_from(self) -> int | None:
+        """The earliest minute written but not yet rolled up (None: the rollups are current)."""
+        with self.engine.connect() as conn:
+            v = conn.execute(select(func.min(s.rollup_dirty.c.from_ms))).scalar()
+        return None if v is None else int(v)
+
     def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
         return "readings", int(conn.execute(s.readings.delete().where(s.readings.c.ts < cutoff_ms)).rowcount)
 
