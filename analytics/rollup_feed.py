@@ -15,7 +15,7 @@ there. ``source`` forces either.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from ingest.store.rollups import LEVELS, CounterStep
@@ -60,7 +60,7 @@ def pick(store: StepStore, source: Source, start_ms: int, end_ms: int, step_ms: 
     return level if backlog is None or backlog >= end_ms else None
 
 
-def pooled_steps(store: StepStore, flows: dict[str, Sequence[int]], start_ms: int, end_ms: int, step_ms: int,
+def pooled_steps(store: StepStore, flows: Mapping[str, Sequence[int]], start_ms: int, end_ms: int, step_ms: int,
                  level: str) -> tuple[dict[str, list[float | None]], int, int | None, int | None]:
     """Per flow, the pooled energy of each interval from start (None where any of its meters has no
     step); the resets seen; and the first and last interval start with any data (None: no data)."""

@@ -38,6 +38,7 @@ from .base import (
     UnknownPointPolicy,
     WriteResult,
 )
+from .rollups import CounterStep
 
 Row = tuple[int, int, float | None, int]
 PARK_CLASSES = ("low_carbon", "zero_carbon", "none")  # 低碳园区 / 零碳园区 / neither
@@ -445,7 +446,7 @@ class SqlStore:
 
     def counter_steps(self, groups: dict[int, int], start_ms: int, end_ms: int, width: str,
                       bin_ms: int | None = None, contiguous: bool = True,
-                      jitter: float = 1e-6) -> list[rollups.CounterStep]:
+                      jitter: float = 1e-6) -> list[CounterStep]:
         """Counter rollups pooled per group of points (``groups``: point id -> group) and bin
         (``bin_ms``, a multiple of the level's width; default the width) over [start, end), both on
         the level's bucket edges. See :func:`rollups.counter_steps_sql` for the rules."""
