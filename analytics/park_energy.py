@@ -4,6 +4,7 @@ makes its carrier incomplete, never guessed) → EnergyUse → tce and CO2."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -33,26 +34,30 @@ CARRIERS: dict[str, tuple[str, ...]] = {
     "heat_gj": ("heat.energy",),
 }
 _HOLD_MS = 5 * 60_000  # as the share: a counter reading may be held 5 min past the data at an edge
+_Pt = Any  # a stored point (ingest.store.base.PointInfo): id, metric, key, enterprise
 
 
-def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int, end_ms: int,
-                   enterprise: str | None = None, source: Source = "auto") -> tuple[dict[str, float], dict[str, Any]]:
-    """Per carrier, the sum over its meters of what they counted in [start, end); and how many meters
-    fed each carrier, which did not cover the period (left out, never guessed) and how many resets."""
-    wanted = [m for ms in carriers.values() for m in ms]
-    pts = store.points(park, metrics=wanted, enterprise=enterprise)
+def point_amounts(store: ShareStore, pts: Sequence[_Pt], start_ms: int, end_ms: int,
+                  source: Source = "auto") -> tuple[dict[int, float | None], int, str]:
+    """What each counter advanced over [start, end) (None: it did not cover the period), the resets
+    seen, and which data answered (``raw`` or a rollup level)."""
     level = pick(cast(StepStore, store), source, start_ms, end_ms)
-    amounts: dict[int, float | None]
     if level is not None:
         amounts, resets = point_totals(cast(StepStore, store), [p.id for p in pts], start_ms, end_ms, level)
-    else:
-        data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
-        amounts, resets = {}, 0
-        for p in pts:
-            (amounts[p.id],), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
-            resets += len(rep.resets)
+        return amounts, resets, level
+    data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
+    amounts, resets = {}, 0
+    for p in pts:
+        (amounts[p.id],), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
+        resets += len(rep.resets)
+    return amounts, resets, "raw"
+
+
+def group_totals(pts: Sequence[_Pt], amounts: dict[int, float | None], carriers: dict[str, tuple[str, ...]],
+                 resets: int, source: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """Per carrier, the sum of its meters' amounts, with the coverage report."""
     totals: dict[str, float] = dict.fromkeys(carriers, 0.0)
-    report: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": resets, "source": level or "raw"}
+    report: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": resets, "source": source}
     for p in pts:
         field_ = next(f for f, ms in carriers.items() if p.metric in ms)
         report["meters"][field_] = report["meters"].get(field_, 0) + 1
@@ -62,6 +67,26 @@ def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, 
         else:
             totals[field_] += amount
     return totals, report
+
+
+def counter_totals(store: ShareStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int, end_ms: int,
+                   enterprise: str | None = None, source: Source = "auto") -> tuple[dict[str, float], dict[str, Any]]:
+    """Per carrier, the sum over its meters of what they counted in [start, end); and how many meters
+    fed each carrier, which did not cover the period (left out, never guessed) and how many resets."""
+    pts = store.points(park, metrics=[m for ms in carriers.values() for m in ms], enterprise=enterprise)
+    amounts, resets, used = point_amounts(store, pts, start_ms, end_ms, source)
+    return group_totals(pts, amounts, carriers, resets, used)
+
+
+def totals_by_enterprise(store: ShareStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int,
+                         end_ms: int, source: Source = "auto") -> dict[str, tuple[dict[str, float], dict[str, Any]]]:
+    """:func:`counter_totals` of every enterprise of the park, from one read of the counters."""
+    pts = store.points(park, metrics=[m for ms in carriers.values() for m in ms])
+    amounts, _resets, used = point_amounts(store, pts, start_ms, end_ms, source)
+    by_ent: dict[str, list[_Pt]] = {}
+    for p in pts:
+        by_ent.setdefault(str(getattr(p, "enterprise", "")), []).append(p)
+    return {e: group_totals(ps, amounts, carriers, 0, used) for e, ps in sorted(by_ent.items())}
 
 
 def energy_use(store: ShareStore, park: str, start_ms: int, end_ms: int, enterprise: str | None = None,
@@ -78,8 +103,24 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
                    source: Source = "auto") -> tuple[IndicatorResult, IndicatorResult]:
     """(综合能耗 in tce, 单位能耗碳排放 in tCO2/tce) of a park or an enterprise over a period."""
     require_park(store, park)
-    f = factors or load_factors()
     use, rep = energy_use(store, park, start_ms, end_ms, enterprise, green_purchase_kwh, source)
+    return energy_results(use, rep, park, enterprise, start_ms, end_ms, factors or load_factors(),
+                          electricity_method, steam_method, steam_pressure_mpa, area)
+
+
+def energy_by_enterprise(store: ShareStore, park: str, start_ms: int, end_ms: int, factors: Factors | None = None,
+                         source: Source = "auto") -> dict[str, tuple[IndicatorResult, IndicatorResult]]:
+    """:func:`compute_energy` of every enterprise of the park (default methods), from one read."""
+    require_park(store, park)
+    f = factors or load_factors()
+    return {ent: energy_results(EnergyUse(**totals), rep, park, ent, start_ms, end_ms, f)
+            for ent, (totals, rep) in totals_by_enterprise(store, park, CARRIERS, start_ms, end_ms, source).items()}
+
+
+def energy_results(use: EnergyUse, rep: dict[str, Any], park: str, enterprise: str | None, start_ms: int,
+                   end_ms: int, f: Factors, electricity_method: ElectricityMethod = "equivalent",
+                   steam_method: SteamMethod = "fixed", steam_pressure_mpa: float = 1.0,
+                   area: str = "内蒙古") -> tuple[IndicatorResult, IndicatorResult]:
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
     r = compute(use, f, year=start.astimezone(CHINA).year, area=area, electricity_method=electricity_method,

@@ -20,7 +20,7 @@ from analytics.indicators.pue import Pue, pue
 from analytics.indicators.unit_energy import LEVEL_ZH, UnitEnergy, assess, benchmarks, share_at_benchmark
 from analytics.park_activity import compute_activity
 from analytics.park_compliance import compute_compliance
-from analytics.park_energy import compute_energy, counter_totals
+from analytics.park_energy import compute_energy, counter_totals, energy_by_enterprise
 from analytics.park_intensity import compute_intensity, month_bounds
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
@@ -178,8 +178,8 @@ def key_energy_users(
     start, end = window(start, end, "year", now)
     require_park(store, park)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    ents = sorted({p.enterprise for p in store.points(park)})
-    tce = {e: compute_energy(store, park, s_ms, e_ms, e)[0].value for e in ents}
+    per_ent = energy_by_enterprise(store, park, s_ms, e_ms)
+    tce = {e: per_ent[e][0].value if e in per_ent else None for e in sorted({p.enterprise for p in store.points(park)})}
     days = (e_ms - s_ms) / 86_400_000
     ranked = rank(tce, days, threshold_tce)
     ind = KeyEnergyUsers()
