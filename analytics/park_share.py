@@ -80,9 +80,9 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     pts = store.points(park, metrics=wanted)
     level = pick(cast(StepStore, store), source, start_ms, end_ms, step)
     if level is not None:
-        flows, n_resets, lo, hi = _rollup_flows(store, pts, start_ms, end_ms, step, level)
+        flows, n_resets, lo, hi = rollup_flows(store, pts, start_ms, end_ms, step, level)
     else:
-        flows, n_resets, lo, hi = _raw_flows(store, pts, start_ms, end_ms, step, hold)
+        flows, n_resets, lo, hi = raw_flows(store, pts, start_ms, end_ms, step, hold)
     b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
@@ -102,7 +102,7 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     return result
 
 
-def _raw_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
+def raw_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
                hold: int) -> tuple[Flows, int, int, int]:
     """Flows from the raw readings over the part of [start, end) that has data (lo, hi)."""
     data = store.readings([p.id for p in pts], start_ms - hold, end_ms + hold)
@@ -119,7 +119,7 @@ def _raw_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: 
     return flows, len(resets), lo, hi
 
 
-def _rollup_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
+def rollup_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,
                   level: str) -> tuple[Flows, int, int, int]:
     """Flows pooled in SQL from the rollups (analytics.rollup_feed), trimmed like the raw path to the
     intervals between the first and the last with data."""

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("ingest.importer:main", "historical readings from CSV (历史数据导入)"),
     "records": ("ingest.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
+    "report": ("analytics.report.cli:main", "monthly / yearly report, Excel and PDF (园区月报/年报)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Reports a park sends its regulator: gathered from the indicator functions, written as Excel and PDF."""

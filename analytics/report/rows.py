@@ -1,0 +1,75 @@
+"""The report's tables as rows of plain values, shared by the Excel and PDF writers (zh-CN first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_ZH = {"met": "达标 met", "below_target": "未达标 below target", "no_target": "无目标 no target",
+             "insufficient_data": "数据不足 insufficient data", None: ""}
+CLASS_ZH = {"low_carbon": "低碳园区 low-carbon", "zero_carbon": "零碳园区 zero-carbon", "none": "一般园区 general"}
+
+
+def pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.1f}%"
+
+
+def num(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def summary(r: dict[str, Any]) -> list[list[str]]:
+    """指标 / 数值 / 目标 / 状态 / 数据完整率."""
+    share, tce, carbon = r["new_energy_share"], r["comprehensive_energy"], r["carbon_per_tce"]
+    rows = [
+        ["新能源消纳比例 New-energy share", pct(share["value"]), pct(share["target"]), STATUS_ZH[share["status"]],
+         pct(share["completeness"])],
+        ["与目标差距 Gap to target", pct(share["inputs"].get("gap")), "", "", ""],
+        ["清洁能源消费占比 Clean-energy share (tce)", pct(r["clean_energy_share_tce"]), "", "", ""],
+        ["综合能耗 Comprehensive energy (tce)", num(tce["value"]), "", STATUS_ZH[tce["status"]],
+         pct(tce["completeness"])],
+        ["单位能耗碳排放 CO₂ per tce (tCO₂/tce)", num(carbon["value"], 3), "", STATUS_ZH[carbon["status"]],
+         pct(carbon["completeness"])],
+        ["重点用能单位 Key energy users (≥5 000 tce/yr)", str(sum(u["key_user"] for u in r["key_energy_users"])),
+         "", "", ""],
+    ]
+    if r["intensity"]:
+        w, e = r["intensity"]["water"], r["intensity"]["energy"]
+        rows += [["万元工业增加值用水量 Water intensity (m³/万元)", num(w["value"], 3), num(w["target"], 3),
+                  STATUS_ZH[w["status"]], pct(w["completeness"])],
+                 ["万元工业增加值能耗 Energy intensity (tce/万元)", num(e["value"], 4), "", STATUS_ZH[e["status"]],
+                  pct(e["completeness"])]]
+    d, c = r["digitalisation"], r["pollutant_compliance"]
+    rows += [["生产设备数字化率 Equipment digitalisation", pct(d["value"]), pct(d["target"]), STATUS_ZH[d["status"]],
+              ""],
+             ["污染物排放达标率 Pollutant compliance (valid hours)", pct(c["value"]), "", "", ""]]
+    rows += [[f"数据中心PUE {dc['enterprise']}", num(dc["value"], 3), num(dc["target"], 2), STATUS_ZH[dc["status"]], ""]
+             for dc in r["data_centres"]]
+    return rows
+
+
+SUMMARY_HEAD = ["指标 Indicator", "数值 Value", "目标 Target", "状态 Status", "数据完整率 Completeness"]
+ENTERPRISE_HEAD = ["企业 Enterprise", "综合能耗 tce", "用电量 kWh", "CO₂ t", "tCO₂/tce", "重点用能单位 Key user"]
+POLLUTANT_HEAD = ["企业 Enterprise", "排口 Outlet", "污染物 Pollutant", "限值 Limit", "有效小时 Valid h",
+                  "达标率 Compliance", "最大小时值 Max hourly", "超标小时 Hours over"]
+DAILY_HEAD = ["日期 Day", "用电量 Electricity kWh", "新能源消纳 RE used kWh"]
+
+
+def enterprises(r: dict[str, Any]) -> list[list[Any]]:
+    key = {u["enterprise"] for u in r["key_energy_users"] if u["key_user"]}
+    return [[e["enterprise"], e["tce"], e["electricity_kwh"], e["co2_t"], e["co2_per_tce"],
+             "是 yes" if e["enterprise"] in key else ""]
+            for e in sorted(r["enterprises"], key=lambda e: -(e["tce"] or 0))]
+
+
+def pollutants(r: dict[str, Any]) -> list[list[Any]]:
+    return [[o["enterprise"], o["device"], o["metric"], o["limit"], o["valid_hours"], o["compliance"],
+             o["max_hourly"], len(o["exceeding"])] for o in r["pollutant_compliance"]["outlets"]]
+
+
+def daily(r: dict[str, Any]) -> list[list[Any]]:
+    return [[d["day"], d["electricity_kwh"], d["re_used_kwh"]] for d in r["daily"]]
+
+
+def title(r: dict[str, Any]) -> str:
+    kind = "年度" if len(r["period"]) == 4 else "月度"
+    return f"{r['name_zh']} {r['period']} {kind}监测报告 · {r['name_en']} monitoring report"
