@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("xlsx", "pdf", "json")
 
@@ -37,6 +39,7 @@ def main(argv: list[str]) -> int:
 
     store = open_store(args.db)
     t0 = time.perf_counter()
+    writers: dict[str, Callable[[dict[str, Any], Path], Path]]
     try:
         if not args.no_refresh:
             say("rollups 汇总表更新")
