@@ -62,6 +62,8 @@ case "${1:-}" in
       || echo "!!! bench/pipeline.py failed (exit $?): see above"
     .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --limit-seconds 4 --ramp 0.4 0.55 0.7 \
       || echo "!!! bench/ingest_pg.py failed (exit $?): see above"
+    .venv/bin/python bench/indicators.py --enterprises 20 --days 31 --raw-enterprises 2 \
+      || echo "!!! bench/indicators.py failed (exit $?): see above"
     echo "==> pytest (last, so its summary closes the run)"
     .venv/bin/python -m pytest -ra "$@"
     ;;

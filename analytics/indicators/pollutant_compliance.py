@@ -3,13 +3,16 @@ HJ 212-2017 validity rules (App. D, domain.md §3). Pure: samples in, valid hour
 judgement out.
 
 - A minute value is the mean of its good samples and is valid with at least 12 of them (CEMS: ≤5 s
-  spacing); an hour is valid with at least 45 valid minutes (day values, ≥ 20 valid hours, are not
-  computed yet: compliance is judged hour by hour).
+  spacing); an hour is valid with at least 45 valid minutes; a day (China calendar) with at least 20
+  valid hours. Compliance is judged on hours and, separately, on days.
 - Flue gas is judged at the reference O2: C_折 = C × (21 − O2_ref) / (21 − O2), with the minute's O2
   (an O2 of 21 % or more cannot be converted: that minute is invalid).
 - Wastewater: any abnormal sample makes its minute abnormal (HJ 212 App. C), and an hour with an
   abnormal minute is not valid.
 - Compliance: the share of valid hours at or under the limit; each exceeding hour is listed.
+- Emission amount (App. D): flue gas G = C × Q_sn × 10⁻⁶ kg (mg/m³ × m³, the measured concentration, not
+  the O2-converted one, with the CEMS's standard dry flow); wastewater G = Q[L/s] × T[s] × 10⁻³ m³ ×
+  C[mg/L] × 10⁻³ kg; minute by minute over the minutes where both concentration and flow are valid.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-MINUTE_MS, HOUR_MS = 60_000, 3_600_000
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+DAY_OFFSET_MS = 8 * HOUR_MS  # days are China days (UTC+8)
 Sample = tuple[int, float | None, int]  # ts ms, value, quality (≥ 64 uncertain/bad is not normal)
 
 
@@ -54,6 +58,30 @@ def hours(mins: dict[int, float | None], min_valid: int = 45, strict: bool = Fal
         valid = [v for v in vals if v is not None]
         out[h] = None if len(valid) < min_valid or (strict and len(valid) < len(vals)) else sum(valid) / len(valid)
     return out
+
+
+def days(hourly: dict[int, float | None], min_valid: int = 20) -> dict[int, float | None]:
+    """China day start -> mean of its valid hours, None with fewer than ``min_valid`` of them."""
+    groups: dict[int, list[float]] = defaultdict(list)
+    for h, v in hourly.items():
+        day = (h + DAY_OFFSET_MS) // DAY_MS * DAY_MS - DAY_OFFSET_MS
+        groups.setdefault(day, [])
+        if v is not None:
+            groups[day].append(v)
+    return {d: (sum(vs) / len(vs) if len(vs) >= min_valid else None) for d, vs in groups.items()}
+
+
+def amount_kg(conc: dict[int, float | None], flow: dict[int, float | None], water: bool) -> tuple[float, int]:
+    """Emitted mass over the minutes with both a valid concentration and a valid flow, and how many
+    such minutes. Flue gas: mg/m³ × m³/s (standard, dry) × 60 s × 10⁻⁶; wastewater: mg/L × L/s × 60 s × 10⁻⁶."""
+    total, n = 0.0, 0
+    for m, c in conc.items():
+        q = flow.get(m)
+        if c is None or q is None:
+            continue
+        total += c * q * 60 * 1e-6  # both formulas come to mg/s x s -> mg, x 1e-6 -> kg
+        n += 1
+    return total, n
 
 
 @dataclass

@@ -43,7 +43,7 @@ def write_excel(report: dict[str, Any], path: Path) -> Path:
     _sheet(wb.create_sheet("企业 Enterprises"), rows.ENTERPRISE_HEAD, rows.enterprises(report),
            [18, 14, 16, 14, 12, 18])
     _sheet(wb.create_sheet("污染物 Pollutants"), rows.POLLUTANT_HEAD, rows.pollutants(report),
-           [14, 14, 14, 10, 12, 14, 16, 12])
+           [14, 14, 14, 10, 12, 14, 16, 12, 12, 10, 14])
     days = wb.create_sheet("每日 Daily")
     _sheet(days, rows.DAILY_HEAD, rows.daily(report), [14, 20, 22])
     if report["daily"]:

@@ -89,7 +89,7 @@ def write_pdf(report: dict[str, Any], path: Path) -> Path:
         story.append(Paragraph(f"… 另 {len(ents) - 60} 家企业见 Excel 附表 (the rest are in the Excel file)", _BODY))
     outlets = rows.pollutants(report)
     story += [Paragraph("四、污染物排放 Pollutant outlets", _H2),
-              _table(rows.POLLUTANT_HEAD, outlets, [22, 22, 22, 14, 16, 20, 24, 18]) if outlets
+              _table(rows.POLLUTANT_HEAD, outlets, [16, 16, 16, 11, 13, 16, 17, 14, 13, 12, 16]) if outlets
               else Paragraph("本期无在线监测排口数据 No outlet data in this period.", _BODY),
               Spacer(1, 6 * mm),
               Paragraph("方法与因子见 docs/indicators/；每项数值的输入见 JSON 报告 (parkmon report --json). "

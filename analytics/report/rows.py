@@ -50,7 +50,8 @@ def summary(r: dict[str, Any]) -> list[list[str]]:
 SUMMARY_HEAD = ["指标 Indicator", "数值 Value", "目标 Target", "状态 Status", "数据完整率 Completeness"]
 ENTERPRISE_HEAD = ["企业 Enterprise", "综合能耗 tce", "用电量 kWh", "CO₂ t", "tCO₂/tce", "重点用能单位 Key user"]
 POLLUTANT_HEAD = ["企业 Enterprise", "排口 Outlet", "污染物 Pollutant", "限值 Limit", "有效小时 Valid h",
-                  "达标率 Compliance", "最大小时值 Max hourly", "超标小时 Hours over"]
+                  "达标率 Compliance", "最大小时值 Max hourly", "超标小时 Hours over", "有效日 Valid days",
+                  "超标日 Days over", "排放量 Amount kg"]
 DAILY_HEAD = ["日期 Day", "用电量 Electricity kWh", "新能源消纳 RE used kWh"]
 
 
@@ -63,7 +64,8 @@ def enterprises(r: dict[str, Any]) -> list[list[Any]]:
 
 def pollutants(r: dict[str, Any]) -> list[list[Any]]:
     return [[o["enterprise"], o["device"], o["metric"], o["limit"], o["valid_hours"], o["compliance"],
-             o["max_hourly"], len(o["exceeding"])] for o in r["pollutant_compliance"]["outlets"]]
+             o["max_hourly"], len(o["exceeding"]), o["valid_days"], len(o["exceeding_days"]), o["amount_kg"]]
+            for o in r["pollutant_compliance"]["outlets"]]
 
 
 def daily(r: dict[str, Any]) -> list[list[Any]]:
