@@ -47,7 +47,21 @@ def main(argv: list[str]) -> int:
     act.add_argument("--first", required=True, help="first day, YYYY-MM-DD (China calendar)")
     act.add_argument("--last", required=True, help="last day, YYYY-MM-DD")
     act.add_argument("--baseline-days", type=int, default=28)
+    every = sub.add_parser("all", help="every indicator of a park for a month or a year, as the report has them "
+                           "(全部指标)")
+    every.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    every.add_argument("--park", required=True)
+    every.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY (a year), China calendar")
+    comp = sub.add_parser("compliance", help="pollutant compliance of CEMS and wastewater outlets (污染物排放达标)")
+    comp.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    comp.add_argument("--park", required=True)
+    comp.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
+    comp.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
     args = ap.parse_args(argv)
+    if args.cmd == "all":
+        return _all(args)
+    if args.cmd == "compliance":
+        return _compliance(args)
     if args.cmd == "energy":
         return _energy(args)
     if args.cmd == "activity":
@@ -118,4 +132,42 @@ def _activity(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _all(args: argparse.Namespace) -> int:
+    from ingest.store import open_store
+
+    from .report.gather import park_report
+
+    store = open_store(args.db)
+    try:
+        store.refresh_rollups()
+        report = park_report(store, args.park, args.period,
+                             lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True))
+    except (LookupError, ValueError) as exc:
+        print(f"parkmon indicators all: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _compliance(args: argparse.Namespace) -> int:
+    from ingest.store import open_store
+
+    from .park_compliance import compute_compliance
+
+    start = _ms(args.start, "start")
+    end = _ms(args.end, "end") if args.end else int(time.time() * 1000)
+    store = open_store(args.db)
+    try:
+        out = compute_compliance(store, args.park, start, end)
+    except LookupError as exc:
+        print(f"parkmon indicators compliance: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps(out, ensure_ascii=False, indent=2))
     return 0

@@ -57,6 +57,15 @@ def test_indicators_share_on_a_stored_park(tmp_path: Path) -> None:
     assert body["status"] == "below_target"
     bad = _parkmon("indicators", "share", "--db", url, "--park", "demo", "--start", "2025-11-22T08:00")
     assert bad.returncode != 0 and "has no UTC offset" in bad.stderr
+    # every indicator of the month at once, as the report has them: the hour's counters did not cover
+    # November, so energy is "insufficient data", said, not guessed
+    every = _parkmon("indicators", "all", "--db", url, "--park", "demo", "--period", "2025-11")
+    assert every.returncode == 0, every.stderr
+    body = json.loads(every.stdout)
+    assert body["comprehensive_energy"]["status"] == "insufficient_data" and "综合能耗" in every.stderr
+    assert body["new_energy_share"]["value"] == pytest.approx(0.25)
+    comp = _parkmon("indicators", "compliance", "--db", url, "--park", "demo", "--start", "2025-11-22T08:00Z")
+    assert comp.returncode == 0 and json.loads(comp.stdout)["outlets"] == []
 
 
 def test_ingest_store_commands_migrate_maintain_and_report_completeness(tmp_path: Path) -> None:

@@ -7,13 +7,17 @@ import asyncio
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from analytics.counters import Reading, edges
+from analytics.counters import Reading, edges, interval_energy
+from analytics.factors import load_factors
+from analytics.indicators.comprehensive_energy import EnergyUse, compute
 from analytics.indicators.new_energy_share import compute_share
-from analytics.park_share import compute_park_share, pooled_flows
+from analytics.park_energy import CARRIERS, compute_energy
+from analytics.park_share import CHINA, compute_park_share, pooled_flows
 from analytics.targets import load_share_settings
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
@@ -142,6 +146,18 @@ def test_park_end_to_end_matches_ground_truth(park_run: tuple[ThreadedPark, Stor
         k: (stored.inputs[k], round(getattr(truth, k), 3)) for k in ("imp", "exp", "re_gen", "charge", "discharge")}
     assert stored.inputs["discharge"] > 0, "the window should include the evening battery discharge"
     assert stored.target == pytest.approx(0.8) and stored.status in ("met", "below_target")
+    # 3. comprehensive energy (tce) and CO2 per tce from stored data equal the ground truth's
+    tce, carbon = compute_energy(store, "demo", start, end)
+    totals = {}
+    for field_, metrics in CARRIERS.items():
+        series = [s for m in metrics for s in truth_series.get(m, [])]
+        amounts = [interval_energy(s, [start, end], settings.max_hold_minutes * 60_000)[0][0] for s in series]
+        totals[field_] = sum(a for a in amounts if a is not None)
+    year = datetime.fromtimestamp(start / 1000, tz=CHINA).year
+    truth_energy = compute(EnergyUse(**totals), load_factors(), year=year, area="内蒙古")
+    assert tce.value is not None and tce.inputs["use"]["grid_import_kwh"] > 0
+    assert tce.value == pytest.approx(truth_energy.tce, rel=ENERGY_TOLERANCE)
+    assert carbon.value == pytest.approx(truth_energy.co2_per_tce, rel=ENERGY_TOLERANCE)
     # every batch every gateway sent arrived (seq has no holes)
     for c in store.completeness("demo", 0, 2**62):
         assert c.received == c.expected, c
