@@ -21,7 +21,7 @@ from .indicators.comprehensive_energy import (
     compute,
 )
 from .park_share import CHINA, ShareStore, require_park
-from .rollup_feed import Source, StepStore, pick, point_totals
+from .rollup_feed import Source, StepStore, plan, point_totals
 
 # EnergyUse field -> the counter metrics summed into it (the metrics' units are the field's)
 CARRIERS: dict[str, tuple[str, ...]] = {
@@ -41,16 +41,19 @@ def point_amounts(store: ShareStore, pts: Sequence[_Pt], start_ms: int, end_ms: 
                   source: Source = "auto") -> tuple[dict[int, float | None], int, str]:
     """What each counter advanced over [start, end) (None: it did not cover the period), the resets
     seen, and which data answered (``raw`` or a rollup level)."""
-    level = pick(cast(StepStore, store), source, start_ms, end_ms)
-    if level is not None:
-        amounts, resets = point_totals(cast(StepStore, store), [p.id for p in pts], start_ms, end_ms, level)
-        return amounts, resets, level
-    data = store.readings([p.id for p in pts], start_ms - _HOLD_MS, end_ms + _HOLD_MS)
-    amounts, resets = {}, 0
-    for p in pts:
-        (amounts[p.id],), rep = interval_energy(data.get(p.id, []), [start_ms, end_ms], _HOLD_MS)
-        resets += len(rep.resets)
-    return amounts, resets, "raw"
+    pl = plan(cast(StepStore, store), source, start_ms, end_ms)
+    amounts: dict[int, float | None] = {p.id: 0.0 for p in pts}
+    resets = 0
+    if pl.level is not None and pl.split_ms > start_ms:
+        amounts, resets = point_totals(cast(StepStore, store), [p.id for p in pts], start_ms, pl.split_ms, pl.level)
+    if pl.split_ms < end_ms:
+        data = store.readings([p.id for p in pts], pl.split_ms - _HOLD_MS, end_ms + _HOLD_MS)
+        for p in pts:
+            (tail,), rep = interval_energy(data.get(p.id, []), [pl.split_ms, end_ms], _HOLD_MS)
+            before = amounts[p.id]
+            amounts[p.id] = None if before is None or tail is None else before + tail
+            resets += len(rep.resets)
+    return amounts, resets, pl.label(end_ms)
 
 
 def group_totals(pts: Sequence[_Pt], amounts: dict[int, float | None], carriers: dict[str, tuple[str, ...]],

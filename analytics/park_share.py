@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from .counters import Reading, edges, interval_energy
 from .indicators.base import IndicatorResult
 from .indicators.new_energy_share import Flows, NewEnergyShare, compute_share
-from .rollup_feed import Source, StepStore, pick, pooled_steps
+from .rollup_feed import Source, StepStore, plan, pooled_steps
 from .targets import ShareSettings, Target, load_share_settings, target_for
 
 CHINA = ZoneInfo("Asia/Shanghai")  # target years follow the calendar the park reports in
@@ -78,11 +78,16 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     info = require_park(store, park)
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
     pts = store.points(park, metrics=wanted)
-    level = pick(cast(StepStore, store), source, start_ms, end_ms, step)
-    if level is not None:
-        flows, n_resets, lo, hi = rollup_flows(store, pts, start_ms, end_ms, step, level)
-    else:
-        flows, n_resets, lo, hi = raw_flows(store, pts, start_ms, end_ms, step, hold)
+    pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
+    flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
+    if pl.level is not None and pl.split_ms > start_ms:
+        flows, n_resets, lo, hi = rollup_flows(store, pts, start_ms, pl.split_ms, step, pl.level)
+    if pl.split_ms < end_ms:
+        tail, tail_resets, t_lo, t_hi = raw_flows(store, pts, pl.split_ms, end_ms, step, hold)
+        if t_hi > t_lo:
+            flows = _concat(flows, tail) if hi > lo else tail
+            lo, hi = (lo if hi > lo else t_lo), t_hi
+        n_resets += tail_resets
     b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
@@ -97,9 +102,16 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     result = replace(result, completeness=result.completeness * covered)
     result.inputs.update({"park_class": park_class, "interval_ms": step, "meters": len(pts),
                           "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
-                          "data_to_ms": hi if hi > lo else None, "source": level or "raw"})
+                          "data_to_ms": hi if hi > lo else None, "source": pl.label(end_ms)})
     result.inputs.update(_against_target(result.value, target, start, end))
     return result
+
+
+def _concat(a: Flows, b: Flows) -> Flows:
+    def cat(f: str) -> list[float | None]:
+        return list(getattr(a, f)) + list(getattr(b, f))
+
+    return Flows(cat("imp"), cat("exp"), cat("re_gen"), cat("charge"), cat("discharge"), cat("curtailed"))
 
 
 def raw_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms: int, step: int,

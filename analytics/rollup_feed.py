@@ -7,21 +7,22 @@ year. Against the raw path (analytics.counters) an interval's edge sits at the l
 rather than interpolated onto it (at most one reading interval apart, and the difference cancels over
 consecutive intervals); resets, misreads and read noise follow the same rules at bucket grain.
 
-The rollups are used when the period and the interval sit on a level's bucket edges (whole hours or
-China days), the period spans at least ``MIN_SPAN_MS`` and the rollups are current for it; shorter,
-unaligned or still-open periods (a live "today so far") read the raw readings, which are exact and cheap
-there. ``source`` forces either.
+The rollups answer a period from its start (on a level's bucket edge: whole hours or China days) up to
+the last bucket edge they are current for; the raw readings answer the rest (the hour still being
+written, or data that arrived late and waits for the next refresh). Short periods (a live "today so
+far") read only the raw readings, which are exact and cheap there. ``source`` forces either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ingest.store.rollups import LEVELS, CounterStep
 
 Source = Literal["auto", "raw", "rollup"]
-MIN_SPAN_MS = 2 * 86_400_000
+MIN_SPAN_MS = 86_400_000  # shorter periods (a live "today") read only the raw readings
 _COARSEST_FIRST = ("1d", "1h", "1m")
 
 
@@ -42,22 +43,41 @@ def level_for(start_ms: int, end_ms: int, step_ms: int | None = None) -> str | N
     return None
 
 
-def pick(store: StepStore, source: Source, start_ms: int, end_ms: int, step_ms: int | None = None) -> str | None:
-    """The rollup level to read, or None for the raw readings. ``auto`` reads the rollups only when nothing
-    written inside the period still waits to be rolled up (ingest refreshes them every 30 s), so an open
-    period (up to now) stays exact on the raw readings and a closed one is cheap."""
+@dataclass(frozen=True)
+class Plan:
+    """The rollups at ``level`` answer [start, split); the raw readings answer [split, end)."""
+
+    level: str | None
+    split_ms: int
+
+    def label(self, end_ms: int) -> str:
+        if self.level is None:
+            return "raw"
+        return self.level if self.split_ms >= end_ms else f"{self.level}+raw"
+
+
+def plan(store: StepStore, source: Source, start_ms: int, end_ms: int, step_ms: int | None = None) -> Plan:
+    """Which data answers which part of [start, end). ``auto``: the rollups up to the last bucket edge
+    before anything still waiting to be rolled up (ingest refreshes them every 30 s) or the end, the raw
+    readings after it - so "this year so far" costs a year of rollups and the last hour of readings.
+    Periods shorter than ``MIN_SPAN_MS`` or not starting on a bucket edge read the raw readings."""
     if source == "raw":
-        return None
-    level = level_for(start_ms, end_ms, step_ms)
+        return Plan(None, start_ms)
     if source == "rollup":
+        level = level_for(start_ms, end_ms, step_ms)
         if level is None:
             raise ValueError("the rollups answer periods (and intervals) on whole minutes, hours or China days; "
                              "align start and end, or use source=raw")
-        return level
-    if level is None or end_ms - start_ms < MIN_SPAN_MS:
-        return None
+        return Plan(level, end_ms)
     backlog = store.rollup_backlog_from()
-    return level if backlog is None or backlog >= end_ms else None
+    limit = end_ms if backlog is None else max(start_ms, min(end_ms, backlog))
+    fits = [w for w in _COARSEST_FIRST if LEVELS[w].floor(start_ms) == start_ms
+            and (step_ms is None or step_ms % LEVELS[w].width_ms == 0)
+            and LEVELS[w].floor(limit) - start_ms >= MIN_SPAN_MS]
+    exact = [w for w in fits if LEVELS[w].floor(limit) == limit]
+    # the coarsest level reaching the limit exactly; else hours (a raw tail under an hour); else what fits
+    width = exact[0] if exact else ("1h" if "1h" in fits else (fits[0] if fits else None))
+    return Plan(width, LEVELS[width].floor(limit)) if width else Plan(None, start_ms)
 
 
 def pooled_steps(store: StepStore, flows: Mapping[str, Sequence[int]], start_ms: int, end_ms: int, step_ms: int,

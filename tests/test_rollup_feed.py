@@ -111,3 +111,29 @@ def test_forcing_rollups_on_an_unaligned_period_says_how_to_fix_it(store: Store)
     _seed(store)
     with pytest.raises(ValueError, match="align start and end"):
         compute_park_share(store, "demo", START + 7_000, END, source="rollup")
+
+
+def test_late_data_open_periods_and_the_raw_tail(store: Store) -> None:
+    """Readings that arrive late (the silent hour, delivered from a gateway's buffer) are in the figures at
+    once: until the rollups are refreshed the part of the period from that hour on is read raw."""
+    _seed(store)
+    store.refresh_rollups()
+    assert compute_park_share(store, "demo", START, END).inputs["intervals_missing"] == 2
+    late = [("imp", t, 10.0 * ((t - (START - H)) // MIN + 1), 0) for t in range(GAP[0], GAP[1], MIN)]
+    store.write_batches([IncomingBatch("demo", "e01", "gw", wire.Batch(1, "gw", 2, GAP[0], late), GAP[0])])
+    mixed = compute_park_share(store, "demo", START, END)
+    # rollups up to the hour the late data starts in, the readings after it
+    assert mixed.inputs["source"] == "1h+raw" and mixed.inputs["intervals_missing"] == 0
+    # at the seam the minute between the last rolled-up reading and the hour edge is not counted
+    # (15 kWh of 75 600): the share moves in the fifth decimal
+    assert mixed.value == pytest.approx(1 / 7, abs=1e-4)
+    store.refresh_rollups()
+    again = compute_park_share(store, "demo", START, END)
+    assert again.inputs["source"] == "1h" and again.value == pytest.approx(1 / 7)
+    # a period still running ("so far", not on an hour): a year of rollups and the raw tail
+    now = END + 30 * MIN - 7_000
+    so_far, _c = compute_energy(store, "demo", START, now)
+    assert so_far.inputs["source"] == "1d+raw" or so_far.inputs["source"] == "1h+raw"
+    kwh = 3 * (1440 * 15 + 3840 - 240) + 29 * 15 + 14  # 3 days, then 29 min 53 s of both imports
+    assert so_far.inputs["use"]["grid_import_kwh"] + so_far.inputs["use"]["renewable_generation_kwh"] - \
+        so_far.inputs["use"]["grid_export_kwh"] == pytest.approx(kwh, abs=1.0)

@@ -1,8 +1,8 @@
 """Everything a park's monthly (or yearly) report to its regulator says, from the indicator functions
 the API and CLI use: one dict, written out as Excel and PDF by the neighbouring modules.
 
-Closed periods read the rollups (analytics.rollup_feed); pollutant compliance reads the outlets' raw
-samples (HJ 212 validity is judged minute by minute).
+Periods read the rollups as far as they are current (analytics.rollup_feed); pollutant compliance
+reads the outlets' raw samples (HJ 212 validity is judged minute by minute).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..park_compliance import compute_compliance
 from ..park_energy import compute_energy, energy_by_enterprise, totals_by_enterprise
 from ..park_intensity import compute_intensity, month_bounds
 from ..park_share import CHINA, FLOW_METRICS, compute_park_share, raw_flows, require_park
-from ..rollup_feed import StepStore, pick, pooled_steps
+from ..rollup_feed import StepStore, plan, pooled_steps
 
 DAY_MS = 86_400_000
 Progress = Callable[[str], None]
@@ -135,15 +135,15 @@ def daily_energy(store: Store, park: str, s_ms: int, e_ms: int) -> list[dict[str
     """Per China day: electricity used (import + RE - export) and RE used on site (RE - export, at most
     RE), in kWh; None for a day some meter did not cover. The report's chart."""
     pts = store.points(park, metrics=[m for ms in FLOW_METRICS.values() for m in ms])
-    level = pick(cast(StepStore, store), "auto", s_ms, e_ms, DAY_MS)
+    pl = plan(cast(StepStore, store), "auto", s_ms, e_ms, DAY_MS)
     metric_flow = {m: f for f, ms in FLOW_METRICS.items() for m in ms}
-    if level is not None:
+    if pl.level is not None and pl.split_ms >= e_ms:
         ids: dict[str, list[int]] = {f: [] for f in FLOW_METRICS}
         for p in pts:
             ids[metric_flow[p.metric or ""]].append(p.id)
-        series, _r, _a, _b = pooled_steps(cast(StepStore, store), ids, s_ms, e_ms, DAY_MS, level)
+        series, _r, _a, _b = pooled_steps(cast(StepStore, store), ids, s_ms, e_ms, DAY_MS, pl.level)
         first = s_ms
-    else:
+    else:  # an open period: days from the readings (a report is normally of a closed one)
         flows, _r, lo, _hi = raw_flows(store, pts, s_ms, e_ms, DAY_MS, 5 * 60_000)
         series = {f: list(getattr(flows, f)) for f in ("imp", "exp", "re_gen")}
         first = lo
