@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from ingest.store.rollups import LEVELS, CounterStep
+from ingest.store.rollups import LEVELS, CounterStep, CounterTotal
 
 Source = Literal["auto", "raw", "rollup"]
 MIN_SPAN_MS = 86_400_000  # shorter periods (a live "today") read only the raw readings
@@ -28,6 +28,8 @@ _COARSEST_FIRST = ("1d", "1h", "1m")
 
 class StepStore(Protocol):
     def rollup_backlog_from(self) -> int | None: ...
+    def counter_totals(self, point_ids: Sequence[int], start_ms: int, end_ms: int, width: str,
+                       jitter: float = 1e-6) -> list[CounterTotal]: ...
     def counter_steps(self, groups: dict[int, int], start_ms: int, end_ms: int, width: str,
                       bin_ms: int | None = None, contiguous: bool = True,
                       jitter: float = 1e-6) -> list[CounterStep]: ...
@@ -97,7 +99,9 @@ def pooled_steps(store: StepStore, flows: Mapping[str, Sequence[int]], start_ms:
         resets += s.resets
         if s.points:
             seen.append(k)
-        if s.points == len(flows[name]):
+        # every point must have a step in every bucket of the bin (the last bin may be short)
+        buckets = -(-min(step_ms, end_ms - s.bin_ms) // LEVELS[level].width_ms)
+        if s.points == len(flows[name]) * buckets:
             out[name][k] = s.amount
     return out, resets, (min(seen) if seen else None), (max(seen) if seen else None)
 
@@ -106,18 +110,9 @@ def point_totals(store: StepStore, point_ids: Sequence[int], start_ms: int, end_
                  level: str) -> tuple[dict[int, float | None], int]:
     """What each counter advanced over [start, end); None for one without a reading just before the
     start or in the last bucket (it did not cover the period: never guessed). Gaps inside are bridged."""
-    lv = LEVELS[level]
-    steps = store.counter_steps({pid: pid for pid in point_ids}, start_ms, end_ms, level, contiguous=False)
-    total: dict[int, float] = {}
-    starts: set[int] = set()
-    ends: set[int] = set()
+    out: dict[int, float | None] = dict.fromkeys(point_ids)
     resets = 0
-    for s in steps:
-        resets += s.resets
-        if s.points:
-            total[s.group] = total.get(s.group, 0.0) + s.amount
-            if s.bin_ms == start_ms:
-                starts.add(s.group)
-        if s.bin_ms == end_ms - lv.width_ms:
-            ends.add(s.group)
-    return {pid: (total.get(pid, 0.0) if pid in starts and pid in ends else None) for pid in point_ids}, resets
+    for t in store.counter_totals(point_ids, start_ms, end_ms, level):
+        resets += t.resets
+        out[t.point_id] = t.amount if t.from_start and t.to_end else None
+    return out, resets

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from parkmon import wire
 
-from .rollups import CounterStep, RollupRow
+from .rollups import CounterStep, CounterTotal, RollupRow
 
 UnknownPointPolicy = Literal["register", "quarantine"]
 
@@ -176,6 +176,8 @@ class Store(Protocol):
     def counter_steps(self, groups: dict[int, int], start_ms: int, end_ms: int, width: str,
                       bin_ms: int | None = None, contiguous: bool = True,
                       jitter: float = 1e-6) -> list[CounterStep]: ...
+    def counter_totals(self, point_ids: Sequence[int], start_ms: int, end_ms: int, width: str,
+                       jitter: float = 1e-6) -> list[CounterTotal]: ...
     def rollup_backlog_from(self) -> int | None: ...
     def apply_retention(self, retention: Retention, now_ms: int) -> dict[str, int]: ...
     def prepare(self, now_ms: int) -> list[str]: ...

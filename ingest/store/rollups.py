@@ -177,6 +177,17 @@ def refresh_timescale(conn: Connection, max_records: int = 10_000) -> list[tuple
 
 
 @dataclass(frozen=True, slots=True)
+class CounterTotal:
+    """What one counter advanced over a period from the rollups (see :func:`counter_totals_sql`)."""
+
+    point_id: int
+    amount: float
+    from_start: bool  # a reading in the bucket before the period: the start is covered
+    to_end: bool  # a reading in the period's last bucket: the end is covered
+    resets: int
+
+
+@dataclass(frozen=True, slots=True)
 class CounterStep:
     """Pooled counter steps of one group of points in one bin (see :func:`counter_steps_sql`)."""
 
@@ -187,12 +198,54 @@ class CounterStep:
     resets: int
 
 
+def _steps_cte(d: Dialect, level: Level, point_ids: list[int], contiguous: bool) -> str:
+    """CTEs ending in ``x(point_id, bucket, step, reset)``: per point and bucket in [lo, hi) the step of
+    its last good reading from the previous bucket's - one window pass over the rollup, in the order of
+    its key (point, bucket), so the database streams it without sorting."""
+    big = "greatest" if d.pg else "max"
+    width = f"interval '{level.width_ms} milliseconds'" if d.pg else str(level.width_ms)
+    one, zero = ("1.0::float8", "0.0::float8") if d.pg else ("1.0", "0.0")  # numeric literals are slow on PG
+
+    def drop(v: str, p: str) -> str:
+        return f"{v} < {p} - :j * {big}(abs({p}), {one})"
+
+    def back(p: str, nxt: str) -> str:
+        return f"{nxt} >= {p} - :j * {big}(abs({p}), {one})"
+
+    # a drop whose next reading comes straight back is a misread: the bucket keeps the previous value;
+    # v = this bucket's value so cleaned, pv = the previous bucket's (from prev, prev2 and this first)
+    v = f"CASE WHEN {drop('last', 'prev')} AND {back('prev', 'next')} THEN prev ELSE last END"
+    pv = f"CASE WHEN {drop('prev', 'prev2')} AND {back('prev2', 'first')} THEN prev2 ELSE prev END"
+    adjacent = f"pb = bucket - {width}" if contiguous else "pb IS NOT NULL"
+    # the common case, a counter that rose in this bucket and the one before: no cleaning to do, and
+    # the database evaluates nothing more (the cleaned values are only computed for drops)
+    steady = "last >= prev AND (prev2 IS NULL OR prev >= prev2)"
+    ids = ",".join(map(str, sorted(point_ids)))
+    return f"""
+r AS (SELECT point_id, bucket, first, last, max AS top,
+             lag(last) OVER w AS prev, lag(last, 2) OVER w AS prev2, lag(bucket) OVER w AS pb,
+             lead(first) OVER w AS next
+      FROM {level.table}
+      WHERE point_id IN ({ids}) AND bucket >= {d.t('lo_prev')} AND bucket < {d.t('hi')} AND n > 0
+      WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
+c AS (SELECT point_id, bucket, pb, top, last, prev, prev2, {v} AS v, {pv} AS pv FROM r
+      WHERE bucket >= {d.t('lo')}),
+x AS (SELECT point_id, bucket,
+             CASE WHEN pb IS NULL OR NOT ({adjacent}) THEN NULL
+                  WHEN {steady} THEN last - prev
+                  WHEN {drop('v', 'pv')} THEN {big}(top - pv, {zero}) + v
+                  ELSE {big}(v - pv, {zero}) END AS step,
+             CASE WHEN {steady} OR pb IS NULL THEN 0 WHEN {drop('v', 'pv')} THEN 1 ELSE 0 END AS reset
+      FROM c)"""
+
+
 def counter_steps_sql(d: Dialect, level: Level, groups: dict[int, int], bin_level: Level,
                       contiguous: bool) -> str:
     """SQL pooling counter rollups into bins: per point and bucket the step of its last good reading
     from the previous bucket's (a bucket's energy, telescoping: the sum over any run of buckets is
     last reading minus the last reading before the run, exactly what the raw readings give at the
-    run's ends), summed per group of points and bin of ``bin_level`` (a multiple of ``level``).
+    run's ends), summed per group of points and bin of ``bin_level`` (a multiple of ``level``);
+    ``points`` counts the (point, bucket) steps known in the bin.
 
     The counter rules of analytics.counters, at bucket grain: a drop beyond the jitter is a reset and
     the step is what the old meter counted in the bucket (its highest reading there) plus the new reading
@@ -200,31 +253,25 @@ def counter_steps_sql(d: Dialect, level: Level, groups: dict[int, int], bin_leve
     misread and is held; a smaller drop is read noise (step 0). ``contiguous``: a step only counts
     when the previous bucket had a reading (an interval view: a step spanning a gap belongs to no one
     bin); otherwise a step across empty buckets counts in full (a total over the period).
-    Params: lo (first bucket), hi (end), j (jitter)."""
-    pts = ",".join(f"({pid},{grp})" for pid, grp in sorted(groups.items()))
-    big = "greatest" if d.pg else "max"
-    width = (f"interval '{level.width_ms} milliseconds'" if d.pg else str(level.width_ms))
-    drop = f"{{v}} < {{p}} - :j * {big}(abs({{p}}), 1.0)"
-    glitch = drop.format(v="last", p="prev") + " AND " + f"next >= prev - :j * {big}(abs(prev), 1.0)"
-    reset = drop.format(v="v", p="pv")
-    adjacent = "pb = bucket - " + width if contiguous else "pb IS NOT NULL"
-    bin_col = d.bucket("bucket", bin_level)
+    Params: lo_prev (the bucket before lo), lo (first bucket), hi (end), j (jitter)."""
+    pairs = ",".join(f"({pid},{grp})" for pid, grp in sorted(groups.items()))
     out_bin = "CAST(extract(epoch FROM b) * 1000 AS bigint)" if d.pg else "b"
     return f"""
-WITH r AS (SELECT point_id, bucket, first, last, max AS top FROM {level.table}
-           WHERE point_id IN (SELECT column1 FROM (VALUES {pts}) v)
-             AND bucket >= {d.t('lo_prev')} AND bucket < {d.t('hi')} AND n > 0),
-l AS (SELECT point_id, bucket, last, top, lag(last) OVER w AS prev, lead(first) OVER w AS next
-      FROM r WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
-c AS (SELECT point_id, bucket, top, CASE WHEN {glitch} THEN prev ELSE last END AS v FROM l),
-s AS (SELECT point_id, bucket, top, v, lag(v) OVER w AS pv, lag(bucket) OVER w AS pb
-      FROM c WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
-x AS (SELECT point_id, {bin_col} AS b,
-             CASE WHEN {adjacent} THEN (CASE WHEN {reset} THEN {big}(top - pv, 0.0) + v
-                                             ELSE {big}(v - pv, 0.0) END) END AS step,
-             CASE WHEN pb IS NOT NULL AND {reset} THEN 1 ELSE 0 END AS reset
-      FROM s WHERE bucket >= {d.t('lo')})
-SELECT g.column2 AS grp, {out_bin} AS bin_ms, coalesce(sum(x.step), 0) AS amount, count(x.step) AS points,
-       sum(x.reset) AS resets
-FROM x JOIN (VALUES {pts}) g ON g.column1 = x.point_id
-GROUP BY g.column2, x.b ORDER BY 1, 2"""
+WITH {_steps_cte(d, level, list(groups), contiguous)},
+y AS (SELECT point_id, {"bucket" if bin_level.width_ms == level.width_ms else d.bucket("bucket", bin_level)} AS b,
+             step, reset FROM x)
+SELECT g.column2 AS grp, {out_bin} AS bin_ms, coalesce(sum(y.step), 0) AS amount, count(y.step) AS points,
+       sum(y.reset) AS resets
+FROM y JOIN (VALUES {pairs}) g ON g.column1 = y.point_id
+GROUP BY g.column2, y.b ORDER BY 1, 2"""
+
+
+def counter_totals_sql(d: Dialect, level: Level, point_ids: list[int]) -> str:
+    """Per point over [lo, hi): the sum of its steps (gaps bridged), whether it has a step in the first
+    bucket (a reading just before lo) and a reading in the last bucket, and its resets."""
+    return f"""
+WITH {_steps_cte(d, level, point_ids, contiguous=False)}
+SELECT point_id, coalesce(sum(step), 0) AS amount,
+       max(CASE WHEN bucket = {d.t('lo')} AND step IS NOT NULL THEN 1 ELSE 0 END) AS from_start,
+       max(CASE WHEN bucket = {d.t('last')} THEN 1 ELSE 0 END) AS to_end, sum(reset) AS resets
+FROM x GROUP BY point_id"""
