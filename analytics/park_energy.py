@@ -114,10 +114,29 @@ def compute_energy(store: ShareStore, park: str, start_ms: int, end_ms: int, ent
 def energy_by_enterprise(store: ShareStore, park: str, start_ms: int, end_ms: int, factors: Factors | None = None,
                          source: Source = "auto") -> dict[str, tuple[IndicatorResult, IndicatorResult]]:
     """:func:`compute_energy` of every enterprise of the park (default methods), from one read."""
-    require_park(store, park)
     f = factors or load_factors()
-    return {ent: energy_results(EnergyUse(**totals), rep, park, ent, start_ms, end_ms, f)
+    return {ent: energy_results(use, rep, park, ent, start_ms, end_ms, f)
+            for ent, (use, rep) in uses_by_enterprise(store, park, start_ms, end_ms, source).items()}
+
+
+def uses_by_enterprise(store: ShareStore, park: str, start_ms: int, end_ms: int,
+                       source: Source = "auto") -> dict[str, tuple[EnergyUse, dict[str, Any]]]:
+    require_park(store, park)
+    return {ent: (EnergyUse(**totals), rep)
             for ent, (totals, rep) in totals_by_enterprise(store, park, CARRIERS, start_ms, end_ms, source).items()}
+
+
+def park_use(uses: dict[str, tuple[EnergyUse, dict[str, Any]]]) -> tuple[EnergyUse, dict[str, Any]]:
+    """The park's energy use as the sum of its enterprises' (the same meters, read once)."""
+    total = {f_.name: sum(getattr(u, f_.name) for u, _r in uses.values()) for f_ in fields(EnergyUse)}
+    rep: dict[str, Any] = {"meters": {}, "uncovered": [], "resets": 0, "source": "raw"}
+    for _u, r in uses.values():
+        for k, n in r["meters"].items():
+            rep["meters"][k] = rep["meters"].get(k, 0) + n
+        rep["uncovered"] += r["uncovered"]
+        rep["resets"] += r["resets"]
+        rep["source"] = r["source"]
+    return EnergyUse(**total), rep
 
 
 def energy_results(use: EnergyUse, rep: dict[str, Any], park: str, enterprise: str | None, start_ms: int,

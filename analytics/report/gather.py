@@ -23,7 +23,7 @@ from ..indicators.key_energy_users import THRESHOLD_TCE, rank
 from ..indicators.pue import TARGET as PUE_TARGET
 from ..indicators.pue import pue
 from ..park_compliance import compute_compliance
-from ..park_energy import compute_energy, energy_by_enterprise, totals_by_enterprise
+from ..park_energy import energy_results, park_use, totals_by_enterprise, uses_by_enterprise
 from ..park_intensity import compute_intensity, month_bounds
 from ..park_share import CHINA, FLOW_METRICS, compute_park_share, raw_flows, require_park
 from ..rollup_feed import StepStore, plan, pooled_steps
@@ -59,10 +59,11 @@ def park_report(store: Store, park: str, period: str, progress: Progress | None 
         return out
 
     share = timed("新能源消纳比例 share", lambda: compute_park_share(store, park, s_ms, e_ms))
-    tce, carbon = timed("综合能耗 energy", lambda: compute_energy(store, park, s_ms, e_ms))
-    k = load_factors().tce.electricity_equivalent.value
-    clean = clean_energy_share(share.inputs.get("numerator"), tce.value, k)
-    per_ent = timed("企业能耗 enterprises", lambda: energy_by_enterprise(store, park, s_ms, e_ms))
+    uses = timed("综合能耗 energy", lambda: uses_by_enterprise(store, park, s_ms, e_ms))
+    f = load_factors()
+    tce, carbon = energy_results(*park_use(uses), park, None, s_ms, e_ms, f)
+    clean = clean_energy_share(share.inputs.get("numerator"), tce.value, f.tce.electricity_equivalent.value)
+    per_ent = {e: energy_results(u, r, park, e, s_ms, e_ms, f) for e, (u, r) in uses.items()}
     days = (e_ms - s_ms) / DAY_MS
     key_users = rank({e: r[0].value for e, r in per_ent.items()}, days, THRESHOLD_TCE)
     intensity = timed("强度 intensity", lambda: _intensity(store, park, period)) if len(period) == 7 else None
