@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
@@ -71,13 +71,14 @@ def pooled_flows(series_by_metric: dict[str, list[list[Reading]]], edge_ms: list
 def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
                        settings: ShareSettings | None = None, interval_ms: int | None = None,
                        green_purchase_kwh: float = 0.0, certificates_sold_kwh: float = 0.0,
-                       source: Source = "auto") -> IndicatorResult:
+                       source: Source = "auto", enterprise: str | None = None) -> IndicatorResult:
+    """The share of a park (or of one enterprise's own meters, judged against its park's target)."""
     s = settings or load_share_settings()
     step = interval_ms or s.interval_minutes * 60_000
     hold = s.max_hold_minutes * 60_000
     info = require_park(store, park)
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
-    pts = store.points(park, metrics=wanted)
+    pts = store.points(park, metrics=wanted, enterprise=enterprise)
     pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
     flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
     if pl.level is not None and pl.split_ms > start_ms:
@@ -100,8 +101,8 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
                                      target.source if target else "")
     covered = max(0, hi - lo) / (end_ms - start_ms) if end_ms > start_ms else 0.0
     result = replace(result, completeness=result.completeness * covered)
-    result.inputs.update({"park_class": park_class, "interval_ms": step, "meters": len(pts),
-                          "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
+    result.inputs.update({"park": park, "enterprise": enterprise, "park_class": park_class, "interval_ms": step,
+                          "meters": len(pts), "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
                           "data_to_ms": hi if hi > lo else None, "source": pl.label(end_ms)})
     result.inputs.update(_against_target(result.value, target, start, end))
     return result
@@ -144,6 +145,19 @@ def rollup_flows(store: ShareStore, pts: Sequence[_Point], start_ms: int, end_ms
         return Flows([], [], [], [], []), resets, start_ms, start_ms
     cut = {f: v[first:last + 1] for f, v in series.items()}
     return Flows(**cut), resets, start_ms + first * step, min(end_ms, start_ms + (last + 1) * step)
+
+
+def region_share(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The share of a region from its parks' shares (each ``{"value": …, "inputs": {…}}``, an
+    IndicatorResult's JSON): all their renewable energy used over all their consumption (a ratio of sums,
+    so a park weighs as much as it consumes), with the parts it was made of."""
+    have = [r for r in results if r["value"] is not None]
+    num = sum(float(r["inputs"].get("numerator") or 0.0) for r in have)
+    den = sum(float(r["inputs"].get("consumption") or 0.0) for r in have)
+    return {"value": num / den if den > 1e-3 else None, "numerator_kwh": round(num, 3),
+            "consumption_kwh": round(den, 3), "parks_with_data": len(have),
+            "parks_without_data": [r["inputs"].get("park") for r in results if r["value"] is None],
+            "method": "Σ parks' RE used (NES numerator) / Σ parks' consumption (NES-1), parks with data"}
 
 
 def _against_target(value: float | None, target: Target | None, start: datetime, end: datetime) -> dict[str, Any]:

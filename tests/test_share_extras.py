@@ -70,5 +70,25 @@ def test_region_overview_for_regulators(store: Store) -> None:
     # 48 h × (1 300 kWh × 0.1229 + 50 m³ × 1.2143) kgce
     assert park["comprehensive_energy_tce"] == pytest.approx(48 * (1300 * 0.1229 + 50 * 1.2143) / 1000)
     assert park["pollutant_compliance"] is None and 0 <= park["scorecard"] <= 1  # no outlets: nothing to judge
+    # a second park of the region: 500 kWh/h imported, 500 kWh/h of PV all used on site (share 50 %)
+    store.upsert_park("p2", "二号园区", "Park 2", "low_carbon", region="内蒙古自治区")
+    store.upsert_meta("p2", "e01", "gw1", wire.Meta(1, "gw1", 0, {
+        "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
+        "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", "")}, {}))
+    store.write_batches([IncomingBatch("p2", "e01", "gw1", wire.Batch(1, "gw1", 1, JAN1, [
+        s for h in range(49) for s in (("grid.imp", JAN1 + h * H, 500.0 * h, 0), ("pv.gen", JAN1 + h * H, 500.0 * h, 0))
+    ]), JAN1)])
+    body = client.get("/api/v1/regions/内蒙古自治区/overview",
+                      params={"start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"}).json()
+    # the region's share is a ratio of sums, not a mean of shares: (300 + 500) / (1 300 + 1 000) per hour
+    assert body["new_energy_share"]["value"] == pytest.approx(800 / 2300)
+    assert body["new_energy_share"]["parks_with_data"] == 2
+    # one enterprise's own share, against its park's target; an enterprise without meters has none
+    own = client.get("/api/v1/parks/p2/indicators/new-energy-share", params={
+        "start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00", "enterprise": "e01"}).json()
+    assert own["value"] == pytest.approx(0.5) and own["inputs"]["enterprise"] == "e01" and own["target"] == 0.5
+    none = client.get("/api/v1/parks/p2/indicators/new-energy-share", params={
+        "start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00", "enterprise": "e99"}).json()
+    assert none["value"] is None and none["status"] == "insufficient_data"
     missing = client.get("/api/v1/regions/火星/overview")
     assert missing.status_code == 404 and "内蒙古自治区" in missing.text

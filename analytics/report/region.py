@@ -16,6 +16,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate
 
 from ingest.store import Store
 
+from ..park_share import region_share
 from . import rows
 from .gather import Progress, park_report
 from .pdf import _BLUE, _BODY, _GREEN, _H1, _H2, FONT, _table
@@ -34,7 +35,8 @@ def region_report(store: Store, region: str, period: str, progress: Progress | N
     for i, p in enumerate(parks, 1):
         say(f"park {i}/{len(parks)} {p.key}")
         reports.append(park_report(store, p.key, period))
-    return {"region": region, "period": period, "parks": reports}
+    return {"region": region, "period": period, "parks": reports,
+            "new_energy_share": region_share([r["new_energy_share"] for r in reports])}
 
 
 def lines(region: dict[str, Any]) -> list[list[Any]]:
@@ -58,6 +60,8 @@ def write_region_excel(region: dict[str, Any], path: Path) -> Path:
     ws.append(HEAD)
     for line in lines(region):
         ws.append(line)
+    ws.append([])
+    ws.append(["区域新能源消纳比例 Region's new-energy share", rows.pct(region["new_energy_share"]["value"])])
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path
@@ -86,6 +90,8 @@ def write_region_pdf(region: dict[str, Any], path: Path) -> Path:
         Paragraph(f"{region['region']} {region['period']} 园区监测汇总 · Parks of the region", _H1),
         _table(HEAD, lines(region), [34, 20, 20, 16, 22, 20, 14, 18, 18]),
         Paragraph("新能源消纳比例(蓝)与目标(绿) New-energy share (blue) against target (green), %", _H2),
-        share_chart(region), Paragraph(f"{len(region['parks'])} parks", _BODY),
+        share_chart(region),
+        Paragraph(f"区域新能源消纳比例 Region's share: {rows.pct(region['new_energy_share']['value'])} "
+                  f"({len(region['parks'])} parks, Σ RE used / Σ consumption)", _BODY),
     ])
     return path

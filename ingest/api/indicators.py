@@ -70,6 +70,7 @@ def new_energy_share(
     interval_s: Annotated[int | None, Query(ge=1, le=86400, description="attribution interval")] = None,
     green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
     certificates_sold_kwh: Annotated[float, Query(ge=0)] = 0.0,
+    enterprise: Annotated[str | None, Query(description="one enterprise's own meters; default: the park")] = None,
 ) -> dict[str, Any]:
     now = datetime.fromtimestamp(time.time(), tz=CHINA)
     start, end = window(start, end, period, now)
@@ -77,12 +78,13 @@ def new_energy_share(
     try:
         result = compute_park_share(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
                                     settings, interval_s * 1000 if interval_s else None,
-                                    green_purchase_kwh, certificates_sold_kwh)
+                                    green_purchase_kwh, certificates_sold_kwh, enterprise=enterprise)
     except LookupError as exc:
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
     out = result.to_json()
     # 清洁能源消费占比: the same renewable electricity over all energy in tce, kept apart from this share
-    tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                  enterprise)
     k = load_factors().tce.electricity_equivalent
     clean = clean_energy_share(result.inputs.get("numerator"), tce.value, k.value)
     out["inputs"]["clean_energy_share_tce"] = {

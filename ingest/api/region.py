@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy
-from analytics.park_share import CHINA, compute_park_share
+from analytics.park_share import CHINA, compute_park_share, region_share
 
 from .deps import StoreDep
 from .indicators import Period, window
@@ -44,8 +44,10 @@ def overview(
     start, end = window(start, end, period, datetime.fromtimestamp(time.time(), tz=CHINA))
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     rows: list[dict[str, Any]] = []
+    shares = []
     for p in parks:
         share = compute_park_share(store, p.key, s_ms, e_ms)
+        shares.append({"value": share.value, "inputs": share.inputs})
         tce, carbon = compute_energy(store, p.key, s_ms, e_ms)
         comp = compute_compliance(store, p.key, s_ms, e_ms)
         rows.append({"park": p.key, "name_zh": p.name_zh, "park_class": p.park_class,
@@ -55,5 +57,6 @@ def overview(
                      "pollutant_compliance": comp["value"], "scorecard": scorecard(store, p.key)["value"]})
     tces = [r["comprehensive_energy_tce"] for r in rows if r["comprehensive_energy_tce"] is not None]
     return {"region": region, "period_start": start.isoformat(), "period_end": end.isoformat(),
-            "parks": rows, "parks_meeting_share_target": sum(r["new_energy_share"]["status"] == "met" for r in rows),
+            "parks": rows, "new_energy_share": region_share(shares),
+            "parks_meeting_share_target": sum(r["new_energy_share"]["status"] == "met" for r in rows),
             "comprehensive_energy_tce": sum(tces) if tces else None}
