@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from ..records.base import RecordError
 from ..store import Store
 from . import (
+    alerts,
     deps,
     economy,
     environment,
@@ -27,7 +28,8 @@ from . import (
 )
 
 
-def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None) -> FastAPI:
+def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,
+               alert_engine: object | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -42,12 +44,14 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     )
     app.state.store = store
     app.state.share_settings = share_settings
+    app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(readings.router, prefix="/api/v1")
     app.include_router(indicators.router, prefix="/api/v1")
     app.include_router(storage.router, prefix="/api/v1")
     app.include_router(scorecard.router, prefix="/api/v1")
     app.include_router(region.router, prefix="/api/v1")
+    app.include_router(alerts.router, prefix="/api/v1")
     for system in (systems, safety, environment, logistics, economy, services):
         app.include_router(system.router, prefix="/api/v1")
 

@@ -1,0 +1,301 @@
+"""The alert engine: rules applied to every committed batch (ingest calls :meth:`AlertEngine.on_commit`
+after each commit) and, on a timer (:meth:`tick`), to silence, escalation, validated hourly pollutant
+averages and the indicators. Each transition is committed with its outbox rows before anyone is told;
+the dispatcher (analytics.alerts.dispatch) delivers from there.
+
+Trackers live in memory; firing alerts are restored from the database at start, so a restart neither
+repeats nor forgets them. A condition that was only pending when the platform stopped starts its
+duration again (said in docs/alerts.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ingest import schema as s
+from ingest.records import tables as t
+from ingest.store import Store
+from ingest.store.base import IncomingBatch
+from parkmon.metrics import METRICS
+
+from . import store as db
+from .rules import Rule, load_rules, parse_rules
+from .state import Tracker, Transition
+
+log = logging.getLogger("parkmon.alerts")
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class _PointCtx:
+    subject: db.Subject
+    device_kind: str
+    rules: tuple[Rule, ...]
+
+
+class AlertEngine:
+    def __init__(self, store: Store, rules: Sequence[Rule] | None = None,
+                 clock: Callable[[], float] = time.time, notify: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.notify = notify or (lambda: None)  # wakes the dispatcher after a commit with outbox rows
+        self._base_rules = list(rules) if rules is not None else load_rules()
+        self._lock = threading.Lock()
+        self._trackers: dict[tuple[str, str], Tracker] = {}
+        self._open: dict[tuple[str, str], int] = {}  # (rule, subject) -> alert id of a firing alert
+        self._points: dict[tuple[str, str, str], _PointCtx | None] = {}
+        self._parks: dict[str, tuple[str, str]] = {}  # park -> (name_zh, region)
+        self._gw_seen: dict[tuple[str, str, str], int] = {}
+        self._last_hour_judged = 0
+        self.reload()
+
+    # ---- configuration --------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Rules = the defaults (or those given) overridden by id with each park's own (alert_rules)."""
+        with self.store.engine.connect() as conn:
+            park_rules = [r.body for r in conn.execute(select(t.alert_rules.c.body))]
+            opened = db.open_alerts(conn)
+            parks = conn.execute(select(s.parks.c.key, s.parks.c.name_zh, s.parks.c.region)).all()
+        extra = parse_rules({"rules": [json.loads(b) for b in park_rules]}, "alert_rules") if park_rules else []
+        # a park's rule replaces the default of the same id for that park only
+        overridden: dict[str, list[str]] = {}
+        for r in extra:
+            overridden.setdefault(r.id, []).append(r.park or "")
+        base = [r.model_copy(update={"except_parks": tuple(overridden[r.id])}) if r.id in overridden else r
+                for r in self._base_rules]
+        by_id = {r.id: r for r in base}
+        with self._lock:
+            self.rules = base + extra
+            self._points.clear()
+            self._parks = {p.key: (p.name_zh, p.region or "") for p in parks}
+            for a in opened:
+                rule = next((r for r in self.rules if r.id == a["rule_id"] and r.park in (None, a["park"])
+                             and a["park"] not in r.except_parks), by_id.get(a["rule_id"]))
+                if rule is None:
+                    continue
+                k = (a["rule_id"], a["subject"])
+                tr = self._trackers.setdefault(k, Tracker(rule, a["subject"]))
+                tr.state, tr.since_ms, tr.peak = "firing", int(a["since_ms"]), a["peak"]
+                self._open[k] = int(a["id"])
+
+    def rule_for(self, rule_id: str, park: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id and r.park in (None, park)
+                     and park not in r.except_parks), None)
+
+    def _ctx(self, park: str, ent: str, key: str) -> _PointCtx | None:
+        k = (park, ent, key)
+        if k in self._points:
+            return self._points[k]
+        found = None
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(s.points.c.metric, s.points.c.unit, s.devices.c.key.label("dev"), s.devices.c.kind)
+                .join(s.devices, s.devices.c.id == s.points.c.device_id)
+                .where(s.points.c.key == f"{park}.{ent}.{key}")).first()
+        if row is not None:
+            metric = row.metric
+            m = METRICS.get(metric or "")
+            name_zh, region = self._parks.get(park, (park, ""))
+            subj = db.Subject(f"{park}/{ent}/{key}", park, ent, row.dev, metric, row.unit or (m.unit if m else ""),
+                              m.zh if m else key, name_zh, region)
+            rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
+                          and r.applies(park, ent, row.dev, row.kind or "", metric))
+            found = _PointCtx(subj, row.kind or "", rules)
+        if found is not None or len(self._points) < 1_000_000:
+            self._points[k] = found
+        return found
+
+    # ---- the live path: called by ingest after each commit -----------------------------------------
+    def on_commit(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        with self._lock:
+            for b in batches:
+                gk = (b.park, b.enterprise, b.gateway)
+                self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
+                for key, ts, value, q in b.batch.samples:
+                    ctx = self._ctx(b.park, b.enterprise, key)
+                    if ctx is None or not ctx.rules:
+                        continue
+                    for rule in ctx.rules:
+                        tr = self._trackers.get((rule.id, ctx.subject.key))
+                        if tr is None:
+                            tr = self._trackers[(rule.id, ctx.subject.key)] = Tracker(rule, ctx.subject.key)
+                        tx = tr.observe(ts, value, q)
+                        if tx is not None:
+                            out.append((rule, ctx.subject, tx, None))
+            self._persist(out)
+
+    # ---- on a timer ---------------------------------------------------------------------------------
+    def tick(self, now_ms: int | None = None) -> int:
+        """Silence, escalation, hourly pollutant averages and indicators; returns transitions made."""
+        now = int(self.clock() * 1000) if now_ms is None else now_ms
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        with self._lock:
+            out += self._stale(now)
+            self._persist(out)
+            self._escalate(now)
+        hour = now // HOUR_MS * HOUR_MS
+        if hour > self._last_hour_judged:
+            judged = self._hourly(hour)
+            with self._lock:
+                self._persist(judged)
+            self._last_hour_judged = hour
+            out += judged
+        return len(out)
+
+    def _stale(self, now: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        stale_rules = [r for r in self.rules if r.kind == "stale" and r.enabled]
+        if not stale_rules:
+            return out
+        for park in self._parks:
+            for g in self.store.gateways(park):
+                key = (park, g.enterprise, g.gateway)
+                seen = max(self._gw_seen.get(key, 0), g.health_ms or 0, g.status_ms or 0) or None
+                name_zh, region = self._parks[park]
+                subj = db.Subject(f"{park}/{g.enterprise}/{g.gateway}", park, g.enterprise, g.gateway, None, "",
+                                  "网关", name_zh, region)
+                for rule in stale_rules:
+                    if not rule.applies(park, g.enterprise, g.gateway, "", None):
+                        continue
+                    tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                    tx = tr.silent(now, seen)
+                    if tx is not None:
+                        out.append((rule, subj, tx, None))
+        return out
+
+    def _escalate(self, now: int) -> None:
+        notify = False
+        with self.store.engine.begin() as conn:
+            for a in db.open_alerts(conn):
+                rule = self.rule_for(a["rule_id"], a["park"])
+                if rule is None or rule.escalate_after_s is None or a["acked_ms"] is not None:
+                    continue
+                due = int(a["fired_ms"]) + int(rule.escalate_after_s * 1000) * (int(a["escalations"]) + 1)
+                if now >= due and a["severity"] != "critical":
+                    db.escalate(conn, int(a["id"]), now)
+                    notify = True
+        if notify:
+            self.notify()
+
+    def _hourly(self, hour_end: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+        """The hour just ended: validated pollutant averages against their limits (HJ 212 rules), and
+        the indicators of the year so far."""
+        return self._pollutants(hour_end) + self._indicators(hour_end)
+
+    def _indicators(self, now: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+        from datetime import datetime
+
+        from analytics.indicators.key_energy_users import rank
+        from analytics.park_energy import energy_by_enterprise
+        from analytics.park_share import CHINA, compute_park_share
+
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]
+        if not rules:
+            return out
+        local = datetime.fromtimestamp(now / 1000, tz=CHINA)
+        jan1 = int(local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+        if now - jan1 < 7 * 86_400_000:
+            return out  # a year's first week says too little about the year
+        for park, (name_zh, region) in self._parks.items():
+            for rule in (r for r in rules if r.applies(park, "", "", "", None)):
+                if rule.indicator == "new_energy_share":
+                    share = compute_park_share(self.store, park, jan1, now)
+                    if share.value is None or share.target is None:
+                        continue
+                    subj = db.Subject(f"{park}/new_energy_share", park, None, None, None, "", "新能源消纳比例",
+                                      name_zh, region)
+                    tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                    tx = tr.judged(now, share.value < share.target - 1e-9, share.value)
+                    if tx is not None:
+                        out.append((rule, subj, tx, share.target))
+                else:
+                    line = float(rule.threshold or 5000.0)
+                    tce = {e: r[0].value for e, r in energy_by_enterprise(self.store, park, jan1, now).items()}
+                    for k in rank(tce, (now - jan1) / 86_400_000, line):
+                        subj = db.Subject(f"{park}/{k.enterprise}/key_energy_user", park, k.enterprise, None, None,
+                                          "tce", "年化综合能耗", name_zh, region)
+                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                        tx = tr.judged(now, k.key_user, k.annualised_tce)
+                        if tx is not None:
+                            out.append((rule, subj, tx, line))
+        return out
+
+    def _pollutants(self, hour_end: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+        from analytics.park_compliance import compute_compliance, limits
+
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        rules = [r for r in self.rules if r.kind == "pollutant" and r.enabled]
+        if not rules:
+            return out
+        lim = limits()
+        for park, (name_zh, region) in self._parks.items():
+            try:
+                comp = compute_compliance(self.store, park, hour_end - HOUR_MS, hour_end, lim)
+            except LookupError:
+                continue
+            for o in comp["outlets"]:
+                if o["valid_hours"] == 0:
+                    continue  # no valid hour: the data says nothing (a quality or stale rule watches that)
+                value = o["max_hourly"]
+                subj = db.Subject(f"{park}/{o['enterprise']}/{o['device']}/{o['metric']}", park, o["enterprise"],
+                                  o["device"], o["metric"], o["unit"].split(" ")[0],
+                                  METRICS[o["metric"]].zh if o["metric"] in METRICS else o["metric"],
+                                  name_zh, region)
+                for rule in rules:
+                    if not rule.applies(park, o["enterprise"], o["device"], "", o["metric"]):
+                        continue
+                    limit = float(rule.threshold if rule.threshold is not None else o["limit"])
+                    tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                    tx = tr.judged(hour_end, value > limit + 1e-9, value)
+                    if tx is not None:
+                        out.append((rule, subj, tx, limit))
+        return out
+
+    # ---- persistence ----------------------------------------------------------------------------
+    def _persist(self, out: list[tuple[Rule, db.Subject, Transition, float | None]]) -> None:
+        if not out:
+            return
+        with self.store.engine.begin() as conn:
+            for rule, subj, tx, threshold in out:
+                k = (rule.id, subj.key)
+                if tx.to == "firing":
+                    if k in self._open:
+                        continue  # already firing (dedup across restarts)
+                    self._open[k] = db.fire(conn, rule, subj, tx.at_ms, tx.since_ms, tx.value, tx.peak, threshold)
+                else:
+                    aid = self._open.pop(k, None)
+                    if aid is not None:
+                        db.resolve(conn, aid, tx.at_ms, tx.value, tx.peak)
+        self.notify()
+
+    def forget(self, alert_id: int) -> None:
+        """An alert closed by a person: the tracker starts over (it fires again if the cause persists)."""
+        with self._lock:
+            for k, aid in list(self._open.items()):
+                if aid == alert_id:
+                    del self._open[k]
+                    tr = self._trackers.get(k)
+                    if tr is not None:
+                        tr.state, tr.peak = "ok", None
+
+    def run(self, stop: threading.Event, every_s: float = 5.0) -> None:
+        while not stop.wait(every_s):
+            try:
+                self.tick()
+            except Exception:  # the timer must survive a bad hour; the error is logged with its cause
+                log.exception("alert tick failed")
+
+
+def as_listener(engine: AlertEngine) -> Callable[[list[IncomingBatch], int], None]:
+    def listener(batches: list[IncomingBatch], committed_ms: int) -> None:
+        engine.on_commit(batches, committed_ms)
+    return listener

@@ -1,0 +1,137 @@
+"""Alert rules: configuration (YAML or the API), validated with errors that say which rule and field.
+
+A rule watches points chosen by scope (park, enterprise, device, device kind) and metric:
+
+- ``threshold``: the value above (``op: ">"``) or below (``"<"``) ``threshold`` for ``duration_s``; it
+  resolves when the value is back past ``threshold ∓ hysteresis`` (no flapping at the line);
+- ``rate``: the value changing faster than ``threshold`` per minute (either way, or ``op``) for ``duration_s``;
+- ``stale``: a point (or a gateway) silent for more than ``threshold`` seconds;
+- ``quality``: samples flagged bad, or a counter reset, for ``duration_s``;
+- ``pollutant``: a validated hourly average (HJ 212 rules, reference O2) over its permit limit;
+- ``indicator``: a park's new-energy share below its trajectory, or an enterprise crossing the key
+  energy user line (``threshold`` tce/yr, annualised).
+
+Samples in maintenance or calibration (HJ 212 M / C flags) do not trip threshold, rate or pollutant
+rules (``suppress_reasons``); a stale or quality rule is what watches the instrument itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from parkmon import quality
+from parkmon.metrics import METRICS
+
+Kind = Literal["threshold", "rate", "stale", "quality", "pollutant", "indicator"]
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+SEVERITY_ZH = {"info": "提示", "warning": "预警", "critical": "严重"}
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    kind: Kind
+    name_zh: Annotated[str, Field(min_length=1)]
+    name_en: Annotated[str, Field(min_length=1)]
+    metric: str | None = None  # threshold / rate / quality / pollutant (stale: None watches gateways)
+    park: str | None = None  # scope: None = every park
+    enterprise: str | None = None
+    device: str | None = None
+    device_kind: str | None = None  # registry kind, e.g. pressure_vessel
+    op: Literal[">", "<", "both"] = ">"
+    threshold: float | None = None
+    hysteresis: Annotated[float, Field(ge=0)] = 0.0
+    duration_s: Annotated[float, Field(ge=0)] = 0.0
+    severity: Severity = "warning"
+    escalate_after_s: Annotated[float | None, Field(gt=0)] = None  # unacknowledged this long: one level up
+    system: str = "safety"  # 六系统 key of the system it belongs to
+    indicator: Literal["new_energy_share", "key_energy_user"] | None = None
+    suppress_reasons: tuple[str, ...] = ("maintenance", "calibration")
+    source: str = ""  # where the threshold comes from (a standard, a permit, the operator)
+    enabled: bool = True
+    except_parks: tuple[str, ...] = ()  # parks whose own rule of the same id replaces this one
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Rule:
+        needs_metric = self.kind in ("threshold", "rate", "quality", "pollutant")
+        if needs_metric and not self.metric:
+            raise ValueError(f"a {self.kind} rule needs a metric")
+        if self.metric and self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r} (parkmon.metrics lists them)")
+        if self.kind in ("threshold", "rate", "stale") and self.threshold is None:
+            raise ValueError(f"a {self.kind} rule needs a threshold"
+                             + (" (seconds of silence)" if self.kind == "stale" else ""))
+        if self.kind == "indicator" and self.indicator is None:
+            raise ValueError("an indicator rule names its indicator: new_energy_share or key_energy_user")
+        known = {r.name.lower() for r in quality.Reason}
+        bad = [r for r in self.suppress_reasons if r not in known]
+        if bad:
+            raise ValueError(f"suppress_reasons {bad} unknown; known: {', '.join(sorted(known))}")
+        return self
+
+    def suppressed(self, q: int) -> bool:
+        """A sample in maintenance or calibration (or another listed reason) does not trip this rule."""
+        return quality.reason(q).name.lower() in self.suppress_reasons
+
+    def applies(self, park: str, enterprise: str, device: str, device_kind: str, metric: str | None) -> bool:
+        return (self.enabled and (self.metric is None or self.metric == metric)
+                and self.park in (None, park) and park not in self.except_parks
+                and self.enterprise in (None, enterprise)
+                and self.device in (None, device) and self.device_kind in (None, device_kind))
+
+    def over(self, v: float) -> bool:
+        """The alarm condition (threshold rules)."""
+        t = float(self.threshold or 0.0)
+        return v > t if self.op == ">" else v < t if self.op == "<" else abs(v) > t
+
+    def clear(self, v: float) -> bool:
+        """Back inside by the hysteresis: the condition for resolving."""
+        t, h = float(self.threshold or 0.0), self.hysteresis
+        return v <= t - h if self.op == ">" else v >= t + h if self.op == "<" else abs(v) <= t - h
+
+
+class RuleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _unique(self) -> RuleSet:
+        seen: set[str] = set()
+        for r in self.rules:
+            if r.id in seen:
+                raise ValueError(f"rule id {r.id!r} is used twice")
+            seen.add(r.id)
+        return self
+
+
+def parse_rules(data: Any, where: str = "rules") -> list[Rule]:
+    """Rules from parsed YAML/JSON; the error names the rule (by position and id) and the field."""
+    try:
+        return RuleSet.model_validate(data).rules
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            loc = list(e["loc"])
+            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+                rules = data.get("rules") if isinstance(data, dict) else None
+                rid = rules[loc[1]].get("id", "?") if isinstance(rules, list) and isinstance(rules[loc[1]], dict) \
+                    else "?"
+                loc = [f"rule {loc[1] + 1} ({rid})", *loc[2:]]
+            lines.append(f"{where}: {'.'.join(map(str, loc))}: {e['msg']}")
+        raise ValueError("\n".join(lines)) from None
+
+
+def load_rules(path: str | Path | None = None) -> list[Rule]:
+    p = Path(path) if path else DEFAULT_RULES
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{p}: cannot read alert rules: {exc}") from None
+    return parse_rules(data, str(p))
