@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,9 @@ class AlertEngine:
         self._parks: dict[str, tuple[str, str]] = {}  # park -> (name_zh, region)
         self._gw_seen: dict[tuple[str, str, str], int] = {}
         self._last_hour_judged = 0
+        self._queue: queue.Queue[tuple[list[IncomingBatch], int]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.reload()
 
     # ---- configuration --------------------------------------------------------------------------
@@ -112,21 +116,63 @@ class AlertEngine:
             self._points[k] = found
         return found
 
-    # ---- the live path: called by ingest after each commit -----------------------------------------
+    # ---- the live path: ingest hands over each commit ---------------------------------------------
     def on_commit(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
+        """Called by ingest's writer threads after a commit: queued, never blocking them."""
+        self._queue.put((list(batches), committed_ms))
+
+    def start(self, gather_ms: int = 150) -> None:
+        """The thread that applies the rules to committed batches. Ingest commits from several writer
+        threads, so one gateway's consecutive batches can arrive out of order; the thread gathers what
+        comes in ``gather_ms`` and feeds each point's samples in time order (a sample older than what a
+        rule has seen is late data, which does not move a live alarm)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._live, args=(gather_ms / 1000,), name="alerts", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _live(self, gather_s: float) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            deadline = time.monotonic() + gather_s
+            items = [first]
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    items.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            try:
+                self.process([b for bs, _c in items for b in bs], max(c for _b, c in items))
+            except Exception:  # a bad rule or an unreachable database must not end the thread
+                log.exception("alert evaluation failed")
+
+    def process(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
+        """Apply the rules to committed batches, each point's samples in time order."""
         out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
         with self._lock:
+            per_point: dict[tuple[str, str, str], list[tuple[int, float | None, int]]] = {}
             for b in batches:
                 gk = (b.park, b.enterprise, b.gateway)
                 self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
                 for key, ts, value, q in b.batch.samples:
-                    ctx = self._ctx(b.park, b.enterprise, key)
-                    if ctx is None or not ctx.rules:
-                        continue
-                    for rule in ctx.rules:
-                        tr = self._trackers.get((rule.id, ctx.subject.key))
-                        if tr is None:
-                            tr = self._trackers[(rule.id, ctx.subject.key)] = Tracker(rule, ctx.subject.key)
+                    per_point.setdefault((b.park, b.enterprise, key), []).append((ts, value, q))
+            for (park, ent, key), samples in per_point.items():
+                ctx = self._ctx(park, ent, key)
+                if ctx is None or not ctx.rules:
+                    continue
+                samples.sort(key=lambda s: s[0])
+                for rule in ctx.rules:
+                    tr = self._trackers.get((rule.id, ctx.subject.key))
+                    if tr is None:
+                        tr = self._trackers[(rule.id, ctx.subject.key)] = Tracker(rule, ctx.subject.key)
+                    for ts, value, q in samples:
                         tx = tr.observe(ts, value, q)
                         if tx is not None:
                             out.append((rule, ctx.subject, tx, None))
@@ -296,6 +342,7 @@ class AlertEngine:
 
 
 def as_listener(engine: AlertEngine) -> Callable[[list[IncomingBatch], int], None]:
+    """Ingest's commit listener; start the engine (:meth:`AlertEngine.start`) to have the batches applied."""
     def listener(batches: list[IncomingBatch], committed_ms: int) -> None:
         engine.on_commit(batches, committed_ms)
     return listener
