@@ -16,6 +16,8 @@ from .store import Store, open_store
 from .store.base import Retention
 
 if TYPE_CHECKING:
+    from analytics.alerts.service import AlertService
+
     from .consumer import Ingestor
 
 CST = timezone(timedelta(hours=8), "UTC+8")
@@ -61,6 +63,13 @@ def main(argv: list[str]) -> int:
     run.add_argument("--no-maintenance", action="store_true",
                      help="leave rollups and retention to another worker of the group")
     run.add_argument("--rollup-every", type=float, default=30.0, metavar="S", help="seconds between rollup refreshes")
+    run.add_argument("--no-alerts", action="store_true",
+                     help="do not run the alert engine and its delivery here (run it in one worker of a group)")
+    run.add_argument("--alert-rules", default=None, metavar="FILE",
+                     help="alert rules YAML (default: analytics/alerts/rules.yaml; parks add theirs through the API)")
+    run.add_argument("--registry", default=None, metavar="FILE",
+                     help="park definition / registry YAML: pressure vessels and pipelines alarm above their "
+                          "design pressure")
     run.add_argument("--stats-every", type=float, default=0, metavar="S",
                      help="log message/sample counts this often (default: only when stopping)")
     _retention_args(run)
@@ -163,6 +172,10 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     ingestor = Ingestor(cfg, store)
     maintenance = None if args.no_maintenance else Maintenance(
         store, MaintenanceConfig(rollup_every_s=args.rollup_every, retention=_retention(args)))
+    alerts = None if args.no_alerts else _alerts(args, store)
+    if alerts is not None:
+        alerts.attach(ingestor)
+        alerts.start()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -175,8 +188,27 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     if maintenance:
         maintenance.stop()
     ingestor.stop()
+    if alerts is not None:
+        alerts.stop()
     _log_stats(args.client_id, ingestor, "stopped")
     return 0
+
+
+def _alerts(args: argparse.Namespace, store: Store) -> AlertService:
+    import yaml
+
+    from analytics.alerts.from_registry import pressure_rules
+    from analytics.alerts.rules import load_rules
+    from analytics.alerts.service import AlertService
+
+    try:
+        rules = load_rules(args.alert_rules)
+        if args.registry:
+            with open(args.registry, encoding="utf-8") as f:
+                rules += pressure_rules(yaml.safe_load(f))
+    except (OSError, ValueError, KeyError) as exc:
+        raise SystemExit(f"parkmon ingest run: alert rules: {exc}") from None
+    return AlertService(store, rules)
 
 
 def _log_stats(client_id: str, ingestor: Ingestor, state: str) -> None:

@@ -67,6 +67,9 @@ def _get(url: str) -> Any:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    from analytics.alerts.from_registry import pressure_rules
+    from analytics.alerts.rules import load_rules
+    from analytics.alerts.service import AlertService
     from ingest.api.app import create_app
     from ingest.config import IngestConfig
     from ingest.consumer import Ingestor
@@ -115,10 +118,16 @@ def main(argv: list[str]) -> int:
         maintenance.start()
         stack.callback(maintenance.stop)
         _say(args, f"store           {db_url}")
+        # alerts: the default rules, and each vessel and pipeline above its own design pressure
+        alerts = AlertService(store, load_rules() + pressure_rules(sim.park.engine.model.spec.model_dump()))
+        alerts.attach(ingestor)
+        alerts.start()
+        stack.callback(alerts.stop)
+        _say(args, f"alerts          {len(alerts.engine.rules)} rules (analytics/alerts/rules.yaml + design pressures)")
 
         # 4. API
         api_port = args.api_port or free_port()
-        stack.callback(_start_api(create_app(store), api_port))
+        stack.callback(_start_api(create_app(store, alert_engine=alerts.engine), api_port))
         base = f"http://127.0.0.1:{api_port}/api/v1"
         _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")
 
@@ -146,8 +155,10 @@ def main(argv: list[str]) -> int:
         _say(args, "Ctrl-C to stop.  新能源消纳比例 = new-energy consumption share")
 
         started = time.monotonic()
+        seen = [0]
         while not stop.wait(args.every):
             _report(args, base, info["key"], started, sim.park.sim_ms)
+            _alert_lines(args, base, seen)
             dead = [p for p in procs if p.poll() is not None]
             if dead:
                 _say(args, f"an edge agent exited with code {dead[0].returncode}; see its log in {work}")
@@ -179,6 +190,20 @@ def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_
     print(f"[模拟 sim {sim_time}] 新能源消纳比例 share {pct}  目标 target {tgt}  {status} | "
           f"RE {inputs.get('re_gen', 0):,.0f} kWh, 用电 used {inputs.get('consumption', 0):,.0f} kWh, "
           f"弃电 curtailed {inputs.get('curtailed', 0):,.0f} kWh | readings {health['readings']:,}", flush=True)
+
+
+def _alert_lines(args: argparse.Namespace, base: str, seen: list[int]) -> None:
+    """Every alert event since the last look: what, where, how far over, since when (zh, then en)."""
+    try:
+        events = _get(f"{base}/alert-events?after_id={seen[0]}")
+    except OSError:
+        return
+    for e in events:
+        seen[0] = max(seen[0], int(e["id"]))
+        if args.json:
+            print(json.dumps({"alert": e}, ensure_ascii=False), flush=True)
+        else:
+            print(f"  {e['text_zh']}", flush=True)
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

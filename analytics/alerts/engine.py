@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ingest import schema as s
 from ingest.records import tables as t
@@ -52,12 +52,15 @@ class AlertEngine:
         self._trackers: dict[tuple[str, str], Tracker] = {}
         self._open: dict[tuple[str, str], int] = {}  # (rule, subject) -> alert id of a firing alert
         self._points: dict[tuple[str, str, str], _PointCtx | None] = {}
+        self._loaded: set[tuple[str, str]] = set()
+        self._missing: set[tuple[str, str, str]] = set()
         self._parks: dict[str, tuple[str, str]] = {}  # park -> (name_zh, region)
         self._gw_seen: dict[tuple[str, str, str], int] = {}
         self._last_hour_judged = 0
         self._queue: queue.Queue[tuple[list[IncomingBatch], int]] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rules_stamp: tuple[object, object] | None = None
         self.reload()
 
     # ---- configuration --------------------------------------------------------------------------
@@ -78,6 +81,8 @@ class AlertEngine:
         with self._lock:
             self.rules = base + extra
             self._points.clear()
+            self._loaded.clear()
+            self._missing.clear()
             self._parks = {p.key: (p.name_zh, p.region or "") for p in parks}
             for a in opened:
                 rule = next((r for r in self.rules if r.id == a["rule_id"] and r.park in (None, a["park"])
@@ -89,32 +94,56 @@ class AlertEngine:
                 tr.state, tr.since_ms, tr.peak = "firing", int(a["since_ms"]), a["peak"]
                 self._open[k] = int(a["id"])
 
+    def _reload_if_changed(self) -> None:
+        """Rules set through the API of another process: picked up at the next tick."""
+        with self.store.engine.connect() as conn:
+            stamp = conn.execute(select(func.max(t.alert_rules.c.updated_ms), func.count())
+                                 .select_from(t.alert_rules)).first()
+        key = (stamp[0], stamp[1]) if stamp is not None else (None, 0)
+        if key != self._rules_stamp:
+            if self._rules_stamp is not None:
+                self.reload()
+            self._rules_stamp = key
+
     def rule_for(self, rule_id: str, park: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id and r.park in (None, park)
                      and park not in r.except_parks), None)
 
     def _ctx(self, park: str, ent: str, key: str) -> _PointCtx | None:
+        """The point's subject and the rules on it; an enterprise's points are read in one query at its
+        first sample (and again when a point appears that was registered since)."""
         k = (park, ent, key)
         if k in self._points:
             return self._points[k]
-        found = None
+        if (park, ent) in self._loaded and k in self._missing:
+            return None
+        self._load_enterprise(park, ent)
+        found = self._points.get(k)
+        if found is None:
+            self._missing.add(k)  # not a registered point (yet): asked again after the next load
+        return found
+
+    def _load_enterprise(self, park: str, ent: str) -> None:
+        prefix = f"{park}.{ent}."
         with self.store.engine.connect() as conn:
-            row = conn.execute(
-                select(s.points.c.metric, s.points.c.unit, s.devices.c.key.label("dev"), s.devices.c.kind)
+            rows = conn.execute(
+                select(s.points.c.key, s.points.c.metric, s.points.c.unit, s.devices.c.key.label("dev"),
+                       s.devices.c.kind)
                 .join(s.devices, s.devices.c.id == s.points.c.device_id)
-                .where(s.points.c.key == f"{park}.{ent}.{key}")).first()
-        if row is not None:
-            metric = row.metric
-            m = METRICS.get(metric or "")
-            name_zh, region = self._parks.get(park, (park, ""))
-            subj = db.Subject(f"{park}/{ent}/{key}", park, ent, row.dev, metric, row.unit or (m.unit if m else ""),
+                .join(s.enterprises, s.enterprises.c.id == s.devices.c.enterprise_id)
+                .join(s.parks, s.parks.c.id == s.enterprises.c.park_id)
+                .where(s.parks.c.key == park, s.enterprises.c.key == ent)).all()
+        name_zh, region = self._parks.get(park, (park, ""))
+        for row in rows:
+            key = str(row.key)[len(prefix):]
+            m = METRICS.get(row.metric or "")
+            subj = db.Subject(f"{park}/{ent}/{key}", park, ent, row.dev, row.metric, row.unit or (m.unit if m else ""),
                               m.zh if m else key, name_zh, region)
             rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
-                          and r.applies(park, ent, row.dev, row.kind or "", metric))
-            found = _PointCtx(subj, row.kind or "", rules)
-        if found is not None or len(self._points) < 1_000_000:
-            self._points[k] = found
-        return found
+                          and r.applies(park, ent, row.dev, row.kind or "", row.metric))
+            self._points[(park, ent, key)] = _PointCtx(subj, row.kind or "", rules)
+            self._missing.discard((park, ent, key))
+        self._loaded.add((park, ent))
 
     # ---- the live path: ingest hands over each commit ---------------------------------------------
     def on_commit(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
@@ -162,11 +191,13 @@ class AlertEngine:
                 gk = (b.park, b.enterprise, b.gateway)
                 self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
                 for key, ts, value, q in b.batch.samples:
-                    per_point.setdefault((b.park, b.enterprise, key), []).append((ts, value, q))
-            for (park, ent, key), samples in per_point.items():
-                ctx = self._ctx(park, ent, key)
-                if ctx is None or not ctx.rules:
-                    continue
+                    pk = (b.park, b.enterprise, key)
+                    ctx = self._points.get(pk) if pk in self._points else self._ctx(*pk)
+                    if ctx is not None and ctx.rules:
+                        per_point.setdefault(pk, []).append((ts, value, q))
+            for pk, samples in per_point.items():
+                ctx = self._points[pk]
+                assert ctx is not None
                 samples.sort(key=lambda s: s[0])
                 for rule in ctx.rules:
                     tr = self._trackers.get((rule.id, ctx.subject.key))
@@ -182,6 +213,7 @@ class AlertEngine:
     def tick(self, now_ms: int | None = None) -> int:
         """Silence, escalation, hourly pollutant averages and indicators; returns transitions made."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
+        self._reload_if_changed()
         out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
         with self._lock:
             out += self._stale(now)
@@ -224,7 +256,8 @@ class AlertEngine:
                 rule = self.rule_for(a["rule_id"], a["park"])
                 if rule is None or rule.escalate_after_s is None or a["acked_ms"] is not None:
                     continue
-                due = int(a["fired_ms"]) + int(rule.escalate_after_s * 1000) * (int(a["escalations"]) + 1)
+                # escalation counts on the wall clock from when the platform raised the alert
+                due = int(a["created_ms"]) + int(rule.escalate_after_s * 1000) * (int(a["escalations"]) + 1)
                 if now >= due and a["severity"] != "critical":
                     db.escalate(conn, int(a["id"]), now)
                     notify = True

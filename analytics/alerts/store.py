@@ -51,7 +51,7 @@ def fire(conn: Connection, rule: Rule, subj: Subject, at_ms: int, since_ms: int,
     aid = int(conn.execute(t.alerts.insert().values(
         rule_id=rule.id, subject=subj.key, park=subj.park, enterprise=subj.enterprise, device=subj.device,
         metric=subj.metric, kind=rule.kind, system=rule.system, severity=rule.severity, state="firing",
-        since_ms=since_ms, fired_ms=at_ms, value=value, peak=peak,
+        since_ms=since_ms, fired_ms=at_ms, created_ms=now_ms(), value=value, peak=peak,
         threshold=rule.threshold if threshold is None else threshold, unit=subj.unit,
         detail=json.dumps(detail, ensure_ascii=False), escalations=0)).inserted_primary_key[0])  # type: ignore[index]
     add_event(conn, aid, "firing", at_ms, value)

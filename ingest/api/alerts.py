@@ -42,6 +42,18 @@ def list_alerts(
         return [alert_store.alert_dict(r) for r in conn.execute(q)]
 
 
+@router.get("/alert-events", summary="Alert events after a given id, oldest first: a feed for boards (告警事件流)")
+def alert_events(engine: EngineDep, after_id: Annotated[int, Query(ge=0)] = 0,
+                 park: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    ev, a = t.alert_events, t.alerts
+    q = (select(ev, a.c.park, a.c.enterprise, a.c.rule_id, a.c.severity).join(a, a.c.id == ev.c.alert_id)
+         .where(ev.c.id > after_id).order_by(ev.c.id).limit(limit))
+    if park is not None:
+        q = q.where(a.c.park == park)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
 @router.get("/alerts/{alert_id}", summary="One alert with its history and deliveries (告警详情)")
 def one_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
