@@ -64,6 +64,8 @@ case "${1:-}" in
       || echo "!!! bench/ingest_pg.py failed (exit $?): see above"
     .venv/bin/python bench/indicators.py --enterprises 20 --days 31 --raw-enterprises 2 \
       || echo "!!! bench/indicators.py failed (exit $?): see above"
+    timeout 600 .venv/bin/python bench/alerts.py --rate 5000 --gateways 20 --trials 6 \
+      || echo "!!! bench/alerts.py failed (exit $?): see above"
     echo "==> pytest (last, so its summary closes the run)"
     .venv/bin/python -m pytest -ra "$@"
     ;;
