@@ -81,3 +81,33 @@ def test_design_pressure_rules_park_overrides_and_restart(store: Store) -> None:
     store.write_batches(b2)
     again.process(b2, t0)
     assert _alerts(store)[0][2] == "resolved" and len(_alerts(store)) == 2
+
+
+def test_hazardous_waste_near_its_storage_limit(store: Store) -> None:
+    from ingest.records import hazwaste
+
+    store.upsert_park("demo", "示范园区", "Demo", "none")
+    store.upsert_meta("demo", "e01", "gw", wire.Meta(1, "gw", 0, {
+        "m.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", "")}, {}))
+    day = 86_400_000
+    now = HOUR0
+    with store.engine.begin() as conn:
+        # 2 t generated 340 days ago, 1 t utilised since (first in, first out: 1 t of the old lot remains);
+        # 3 t generated 10 days ago
+        for ts, action, q in ((now - 340 * day, "generated", 2.0), (now - 200 * day, "utilised", 1.0),
+                              (now - 10 * day, "generated", 3.0)):
+            hazwaste.add_record(conn, "demo", hazwaste.WasteRecord(
+                enterprise="e01", ts=ts, waste_code="900-041-49", action=action, quantity_t=q), "test")
+    engine = AlertEngine(store, [r for r in load_rules() if r.id == "hazwaste_storage"])
+    engine.tick(now_ms=now + 1000)
+    assert _alerts(store) == [("hazwaste_storage", "demo/e01/hazwaste/900-041-49", "firing")]
+    with store.engine.connect() as conn:
+        (value, text_zh) = conn.execute(text(
+            "SELECT a.value, e.text_zh FROM alerts a JOIN alert_events e ON e.alert_id = a.id")).one()
+    assert round(value) == 340 and "（限值 330 天）" in text_zh
+    # the old tonne leaves: the oldest stored is now 10 days old, the alert resolves at the next hour
+    with store.engine.begin() as conn:
+        hazwaste.add_record(conn, "demo", hazwaste.WasteRecord(
+            enterprise="e01", ts=now + 60_000, waste_code="900-041-49", action="utilised", quantity_t=1.0), "test")
+    engine.tick(now_ms=now + H + 1000)
+    assert _alerts(store)[0][2] == "resolved"

@@ -280,6 +280,10 @@ class AlertEngine:
         rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]
         if not rules:
             return out
+        out += self._hazwaste(now, [r for r in rules if r.indicator == "hazwaste_storage"])
+        rules = [r for r in rules if r.indicator != "hazwaste_storage"]
+        if not rules:
+            return out
         local = datetime.fromtimestamp(now / 1000, tz=CHINA)
         jan1 = int(local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
         if now - jan1 < 7 * 86_400_000:
@@ -306,6 +310,37 @@ class AlertEngine:
                         tx = tr.judged(now, k.key_user, k.annualised_tce)
                         if tx is not None:
                             out.append((rule, subj, tx, line))
+        return out
+
+    def _hazwaste(self, now: int, rules: list[Rule]) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+        """Hazardous waste per enterprise and waste code: the oldest tonne's age against the rule's days,
+        and the enterprise's tonnage against its permit (records from ingest.records.hazwaste)."""
+        from ingest.records import hazwaste
+
+        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        if not rules:
+            return out
+        for park, (name_zh, region) in self._parks.items():
+            with self.store.engine.connect() as conn:
+                stores = hazwaste.storage(conn, park, now)
+            for st in stores:
+                ent = st["enterprise"]
+                for rule in (r for r in rules if r.applies(park, ent, "", "", None)):
+                    days = float(rule.threshold or 330.0)
+                    for c in st["codes"]:
+                        subj = db.Subject(f"{park}/{ent}/hazwaste/{c['waste_code']}", park, ent, c["waste_code"],
+                                          None, "天", f"危险废物 {c['waste_code']} 贮存天数", name_zh, region)
+                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                        tx = tr.judged(now, c["oldest_age_days"] >= days, c["oldest_age_days"])
+                        if tx is not None:
+                            out.append((rule, subj, tx, days))
+                    if st["limit_t"] is not None:
+                        subj = db.Subject(f"{park}/{ent}/hazwaste/tonnes", park, ent, None, None, "t",
+                                          "危险废物贮存量", name_zh, region)
+                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+                        tx = tr.judged(now, st["stored_t"] > st["limit_t"], st["stored_t"])
+                        if tx is not None:
+                            out.append((rule, subj, tx, float(st["limit_t"])))
         return out
 
     def _pollutants(self, hour_end: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:

@@ -50,7 +50,10 @@ def render(a: dict[str, Any], event: str, at_ms: int) -> dict[str, str]:
     elif a["kind"] == "stale":
         over_zh, over_en = "无数据上报", "no data received"
     elif value is not None:
-        over_zh, over_en = f"{label} {_num(value)} {unit}", f"{a.get('metric') or ''} {_num(value)} {unit}"
+        over_zh, over_en = f"{label} {_num(value)} {unit}", f"{a.get('metric') or label} {_num(value)} {unit}"
+        if limit is not None:
+            over_zh += f"（限值 {_num(limit)} {unit}）"
+            over_en += f" (limit {_num(limit)} {unit})"
     since = a["since_ms"]
     if event == "resolved":
         zh_d, en_d = _dur(at_ms - since)

@@ -8,8 +8,9 @@ A rule watches points chosen by scope (park, enterprise, device, device kind) an
 - ``stale``: a point (or a gateway) silent for more than ``threshold`` seconds;
 - ``quality``: samples flagged bad, or a counter reset, for ``duration_s``;
 - ``pollutant``: a validated hourly average (HJ 212 rules, reference O2) over its permit limit;
-- ``indicator``: a park's new-energy share below its trajectory, or an enterprise crossing the key
-  energy user line (``threshold`` tce/yr, annualised).
+- ``indicator``: a park's new-energy share below its trajectory, an enterprise crossing the key energy
+  user line (``threshold`` tce/yr, annualised), or hazardous waste stored ``threshold`` days or more
+  (the oldest tonne; the law's limit is a year) or over the enterprise's permitted tonnage.
 
 Samples in maintenance or calibration (HJ 212 M / C flags) do not trip threshold, rate or pollutant
 rules (``suppress_reasons``); a stale or quality rule is what watches the instrument itself.
@@ -52,7 +53,7 @@ class Rule(BaseModel):
     severity: Severity = "warning"
     escalate_after_s: Annotated[float | None, Field(gt=0)] = None  # unacknowledged this long: one level up
     system: str = "safety"  # 六系统 key of the system it belongs to
-    indicator: Literal["new_energy_share", "key_energy_user"] | None = None
+    indicator: Literal["new_energy_share", "key_energy_user", "hazwaste_storage"] | None = None
     suppress_reasons: tuple[str, ...] = ("maintenance", "calibration")
     source: str = ""  # where the threshold comes from (a standard, a permit, the operator)
     enabled: bool = True
@@ -69,7 +70,8 @@ class Rule(BaseModel):
             raise ValueError(f"a {self.kind} rule needs a threshold"
                              + (" (seconds of silence)" if self.kind == "stale" else ""))
         if self.kind == "indicator" and self.indicator is None:
-            raise ValueError("an indicator rule names its indicator: new_energy_share or key_energy_user")
+            raise ValueError("an indicator rule names its indicator: new_energy_share, key_energy_user or "
+                             "hazwaste_storage")
         known = {r.name.lower() for r in quality.Reason}
         bad = [r for r in self.suppress_reasons if r not in known]
         if bad:
