@@ -6,7 +6,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.store import Store
 
 
 def _ms(text: str, name: str) -> int:
@@ -58,63 +63,59 @@ def main(argv: list[str]) -> int:
     comp.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
     comp.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
     args = ap.parse_args(argv)
-    if args.cmd == "all":
-        return _all(args)
-    if args.cmd == "compliance":
-        return _compliance(args)
-    if args.cmd == "energy":
-        return _energy(args)
-    if args.cmd == "activity":
-        return _activity(args)
+    return {"share": _share, "energy": _energy, "activity": _activity, "all": _all,
+            "compliance": _compliance}[args.cmd](args)
 
+
+def _answer(db: str, prefix: str, compute: Callable[[Store], Any]) -> int:
+    """Open the store, compute, print the JSON; a refused input is one line on stderr and exit 2."""
     from ingest.store import open_store
 
+    store = open_store(db)
+    try:
+        out = compute(store)
+    except (LookupError, ValueError) as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps(out, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _period(args: argparse.Namespace) -> tuple[int, int]:
+    start = _ms(args.start, "start")
+    return start, _ms(args.end, "end") if args.end else int(time.time() * 1000)
+
+
+def _share(args: argparse.Namespace) -> int:
     from .park_share import compute_park_share
     from .targets import load_share_settings
 
-    start = _ms(args.start, "start")
-    end = _ms(args.end, "end") if args.end else int(time.time() * 1000)
-    store = open_store(args.db)
-    try:
-        result = compute_park_share(store, args.park, start, end, load_share_settings(args.targets),
-                                    args.interval_s * 1000 if args.interval_s else None,
-                                    args.green_purchase_kwh, args.certificates_sold_kwh)
-    except LookupError as exc:
-        print(f"parkmon indicators: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
-    return 0
+    start, end = _period(args)
+    return _answer(args.db, "parkmon indicators", lambda store: compute_park_share(
+        store, args.park, start, end, load_share_settings(args.targets),
+        args.interval_s * 1000 if args.interval_s else None, args.green_purchase_kwh,
+        args.certificates_sold_kwh).to_json())
 
 
 def _energy(args: argparse.Namespace) -> int:
-    from ingest.store import open_store
-
     from .factors import load_factors
     from .park_energy import compute_energy
 
-    start = _ms(args.start, "start")
-    end = _ms(args.end, "end") if args.end else int(time.time() * 1000)
-    store = open_store(args.db)
-    try:
+    start, end = _period(args)
+
+    def compute(store: Store) -> dict[str, Any]:
         tce, carbon = compute_energy(store, args.park, start, end, args.enterprise, load_factors(args.factors),
                                      args.electricity_method, args.steam_method, args.steam_pressure_mpa,
                                      args.green_purchase_kwh)
-    except (LookupError, ValueError) as exc:
-        print(f"parkmon indicators energy: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(json.dumps({"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()},
-                     ensure_ascii=False, indent=2))
-    return 0
+        return {"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()}
+
+    return _answer(args.db, "parkmon indicators energy", compute)
 
 
 def _activity(args: argparse.Namespace) -> int:
     from datetime import date
-
-    from ingest.store import open_store
 
     from .park_activity import compute_activity
 
@@ -122,52 +123,24 @@ def _activity(args: argparse.Namespace) -> int:
         first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     except ValueError as exc:
         raise SystemExit(f"parkmon indicators activity: {exc}; give days as YYYY-MM-DD") from None
-    store = open_store(args.db)
-    try:
-        result = compute_activity(store, args.park, first, last, args.enterprise, args.baseline_days,
-                                  min(7, args.baseline_days))
-    except (LookupError, ValueError) as exc:
-        print(f"parkmon indicators activity: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
-    return 0
+    return _answer(args.db, "parkmon indicators activity", lambda store: compute_activity(
+        store, args.park, first, last, args.enterprise, args.baseline_days, min(7, args.baseline_days)).to_json())
 
 
 def _all(args: argparse.Namespace) -> int:
-    from ingest.store import open_store
-
     from .report.gather import park_report
 
-    store = open_store(args.db)
-    try:
+    def compute(store: Store) -> dict[str, Any]:
         store.refresh_rollups()
-        report = park_report(store, args.park, args.period,
-                             lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True))
-    except (LookupError, ValueError) as exc:
-        print(f"parkmon indicators all: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0
+        return park_report(store, args.park, args.period,
+                           lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True))
+
+    return _answer(args.db, "parkmon indicators all", compute)
 
 
 def _compliance(args: argparse.Namespace) -> int:
-    from ingest.store import open_store
-
     from .park_compliance import compute_compliance
 
-    start = _ms(args.start, "start")
-    end = _ms(args.end, "end") if args.end else int(time.time() * 1000)
-    store = open_store(args.db)
-    try:
-        out = compute_compliance(store, args.park, start, end)
-    except LookupError as exc:
-        print(f"parkmon indicators compliance: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
-    print(json.dumps(out, ensure_ascii=False, indent=2))
-    return 0
+    start, end = _period(args)
+    return _answer(args.db, "parkmon indicators compliance",
+                   lambda store: compute_compliance(store, args.park, start, end))
