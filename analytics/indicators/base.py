@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
+
+from parkmon.seams import resolve
 
 Status = Literal["met", "below_target", "no_target", "insufficient_data"]
 
@@ -63,8 +64,7 @@ def load(key: str) -> Indicator:
     """An instance of the indicator registered under ``key``."""
     if key not in INDICATORS:
         raise KeyError(f"no indicator {key!r}; known: {', '.join(sorted(INDICATORS))} (analytics.indicators.base)")
-    module, _, cls = INDICATORS[key].partition(":")
-    ind: Indicator = getattr(importlib.import_module(module), cls)()
+    ind: Indicator = resolve(INDICATORS[key])()
     return ind
 
 

@@ -7,8 +7,9 @@ reason, never an exception and never the last value re-sent as fresh.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol
+
+from parkmon.seams import resolve
 
 from ..config import DeviceConfig
 
@@ -37,7 +38,5 @@ DRIVERS: dict[str, str] = {
 
 def create_driver(device: DeviceConfig, shared: dict[object, Any] | None = None) -> Driver:
     """``shared`` is one agent's place for links several devices use (a serial line, a DTU)."""
-    module_name, _, cls_name = DRIVERS[device.driver].partition(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    driver: Driver = cls(device, {} if shared is None else shared)
+    driver: Driver = resolve(DRIVERS[device.driver])(device, {} if shared is None else shared)
     return driver

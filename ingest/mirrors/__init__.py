@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from parkmon.seams import resolve
 
 from ..store.base import ReadingsMirror
 
@@ -17,6 +17,5 @@ def open_mirror(url: str) -> ReadingsMirror:
     if scheme not in MIRRORS:
         raise ValueError(f"mirror URL {url.split('@')[-1]!r}: scheme {scheme!r} is not one of {', '.join(MIRRORS)} "
                          "(e.g. influxdb://TOKEN@influx.example:8086/parkmon?org=park-ops)")
-    module, _, cls = MIRRORS[scheme].partition(":")
-    mirror: ReadingsMirror = getattr(importlib.import_module(module), cls)(url)
+    mirror: ReadingsMirror = resolve(MIRRORS[scheme])(url)
     return mirror

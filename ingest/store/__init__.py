@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
+
+from parkmon.seams import resolve
 
 from .base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
 
@@ -21,6 +22,5 @@ def open_store(url: str, unknown_points: UnknownPointPolicy = "register",
     if scheme not in STORES:
         raise ValueError(f"database URL {url!r}: scheme {scheme!r} is not one of {', '.join(STORES)} "
                          "(e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/db)")
-    module, _, cls = STORES[scheme].partition(":")
-    store: Store = getattr(importlib.import_module(module), cls)(url, unknown_points=unknown_points, mirrors=mirrors)
+    store: Store = resolve(STORES[scheme])(url, unknown_points=unknown_points, mirrors=mirrors)
     return store

@@ -4,8 +4,9 @@ raises :class:`DeliveryError` when it did not land; the dispatcher retries with 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol
+
+from parkmon.seams import resolve
 
 
 class DeliveryError(Exception):
@@ -34,6 +35,5 @@ CHANNELS: dict[str, str] = {
 def load(name: str) -> Channel:
     if name not in CHANNELS:
         raise ValueError(f"no alert channel {name!r}; known: {', '.join(sorted(CHANNELS))}")
-    module, _, cls = CHANNELS[name].partition(":")
-    ch: Channel = getattr(importlib.import_module(module), cls)()
+    ch: Channel = resolve(CHANNELS[name])()
     return ch
