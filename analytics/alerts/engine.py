@@ -77,7 +77,6 @@ class AlertEngine:
             overridden.setdefault(r.id, []).append(r.park or "")
         base = [r.model_copy(update={"except_parks": tuple(overridden[r.id])}) if r.id in overridden else r
                 for r in self._base_rules]
-        by_id = {r.id: r for r in base}
         with self._lock:
             self.rules = base + extra
             self._points.clear()
@@ -85,8 +84,7 @@ class AlertEngine:
             self._missing.clear()
             self._parks = {p.key: (p.name_zh, p.region or "") for p in parks}
             for a in opened:
-                rule = next((r for r in self.rules if r.id == a["rule_id"] and r.park in (None, a["park"])
-                             and a["park"] not in r.except_parks), by_id.get(a["rule_id"]))
+                rule = self.rule_for(a["rule_id"], a["park"])
                 if rule is None:
                     continue
                 k = (a["rule_id"], a["subject"])
@@ -192,7 +190,7 @@ class AlertEngine:
                 self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
                 for key, ts, value, q in b.batch.samples:
                     pk = (b.park, b.enterprise, key)
-                    ctx = self._points.get(pk) if pk in self._points else self._ctx(*pk)
+                    ctx = self._ctx(*pk)
                     if ctx is not None and ctx.rules:
                         per_point.setdefault(pk, []).append((ts, value, q))
             for pk, samples in per_point.items():

@@ -66,7 +66,7 @@ def resolve(conn: Connection, alert_id: int, at_ms: int, value: float | None, pe
 
 
 def escalate(conn: Connection, alert_id: int, at_ms: int) -> str:
-    a = _get(conn, alert_id)
+    a = get_alert(conn, alert_id)
     sev = SEVERITIES[min(len(SEVERITIES) - 1, SEVERITIES.index(a["severity"]) + 1)]
     conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(
         severity=sev, escalations=int(a["escalations"]) + 1))
@@ -75,7 +75,7 @@ def escalate(conn: Connection, alert_id: int, at_ms: int) -> str:
 
 
 def acknowledge(conn: Connection, alert_id: int, actor: str, note: str = "") -> dict[str, Any]:
-    a = _get(conn, alert_id)
+    a = get_alert(conn, alert_id)
     if a["acked_ms"] is not None:
         raise RecordError(f"alert {alert_id} was acknowledged by {a['acked_by']} already")
     at = now_ms()
@@ -83,21 +83,21 @@ def acknowledge(conn: Connection, alert_id: int, actor: str, note: str = "") -> 
     add_event(conn, alert_id, "acknowledged", at, a["value"], actor, deliver=False)
     audit(conn, actor=actor, action="acknowledge", entity="alerts", key=str(alert_id), park=a["park"],
           before={"acked_ms": None}, after={"acked_by": actor, "acked_ms": at, "note": note})
-    return _get(conn, alert_id)
+    return get_alert(conn, alert_id)
 
 
 def close(conn: Connection, alert_id: int, actor: str, note: str = "") -> dict[str, Any]:
     """A person closes an alert (the cause is dealt with, or it was a false alarm); subscribers hear it."""
-    a = _get(conn, alert_id)
+    a = get_alert(conn, alert_id)
     if a["state"] != "firing":
         raise RecordError(f"alert {alert_id} is {a['state']} already; only a firing alert can be resolved")
     resolve(conn, alert_id, now_ms(), a["value"], a["peak"], "manual_resolve", actor)
     audit(conn, actor=actor, action="resolve", entity="alerts", key=str(alert_id), park=a["park"],
           before={"state": "firing"}, after={"state": "resolved", "note": note})
-    return _get(conn, alert_id)
+    return get_alert(conn, alert_id)
 
 
-def _get(conn: Connection, alert_id: int) -> dict[str, Any]:
+def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
     row = conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).first()
     if row is None:
         raise NotFound(f"alert {alert_id} does not exist; GET /api/v1/alerts lists them")
@@ -106,7 +106,7 @@ def _get(conn: Connection, alert_id: int) -> dict[str, Any]:
 
 def add_event(conn: Connection, alert_id: int, event: str, at_ms: int, value: float | None,
               actor: str = "parkmon", deliver: bool = True) -> int:
-    a = _get(conn, alert_id)
+    a = get_alert(conn, alert_id)
     a["value"] = value if value is not None else a["value"]
     msg = render(a, "resolved" if event == "manual_resolve" else event, at_ms)
     eid = int(conn.execute(t.alert_events.insert().values(

@@ -19,7 +19,7 @@ from ingest.store import Store
 from ..park_share import region_share
 from . import rows
 from .gather import Progress, park_report
-from .pdf import _BLUE, _BODY, _GREEN, _H1, _H2, FONT, _table
+from .pdf import BLUE, BODY, FONT, GREEN, H1, H2, table
 
 HEAD = ["园区 Park", "类型 Class", "新能源消纳比例 Share", "目标 Target", "状态 Status", "综合能耗 tce",
         "tCO₂/tce", "重点用能单位 Key users", "污染物达标率 Compliance"]
@@ -75,7 +75,7 @@ def share_chart(region: dict[str, Any]) -> Drawing:
     c.x, c.y, c.width, c.height = int(40 * mm), int(8 * mm), int(120 * mm), int((h - 14) * mm)
     c.data = [[(r["new_energy_share"]["value"] or 0) * 100 for r in parks],
               [(r["new_energy_share"]["target"] or 0) * 100 for r in parks]]
-    c.bars[0].fillColor, c.bars[1].fillColor = _BLUE, _GREEN
+    c.bars[0].fillColor, c.bars[1].fillColor = BLUE, GREEN
     c.categoryAxis.categoryNames = [r["name_zh"] for r in parks]
     c.categoryAxis.labels.fontName = c.valueAxis.labels.fontName = FONT
     c.valueAxis.valueMin, c.valueAxis.valueMax = 0, 100
@@ -87,11 +87,11 @@ def write_region_pdf(region: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm)
     doc.build([
-        Paragraph(f"{region['region']} {region['period']} 园区监测汇总 · Parks of the region", _H1),
-        _table(HEAD, lines(region), [34, 20, 20, 16, 22, 20, 14, 18, 18]),
-        Paragraph("新能源消纳比例(蓝)与目标(绿) New-energy share (blue) against target (green), %", _H2),
+        Paragraph(f"{region['region']} {region['period']} 园区监测汇总 · Parks of the region", H1),
+        table(HEAD, lines(region), [34, 20, 20, 16, 22, 20, 14, 18, 18]),
+        Paragraph("新能源消纳比例(蓝)与目标(绿) New-energy share (blue) against target (green), %", H2),
         share_chart(region),
         Paragraph(f"区域新能源消纳比例 Region's share: {rows.pct(region['new_energy_share']['value'])} "
-                  f"({len(region['parks'])} parks, Σ RE used / Σ consumption)", _BODY),
+                  f"({len(region['parks'])} parks, Σ RE used / Σ consumption)", BODY),
     ])
     return path

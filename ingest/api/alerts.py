@@ -57,7 +57,7 @@ def alert_events(engine: EngineDep, after_id: Annotated[int, Query(ge=0)] = 0,
 @router.get("/alerts/{alert_id}", summary="One alert with its history and deliveries (告警详情)")
 def one_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
     with engine.connect() as conn:
-        a = alert_store._get(conn, alert_id)
+        a = alert_store.get_alert(conn, alert_id)
         events = [dict(r._mapping) for r in conn.execute(
             select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id))]
         ob = t.alert_outbox
