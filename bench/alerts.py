@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _proc import cpu_s
+from ingest_pg import DURABLE  # the same production-like PostgreSQL
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -49,8 +50,6 @@ from ingest.embedded_broker import start_mosquitto
 from ingest.store import open_store
 from parkmon.netutil import free_port
 
-DURABLE = {"fsync": "on", "synchronous_commit": "on", "shared_buffers": "1GB", "max_wal_size": "8GB",
-           "checkpoint_timeout": "30min", "max_connections": "50"}
 HI, LO = 600, 50  # register words: 60.0 and 5.0 %LEL (scale 0.1)
 
 
@@ -223,22 +222,15 @@ def main() -> int:
         for i in range(args.trials):
             print(f"trial {i + 1}/{args.trials}: readings {store.count_readings()}, alerts received "
                   f"{len(receiver.events)}", file=sys.stderr, flush=True)
-            t = time.time()
-            detector.set(HI)
-            got = receiver.wait("firing", t)
-            if got is None:
-                missed += 1
-            else:
-                fire.append(got - t)
-            time.sleep(0.5)
-            t = time.time()
-            detector.set(LO)
-            got = receiver.wait("resolved", t)
-            if got is None:
-                missed += 1
-            else:
-                clear.append(got - t)
-            time.sleep(0.5)
+            for word, event, delays in ((HI, "firing", fire), (LO, "resolved", clear)):
+                t = time.time()
+                detector.set(word)
+                got = receiver.wait(event, t)
+                if got is None:
+                    missed += 1
+                else:
+                    delays.append(got - t)
+                time.sleep(0.5)
         rows1, cpu1, w1 = store.count_readings(), cpu_s(os.getpid()), time.time()
         for p in procs:
             p.terminate()
