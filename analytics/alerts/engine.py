@@ -37,7 +37,6 @@ HOUR_MS = 3_600_000
 @dataclass(frozen=True)
 class _PointCtx:
     subject: db.Subject
-    device_kind: str
     rules: tuple[Rule, ...]
 
 
@@ -139,7 +138,7 @@ class AlertEngine:
                               m.zh if m else key, name_zh, region)
             rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
                           and r.applies(park, ent, row.dev, row.kind or "", row.metric))
-            self._points[(park, ent, key)] = _PointCtx(subj, row.kind or "", rules)
+            self._points[(park, ent, key)] = _PointCtx(subj, rules)
             self._missing.discard((park, ent, key))
         self._loaded.add((park, ent))
 
