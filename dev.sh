@@ -40,7 +40,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    apt_install mosquitto postgresql socat
+    apt_install mosquitto postgresql socat chromium  # chromium: the live-board test drives it headless
     venv dev
     # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports
     echo "==> ruff check"
