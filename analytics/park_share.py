@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
@@ -77,18 +77,8 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     step = interval_ms or s.interval_minutes * 60_000
     hold = s.max_hold_minutes * 60_000
     info = require_park(store, park)
-    wanted = [m for ms in FLOW_METRICS.values() for m in ms]
-    pts = store.points(park, metrics=wanted, enterprise=enterprise)
-    pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
-    flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
-    if pl.level is not None and pl.split_ms > start_ms:
-        flows, n_resets, lo, hi = rollup_flows(store, pts, start_ms, pl.split_ms, step, pl.level)
-    if pl.split_ms < end_ms:
-        tail, tail_resets, t_lo, t_hi = raw_flows(store, pts, pl.split_ms, end_ms, step, hold)
-        if t_hi > t_lo:
-            flows = _concat(flows, tail) if hi > lo else tail
-            lo, hi = (lo if hi > lo else t_lo), t_hi
-        n_resets += tail_resets
+    pf = park_flows(store, park, start_ms, end_ms, step, hold, source, enterprise)
+    pts, flows, n_resets, lo, hi = pf.points, pf.flows, pf.resets, pf.lo, pf.hi
     b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
@@ -103,9 +93,38 @@ def compute_park_share(store: ShareStore, park: str, start_ms: int, end_ms: int,
     result = replace(result, completeness=result.completeness * covered)
     result.inputs.update({"park": park, "enterprise": enterprise, "park_class": park_class, "interval_ms": step,
                           "meters": len(pts), "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
-                          "data_to_ms": hi if hi > lo else None, "source": pl.label(end_ms)})
+                          "data_to_ms": hi if hi > lo else None, "source": pf.source})
     result.inputs.update(_against_target(result.value, target, start, end))
     return result
+
+
+@dataclass(frozen=True)
+class ParkFlows:
+    points: Sequence[_Point]
+    flows: Flows  # one value per interval of [lo, hi)
+    resets: int
+    lo: int  # the part of the period that has data
+    hi: int
+    source: str  # which store answered (rollup_feed.Plan.label)
+
+
+def park_flows(store: ShareStore, park: str, start_ms: int, end_ms: int, step: int, hold: int,
+               source: Source = "auto", enterprise: str | None = None) -> ParkFlows:
+    """The park's (or one enterprise's) energy flows interval by interval: rollups where they are
+    current, raw readings after (decision 0007)."""
+    wanted = [m for ms in FLOW_METRICS.values() for m in ms]
+    pts = store.points(park, metrics=wanted, enterprise=enterprise)
+    pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
+    flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
+    if pl.level is not None and pl.split_ms > start_ms:
+        flows, n_resets, lo, hi = rollup_flows(store, pts, start_ms, pl.split_ms, step, pl.level)
+    if pl.split_ms < end_ms:
+        tail, tail_resets, t_lo, t_hi = raw_flows(store, pts, pl.split_ms, end_ms, step, hold)
+        if t_hi > t_lo:
+            flows = _concat(flows, tail) if hi > lo else tail
+            lo, hi = (lo if hi > lo else t_lo), t_hi
+        n_resets += tail_resets
+    return ParkFlows(pts, flows, n_resets, lo, hi, pl.label(end_ms))
 
 
 def _concat(a: Flows, b: Flows) -> Flows:

@@ -200,3 +200,28 @@ rollup_dirty = Table(
     Column("from_ms", BigInteger, nullable=False),  # first minute touched (inclusive)
     Column("to_ms", BigInteger, nullable=False),  # end of the last minute touched (exclusive)
 )
+
+# The indicators hour by hour, written by analytics/board_feed.py for what reads SQL alone (Grafana's
+# PostgreSQL source): one row per park (enterprise '') and per enterprise and hour (China hours are
+# whole UTC hours). Energy in kWh / tce; NULL where an input was missing. The storage pool carries
+# from hour to hour within a China day, so Σ re_used / Σ consumption over a day is that day's share.
+indicator_hourly = Table(
+    "indicator_hourly", metadata,
+    Column("park_id", Integer, ForeignKey("parks.id"), primary_key=True),
+    Column("enterprise", String(64), primary_key=True),  # '' = the whole park
+    Column("bucket", EpochMs, primary_key=True),  # hour start
+    Column("imp", Float(53), nullable=True),
+    Column("exp", Float(53), nullable=True),
+    Column("re_gen", Float(53), nullable=True),
+    Column("charge", Float(53), nullable=True),
+    Column("discharge", Float(53), nullable=True),
+    Column("curtailed", Float(53), nullable=True),
+    Column("re_used", Float(53), nullable=True),  # the share's numerator (NES-1..4)
+    Column("consumption", Float(53), nullable=True),  # the share's denominator
+    Column("pool_kwh", Float(53), nullable=True),  # storage pool at the hour's end, and its RE part
+    Column("pool_re_kwh", Float(53), nullable=True),
+    Column("target", Float(53), nullable=True),  # the park's share target of that year (0..1)
+    Column("tce", Float(53), nullable=True),  # comprehensive energy (GB/T 2589, equivalent method)
+    Column("covered_s", Integer, nullable=False, default=0),  # seconds of the hour with data
+    Column("updated_ms", BigInteger, nullable=False),
+)

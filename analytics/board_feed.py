@@ -1,0 +1,193 @@
+"""The indicators hour by hour in ``indicator_hourly``, for boards that read SQL alone (Grafana).
+
+Grafana's PostgreSQL source runs SQL and nothing else, and the new-energy share is not a sum: the
+storage pool (NES-4) carries RE from one hour into the next. So the platform computes each hour with
+the same code as the API (:func:`analytics.park_share.park_flows` → :func:`compute_share`) and stores
+the share's numerator and denominator per hour; a board sums them over any range (Σ re_used /
+Σ consumption). The pool carries from hour to hour and starts empty at each China day, so a day's
+sums are exactly the API's share of that day. Comprehensive energy (tce) is stored per enterprise and
+for the park from one read of the carriers per hour.
+
+Each run recomputes the hours from the last one written minus ``redo_hours`` (late data, gateways
+replaying their buffers) up to the hour now running; a park seen for the first time is back-filled
+``backfill_hours``. Hours without any data write no row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import and_, delete, func, insert, select
+
+from ingest import schema as s
+
+from .factors import load_factors
+from .indicators.new_energy_share import Flows, compute_share
+from .park_energy import energy_results, uses_by_enterprise
+from .park_share import CHINA, ParkFlows, park_flows
+from .targets import ShareSettings, load_share_settings, target_for
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+_DAY_OFFSET_MS = 8 * HOUR_MS  # China days start at 16:00 UTC
+_SHARE_COLUMNS = ("imp", "exp", "re_gen", "charge", "discharge", "curtailed", "re_used", "consumption",
+                  "pool_kwh", "pool_re_kwh", "target")  # park rows only
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    backfill_hours: int = 48
+    redo_hours: int = 2
+    every_s: float = 60.0
+
+
+def hour_floor(ms: int) -> int:
+    return ms - ms % HOUR_MS
+
+
+def china_day_start(ms: int) -> int:
+    return (ms + _DAY_OFFSET_MS) // (24 * HOUR_MS) * (24 * HOUR_MS) - _DAY_OFFSET_MS
+
+
+def _one(flows: Flows, name: str) -> float | None:
+    v = getattr(flows, name)
+    return None if not v or v[0] is None else float(v[0])
+
+
+class BoardFeed:
+    """Writes ``indicator_hourly``; ``run_once`` is what the thread (or a test) calls."""
+
+    def __init__(self, store: Any, config: FeedConfig | None = None, settings: ShareSettings | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.store = store
+        self.config = config or FeedConfig()
+        self.settings = settings or load_share_settings()
+        self.factors = load_factors()
+        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="board-feed", daemon=True)
+        self.rounds = 0
+
+    # --- thread -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _loop(self) -> None:
+        wait = 1.0
+        while not self._stop.wait(wait):
+            wait = self.config.every_s
+            try:
+                self.run_once()
+            except Exception:  # a failing database or a bug: log, try again next round, never stop ingest
+                log.exception("board feed round failed; retrying in %.0f s", wait)
+            self.rounds += 1
+
+    # --- work ---------------------------------------------------------------------------------
+    def run_once(self, now_ms: int | None = None, parks: list[str] | None = None,
+                 since_ms: int | None = None) -> dict[str, int]:
+        """Compute the hours due for every park (or ``parks``); ``since_ms`` forces a back-fill from
+        that hour. Returns hours written per park."""
+        now = self._clock() if now_ms is None else now_ms
+        done = {}
+        for info in self.store.parks():
+            if parks is not None and info.key not in parks:
+                continue
+            done[info.key] = self.feed_park(info, now, since_ms)
+        return done
+
+    def feed_park(self, info: Any, now_ms: int, since_ms: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+        park_id = self._park_id(info.key)
+        last = self._last_bucket(park_id)
+        current = hour_floor(now_ms)
+        if since_ms is not None:
+            first = hour_floor(since_ms)
+        elif last is None:
+            first = current - self.config.backfill_hours * HOUR_MS
+        else:
+            first = max(last - self.config.redo_hours * HOUR_MS, current - self.config.backfill_hours * HOUR_MS)
+        pool, pool_re = self._pool_before(park_id, first)
+        hold = self.settings.max_hold_minutes * 60_000
+        written = 0
+        hours = range(first, current + 1, HOUR_MS)
+        for i, h in enumerate(hours):
+            if h == china_day_start(h):
+                pool, pool_re = 0.0, 0.0  # each China day starts empty: a day's rows sum to its share
+            end = min(h + HOUR_MS, now_ms)
+            if end <= h:
+                break
+            pf = park_flows(self.store, info.key, h, end, end - h, hold)
+            rows, pool, pool_re = self._rows(info, park_id, h, end, pf, pool, pool_re, now_ms)
+            self._replace(park_id, h, rows)
+            written += bool(rows)
+            if progress is not None:
+                progress(i + 1, len(hours))
+        return written
+
+    def _rows(self, info: Any, park_id: int, h: int, end: int, pf: ParkFlows, pool: float, pool_re: float,
+              now_ms: int) -> tuple[list[dict[str, Any]], float, float]:
+        if pf.hi <= pf.lo:
+            return [], pool, pool_re
+        year = datetime.fromtimestamp(h / 1000, tz=UTC).astimezone(CHINA).year
+        try:
+            tgt = target_for(str(info.park_class), year, self.settings)
+        except ValueError:
+            tgt = None
+        b = compute_share(pf.flows, initial_pool_kwh=pool, initial_pool_re_fraction=pool_re / pool if pool else 0.0)
+        used = b.intervals_used > 0
+        if used:
+            pool, pool_re = b.pool_kwh_end, b.pool_re_kwh_end
+        base = {"park_id": park_id, "bucket": h, "covered_s": (pf.hi - pf.lo) // 1000, "updated_ms": now_ms}
+        park_row = {**base, "enterprise": "", "target": tgt.value if tgt else None,
+                    **{k: _one(pf.flows, k) for k in ("imp", "exp", "re_gen", "charge", "discharge", "curtailed")},
+                    "re_used": b.numerator if used else None, "consumption": b.consumption if used else None,
+                    "pool_kwh": pool, "pool_re_kwh": pool_re, "tce": None}
+        rows = [park_row]
+        tce_total, any_tce = 0.0, False
+        for ent, (use, rep) in uses_by_enterprise(self.store, info.key, h, end).items():
+            tce, _carbon = energy_results(use, rep, info.key, ent, h, end, self.factors)
+            rows.append({**base, **dict.fromkeys(_SHARE_COLUMNS), "enterprise": ent, "tce": tce.value})
+            if tce.value is not None:
+                tce_total, any_tce = tce_total + tce.value, True
+        park_row["tce"] = tce_total if any_tce else None
+        return rows, pool, pool_re
+
+    # --- SQL ----------------------------------------------------------------------------------
+    def _park_id(self, key: str) -> int:
+        with self.store.engine.connect() as conn:
+            return cast(int, conn.execute(select(s.parks.c.id).where(s.parks.c.key == key)).scalar_one())
+
+    def _last_bucket(self, park_id: int) -> int | None:
+        t = s.indicator_hourly
+        with self.store.engine.connect() as conn:
+            v = conn.execute(select(func.max(t.c.bucket)).where(t.c.park_id == park_id, t.c.enterprise == "")).scalar()
+        return None if v is None else s.EpochMs().process_result_value(v, self.store.engine.dialect)
+
+    def _pool_before(self, park_id: int, h: int) -> tuple[float, float]:
+        """The pool at the end of the last hour written before ``h`` in the same China day."""
+        t = s.indicator_hourly
+        q = (select(t.c.pool_kwh, t.c.pool_re_kwh)
+             .where(t.c.park_id == park_id, t.c.enterprise == "", t.c.bucket < h, t.c.bucket >= china_day_start(h))
+             .order_by(t.c.bucket.desc()).limit(1))
+        with self.store.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return (float(row[0] or 0.0), float(row[1] or 0.0)) if row else (0.0, 0.0)
+
+    def _replace(self, park_id: int, h: int, rows: list[dict[str, Any]]) -> None:
+        t = s.indicator_hourly
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(t).where(and_(t.c.park_id == park_id, t.c.bucket == h)))
+            if rows:
+                conn.execute(insert(t), rows)
