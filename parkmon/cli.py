@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "records": ("ingest.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
     "report": ("analytics.report.cli:main", "monthly / yearly report, Excel and PDF (园区月报/年报)"),
+    "dashboards": ("dashboards.cli:main", "Grafana dashboards: build, provision, push (看板)"),
 }
 
 
