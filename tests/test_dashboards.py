@@ -203,7 +203,8 @@ def test_power_water_and_emissions_match_the_simulators_ground_truth(park_day: t
     assert max(float(r["value"]) for r in rows) > 1000  # daylight: kW of PV, not a flat line
     # water per enterprise and hour: the meter's last reading of the hour less the hour before's
     water = _run(store, _find("parkmon-park", "Water use by enterprise"))
-    assert {r["metric"] for r in water} == {"e01", "e02", "e03", "e04"} and len(water) == 4 * 24  # hours 01..24 (24:00 is the range end, included)
+    # hours 01..24: the reading at 24:00 is the range's end, which $__timeFilter includes
+    assert {r["metric"] for r in water} == {"e01", "e02", "e03", "e04"} and len(water) == 4 * 24
     for r in water:
         h = int(float(r["time"]) * 1000)
         got = gt.value_at(r["metric"], "water", "volume", h + H - 60_000)
