@@ -69,6 +69,8 @@ def push(url: str, credential: str | tuple[str, str] | None, db: Database | None
             raise PushError(f"cannot reach Grafana at {url}: {exc.message}; check --url and that Grafana runs"
                             ) from None
         raise PushError(f"Grafana at {url} answered {exc.status_code}: {exc.message}") from None
+    except OSError as exc:  # the HTTP library's connection errors (refused, DNS, TLS) are OSErrors
+        raise PushError(f"cannot reach Grafana at {url}: {exc}; check --url and that Grafana runs") from None
 
 
 def _push(api: GrafanaApi, db: Database | None, say: Callable[[str], None]) -> dict[str, str]:
