@@ -62,9 +62,14 @@ def main(argv: list[str]) -> int:
     comp.add_argument("--park", required=True)
     comp.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
     comp.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
+    feed = sub.add_parser("feed", help="(re)compute the hourly indicators the Grafana boards read "
+                          "(indicator_hourly), e.g. after importing history (看板小时指标回填)")
+    feed.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    feed.add_argument("--park", action="append", default=None, help="this park only (repeatable; default: all)")
+    feed.add_argument("--since", required=True, help="first hour, ISO 8601 with offset, e.g. 2026-01-01T00:00+08:00")
     args = ap.parse_args(argv)
     return {"share": _share, "energy": _energy, "activity": _activity, "all": _all,
-            "compliance": _compliance}[args.cmd](args)
+            "compliance": _compliance, "feed": _feed}[args.cmd](args)
 
 
 def _answer(db: str, prefix: str, compute: Callable[[Store], Any]) -> int:
@@ -144,3 +149,29 @@ def _compliance(args: argparse.Namespace) -> int:
     start, end = _period(args)
     return _answer(args.db, "parkmon indicators compliance",
                    lambda store: compute_compliance(store, args.park, start, end))
+
+
+def _feed(args: argparse.Namespace) -> int:
+    from ingest.store import open_store
+
+    from .board_feed import BoardFeed
+
+    since = _ms(args.since, "since")
+    store = open_store(args.db)
+    try:
+        feed = BoardFeed(store)
+        now = int(time.time() * 1000)
+        parks = [p for p in store.parks() if args.park is None or p.key in args.park]
+        if args.park and len(parks) != len(set(args.park)):
+            print(f"parkmon indicators feed: unknown park among {', '.join(args.park)}", file=sys.stderr)
+            return 2
+        for info in parks:
+            def progress(done: int, total: int, key: str = info.key) -> None:
+                if done == total or done % 24 == 0:
+                    print(f"\r{key}: {done}/{total} hours ({done / total:.0%})", end="", file=sys.stderr, flush=True)
+
+            n = feed.feed_park(info, now, since, progress)
+            print(f"\n{info.key}: {n} hours with data written", file=sys.stderr)
+    finally:
+        store.close()
+    return 0

@@ -63,6 +63,8 @@ def main(argv: list[str]) -> int:
     run.add_argument("--no-maintenance", action="store_true",
                      help="leave rollups and retention to another worker of the group")
     run.add_argument("--rollup-every", type=float, default=30.0, metavar="S", help="seconds between rollup refreshes")
+    run.add_argument("--no-board-feed", action="store_true",
+                     help="do not compute the hourly indicators the Grafana boards read (runs with maintenance)")
     run.add_argument("--no-alerts", action="store_true",
                      help="do not run the alert engine and its delivery here (run it in one worker of a group)")
     run.add_argument("--alert-rules", default=None, metavar="FILE",
@@ -176,6 +178,12 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     if alerts is not None:
         alerts.attach(ingestor)
         alerts.start()
+    feed = None
+    if maintenance and not args.no_board_feed:
+        from analytics.board_feed import BoardFeed
+
+        feed = BoardFeed(store)  # indicator_hourly for Grafana, beside the rollups it reads
+        feed.start()
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -187,6 +195,8 @@ def _run(args: argparse.Namespace, store: Store) -> int:
             _log_stats(args.client_id, ingestor, "running")
     if maintenance:
         maintenance.stop()
+    if feed is not None:
+        feed.stop()
     ingestor.stop()
     if alerts is not None:
         alerts.stop()
