@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from analytics.targets import ShareSettings
 
 from ..records.base import RecordError
 from ..store import Store
 from . import (
     alerts,
+    board,
     deps,
     economy,
     environment,
@@ -45,6 +49,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.state.store = store
     app.state.share_settings = share_settings
     app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
+    app.state.board = board.LiveBoard(store, cast(ShareSettings | None, share_settings))
     app.include_router(registry.router, prefix="/api/v1")
     app.include_router(readings.router, prefix="/api/v1")
     app.include_router(indicators.router, prefix="/api/v1")
@@ -61,4 +66,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     app.include_router(deps.health_router, prefix="/api/v1")
+    # the built-in live board: /board/{park}, its stream under /api/v1, its script and ECharts under /static
+    app.include_router(board.router)
+    app.mount("/static", board.static_files(), name="static")
     return app
