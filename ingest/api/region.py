@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy
@@ -32,7 +32,7 @@ def regions(store: StoreDep) -> dict[str, list[str]]:
 @router.get("/regions/{region}/overview", summary="Every park of a region: share vs target, energy, "
             "carbon, compliance, smart-park score (区域总览)")
 def overview(
-    store: StoreDep, region: str,
+    request: Request, store: StoreDep, region: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
     period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
@@ -54,7 +54,7 @@ def overview(
                      "new_energy_share": {"value": share.value, "target": share.target, "status": share.status,
                                           "gap": share.inputs.get("gap"), "completeness": share.completeness},
                      "comprehensive_energy_tce": tce.value, "carbon_per_tce": carbon.value,
-                     "pollutant_compliance": comp["value"], "scorecard": scorecard(store, p.key)["value"]})
+                     "pollutant_compliance": comp["value"], "scorecard": scorecard(request, store, p.key)["value"]})
     tces = [r["comprehensive_energy_tce"] for r in rows if r["comprehensive_energy_tce"] is not None]
     return {"region": region, "period_start": start.isoformat(), "period_end": end.isoformat(),
             "parks": rows, "new_energy_share": region_share(shares),

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
 from analytics.indicators import scorecard as sc
 
 from .. import schema as s
 from ..records import registry
+from ..records import tables as t
 from ..records.base import now_ms
 from .deps import StoreDep, require_park
 
@@ -20,7 +21,7 @@ DAY_MS = 86_400_000
 
 
 @router.get("/parks/{park}/scorecard", summary="一平台两中心六系统: present, live, complete, and why not (建设评分)")
-def scorecard(store: StoreDep, park: str) -> dict[str, Any]:
+def scorecard(request: Request, store: StoreDep, park: str) -> dict[str, Any]:
     require_park(store, park)
     now = now_ms()
     gws = store.gateways(park)
@@ -41,10 +42,16 @@ def scorecard(store: StoreDep, park: str) -> dict[str, Any]:
         stored = bool(pids) and conn.execute(select(rd.c.point_id).where(rd.c.point_id.in_(pids)).limit(1)).first()
         backlog = conn.execute(select(func.count()).select_from(s.rollup_dirty)).scalar_one()
         systems = registry.coverage(conn, park, now)
+        ih = s.indicator_hourly  # fed within two hours: the Grafana boards show this park live
+        fed = conn.execute(select(ih.c.bucket).join(s.parks, s.parks.c.id == ih.c.park_id)
+                           .where(s.parks.c.key == park, ih.c.bucket >= now - 2 * 3_600_000).limit(1)).first()
+        overrides = conn.execute(select(func.count()).select_from(t.alert_rules)
+                                 .where(t.alert_rules.c.park == park)).scalar_one()
     elements = [
         sc.platform(sc.PlatformFacts(len(gws), sum(g.online for g in gws),
                                      sum(c.received for c in comp) / expected if expected else None, int(dead))),
-        sc.operations(sc.OperationsFacts(api=True, live_board=False, alert_rules=0)),
+        sc.operations(sc.OperationsFacts(api=True, live_board=_board_served(request) or fed is not None,
+                                         alert_rules=_rules_in_force(request) + int(overrides))),
         sc.storage(sc.StorageFacts(
             int(bool(stored)), None if newest is None else (now - newest) / 1000, int(backlog),
             None if newest is None or newest_1m is None else max(0.0, (newest - newest_1m - 60_000) / 1000))),
@@ -53,3 +60,17 @@ def scorecard(store: StoreDep, park: str) -> dict[str, Any]:
     ind = sc.Scorecard()
     return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit, "park": park,
             "at_ms": now, "value": round(sc.score(elements), 4), "elements": [vars(e) for e in elements]}
+
+
+def _board_served(request: Request) -> bool:
+    """The built-in live board is part of this API (ingest/api/board.py)."""
+    return any(getattr(r, "path", "").startswith("/board") for r in request.app.routes)
+
+
+def _rules_in_force(request: Request) -> int:
+    engine = request.app.state.alert_engine
+    if engine is not None:
+        return len(engine.rules)
+    from analytics.alerts.rules import load_rules  # the defaults every park gets unless it overrides them
+
+    return len(load_rules())
