@@ -117,6 +117,11 @@ def main(argv: list[str]) -> int:
         maintenance = Maintenance(store, MaintenanceConfig(rollup_every_s=10.0))  # 1m/1h/1d rollups
         maintenance.start()
         stack.callback(maintenance.stop)
+        from analytics.board_feed import BoardFeed, FeedConfig
+
+        feed = BoardFeed(store, FeedConfig(every_s=30.0))  # hourly indicators for Grafana's boards
+        feed.start()
+        stack.callback(feed.stop)
         _say(args, f"store           {db_url}")
         # alerts: the default rules, and each vessel and pipeline above its own design pressure
         alerts = AlertService(store, load_rules() + pressure_rules(sim.park.engine.model.spec.model_dump()))
