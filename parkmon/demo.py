@@ -3,13 +3,15 @@
 Starts, in this order: a local mosquitto (a child process on a free port), the simulated park
 (Modbus TCP servers on loopback), the store (SQLite by default), ingest, the HTTP API, and one
 edge agent per enterprise as its own ``parkmon edge run`` process, the way gateways run in the
-field. Then it prints the live new-energy share every few seconds. Ctrl-C stops everything.
+field. Then it prints the live board's address (and opens it in a browser when the machine has a
+display) and the live new-energy share every few seconds. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="parkmon demo",
         description="Run a simulated park end to end: simulator -> edge agents -> MQTT -> ingest -> "
-                    "store -> new-energy share on the terminal and the HTTP API. (一键演示)",
+                    "store -> new-energy share on the terminal, the HTTP API and the live board "
+                    "(http://127.0.0.1:PORT/board/demo, 实时看板). (一键演示)",
     )
     ap.add_argument("--workdir", default="parkmon-demo", help="where the database, buffers and logs go")
     ap.add_argument("--db", default=None, help="database URL (default: SQLite in the workdir), "
@@ -46,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--every", type=float, default=5.0, help="print the share every N seconds")
     ap.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until Ctrl-C)")
     ap.add_argument("--json", action="store_true", help="print status lines as JSON (for scripts)")
+    ap.add_argument("--no-browser", action="store_true",
+                    help="do not open the live board in a browser (default: open it when a display is "
+                         "available and the output is not --json)")
     return ap
 
 
@@ -134,7 +140,9 @@ def main(argv: list[str]) -> int:
         api_port = args.api_port or free_port()
         stack.callback(_start_api(create_app(store, alert_engine=alerts.engine), api_port))
         base = f"http://127.0.0.1:{api_port}/api/v1"
+        board = f"http://127.0.0.1:{api_port}/board/{info['key']}"
         _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")
+        _say(args, f"live board      {board}")
 
         # 5. the park office: registry with gates, gate traffic over MQTT, records through the API
         from simulators.park_office import ParkOffice
@@ -157,6 +165,7 @@ def main(argv: list[str]) -> int:
                                           stdout=log, stderr=subprocess.STDOUT))
         stack.callback(_stop_procs, procs)
         _say(args, f"edge agents     {len(procs)} gateways (logs in {work})")
+        _announce_board(args, board)
         _say(args, "Ctrl-C to stop.  新能源消纳比例 = new-energy consumption share")
 
         started = time.monotonic()
@@ -211,6 +220,32 @@ def _alert_lines(args: argparse.Namespace, base: str, seen: list[int]) -> None:
             print(f"  {e['text_zh']}", flush=True)
 
 
+def _announce_board(args: argparse.Namespace, url: str) -> None:
+    """The live board's address where nobody can miss it, and the board itself in a browser when the
+    machine has a display (never an error when it has none)."""
+    if args.json:
+        print(json.dumps({"event": "live board", "board": url}), flush=True)
+    else:
+        print(f"\n  ==> 实时看板 live board: {url}\n", flush=True)
+    if args.no_browser or args.json or not _display_available():
+        return
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(url)
+    except (webbrowser.Error, OSError):  # a browser that cannot start must not stop the demo
+        opened = False
+    if not opened:
+        _say(args, "(no browser could be started: open the address above)")
+
+
+def _display_available() -> bool:
+    """A desktop to open a browser on: macOS, Windows, or an X11 / Wayland session."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if args.json:
         print(json.dumps({"event": text}, ensure_ascii=False), flush=True)
@@ -221,7 +256,9 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def _start_api(app: Any, port: int) -> Any:
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # an open live board keeps a stream open: close the streams first, and cancel what is left after 2 s
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -229,6 +266,7 @@ def _start_api(app: Any, port: int) -> Any:
         time.sleep(0.05)
 
     def stop() -> None:
+        app.state.board.close()
         server.should_exit = True
         thread.join(5)
 

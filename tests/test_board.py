@@ -396,3 +396,36 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             assert not errors, errors
         finally:
             browser.close()
+
+
+# ---- parkmon demo opens with the board -------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "env", "platform", "opened"), [
+    ([], {"DISPLAY": ":0"}, "linux", True),
+    ([], {"WAYLAND_DISPLAY": "wayland-0"}, "linux", True),
+    ([], {}, "linux", False),  # a server or CI: print the address, open nothing, fail nothing
+    ([], {}, "darwin", True),
+    (["--no-browser"], {"DISPLAY": ":0"}, "linux", False),
+    (["--json"], {"DISPLAY": ":0"}, "linux", False),  # scripts read the address from the JSON line
+])
+def test_demo_prints_the_board_and_opens_it_where_there_is_a_display(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
+        env: dict[str, str], platform: str, opened: bool) -> None:
+    import webbrowser
+
+    from parkmon import demo
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(demo.sys, "platform", platform)
+    calls: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: calls.append(url) or True)
+    url = "http://127.0.0.1:8080/board/demo"
+    demo._announce_board(demo._parser().parse_args(argv), url)
+    assert calls == ([url] if opened else [])
+    out = capsys.readouterr().out
+    if "--json" in argv:
+        assert json.loads(out) == {"event": "live board", "board": url}
+    else:
+        assert f"实时看板 live board: {url}" in out
