@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from types import FrameType
 
 
 def main(argv: list[str]) -> int:
@@ -23,5 +24,11 @@ def main(argv: list[str]) -> int:
     store = open_store(args.db)
     store.create_schema()
     app = create_app(store, close_store=True, share_settings=load_share_settings(args.targets))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.board.close()  # open live boards' streams end, so Ctrl-C stops the server at once
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)).run()
     return 0
