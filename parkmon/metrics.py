@@ -121,10 +121,48 @@ METRICS: dict[str, Metric] = {
 }
 
 
+def _hj212_records() -> list[Metric]:
+    """What HJ 212 data loggers report beside the instant values (parkmon/hj212.py ``metric_of``): the
+    value at the reference O2 (``cems.so2.ref``) and, per minute / hour / day record, the mean, least
+    and greatest value, the same at the reference O2, and the amount emitted (``cems.so2.hour.amount``,
+    kg; m³ for the flows). The period's start is the sample's time."""
+    from .hj212_codes import CODE_METRICS
+
+    periods = {"minute": ("分钟", "minute"), "hour": ("小时", "hourly"), "day": ("日", "daily")}
+    stats = {"avg": ("均值", "mean"), "min": ("最小值", "min"), "max": ("最大值", "max")}
+    ref = ("折算", "at reference O2")
+    out = []
+    for base_name in CODE_METRICS.values():
+        b = METRICS[base_name]
+        referable = b.unit == "mg/m3"  # flue-gas concentrations have a reference-O2 value
+        amount_unit = {"m3/s": "m3", "L/s": "m3"}.get(b.unit, "kg" if b.unit in ("mg/m3", "mg/L") else "")
+        if referable:
+            out.append(_m(f"{base_name}.ref", b.unit, _I, b.system, f"{b.zh}({ref[0]})", f"{b.en} {ref[1]}"))
+        for pk, (pzh, pen) in periods.items():
+            for sk, (szh, sen) in stats.items():
+                out.append(_m(f"{base_name}.{pk}.{sk}", b.unit, _I, b.system, f"{b.zh}{pzh}{szh}",
+                              f"{b.en} {pen} {sen}"))
+                if referable:
+                    out.append(_m(f"{base_name}.{pk}.ref_{sk}", b.unit, _I, b.system,
+                                  f"{b.zh}{pzh}{szh}({ref[0]})", f"{b.en} {pen} {sen} {ref[1]}"))
+            if amount_unit:
+                zh = "排放量" if amount_unit == "kg" else "累计流量"
+                out.append(_m(f"{base_name}.{pk}.amount", amount_unit, _I, b.system, f"{b.zh}{pzh}{zh}",
+                              f"{b.en} {pen} amount"))
+    return out
+
+
+METRICS.update({m.name: m for m in _hj212_records()})
+
+
 def get(name: str) -> Metric:
-    """Look a metric up; the error lists what exists so a config typo is easy to fix."""
+    """Look a metric up; the error suggests the nearest names so a config typo is easy to fix."""
     try:
         return METRICS[name]
     except KeyError:
-        close = [n for n in METRICS if n.split(".")[0] == name.split(".")[0]] or sorted(METRICS)
+        import difflib
+
+        close = difflib.get_close_matches(name, list(METRICS), n=8, cutoff=0.5) or \
+            [n for n in METRICS if n.count(".") <= 2 and n.split(".")[0] == name.split(".")[0]][:12] or \
+            sorted(n for n in METRICS if n.count(".") <= 1)[:12]
         raise KeyError(f"unknown metric {name!r}; known metrics like it: {', '.join(close)}") from None
