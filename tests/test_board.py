@@ -381,8 +381,9 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             #    share is exactly what the indicator API answers for the same window
             p.agents.stop()
             wait_for(lambda: _settled(p.store), timeout=20, what="the last readings stored and rolled up")
-            n = page.evaluate("window.parkmonBoard.events")
-            page.wait_for_function(f"window.parkmonBoard.events >= {n + 2}", timeout=10_000)
+            settled_ms = time.time_ns() // 1_000_000
+            page.wait_for_function(f"Date.parse(window.parkmonBoard.last.share.period_end) > {settled_ms}",
+                                   timeout=10_000)
             last = page.evaluate("window.parkmonBoard.last.share")
             api = httpx.get(f"{p.api.base}/api/v1/parks/demo/indicators/new-energy-share",
                             params={"start": last["period_start"], "end": last["period_end"]}, timeout=10).json()

@@ -69,6 +69,10 @@ class LiveBoard:
 
     ttl_s = 1.0  # a snapshot younger than this is served again
     hour_ttl_s = 300.0  # a closed hour of the trend is recomputed this often (late data)
+    # the day's share reads the day's raw counter readings (decision 0007: periods under a day do), which
+    # grows through the day; it is recomputed when its last computation is older than took / share_duty,
+    # so a park's share keeps at most this fraction of a thread busy (power, devices, alerts: every event)
+    share_duty = 0.25
 
     def __init__(self, store: Store, settings: ShareSettings | None = None) -> None:
         self.store, self.settings = store, settings
@@ -78,6 +82,7 @@ class LiveBoard:
         self._park_locks: dict[str, threading.Lock] = {}
         self._snaps: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
         self._hours: dict[tuple[str, int], tuple[float, float, dict[str, Any]]] = {}
+        self._shares: dict[str, tuple[float, float, int, dict[str, Any], list[dict[str, Any]]]] = {}
 
     def close(self) -> None:
         """End every open stream within a quarter second (call before stopping the server: uvicorn
@@ -103,7 +108,7 @@ class LiveBoard:
         now = datetime.fromtimestamp(time.time(), tz=CHINA)
         start, end = period_bounds("today", now)
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        share = compute_park_share(self.store, park, start_ms, end_ms, self.settings).to_json()
+        share, trend = self._share(park, start_ms, end_ms)
         engine = self.store.engine
         latest = _latest(engine, park, end_ms - stale_after_s * 1000)
         return {
@@ -112,11 +117,23 @@ class LiveBoard:
             "at_ms": end_ms,
             "at": end.isoformat(timespec="seconds"),
             "share": share,
-            "share_trend": self._trend(park, start_ms, end_ms),
+            "share_trend": trend,
             "power": _power(self.store, latest, end_ms),
             "devices": _devices(latest, stale_after_s),
             "alerts": _alerts(engine, park),
         }
+
+    def _share(self, park: str, start_ms: int, end_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Today's share as the indicator API computes it (its window in period_start/end) and the hourly
+        trend; the last ones again while they are fresh enough for the share's duty cycle."""
+        cached = self._shares.get(park)
+        if cached is not None and cached[2] == start_ms and time.monotonic() - cached[0] < cached[1] / self.share_duty:
+            return cached[3], cached[4]
+        t0 = time.monotonic()
+        share = compute_park_share(self.store, park, start_ms, end_ms, self.settings).to_json()
+        trend = self._trend(park, start_ms, end_ms)
+        self._shares[park] = (t0, time.monotonic() - t0, start_ms, share, trend)
+        return share, trend
 
     def _trend(self, park: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         """The share of each hour of today up to now (the hour still running so far)."""
