@@ -40,7 +40,8 @@ case "${1:-}" in
     ;;
   test)
     shift
-    apt_install mosquitto postgresql socat chromium  # chromium: the live-board test drives it headless
+    # chromium: the live-board test drives it headless; a CJK font so its screenshot shows the Chinese
+    apt_install mosquitto postgresql socat chromium fonts-wqy-microhei
     venv dev
     # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports
     echo "==> ruff check"
