@@ -210,13 +210,16 @@ class Framer:
                 yield Hj212Error("length", f"4 decimal digits ≤ {MAX_SEGMENT}", _show(bad))
                 continue
             total = int(length) + 12
+            # a whole valid frame starting inside this one means this one was cut short (a truncated
+            # packet, a wrong length): report it and go on from the whole one instead of swallowing it
+            nxt = self._next_whole(min(total, len(self._buf)))
+            if nxt > 0:
+                bad = bytes(self._buf[:nxt])
+                del self._buf[:nxt]
+                yield Hj212Error("length", f"{int(length)} characters of data segment (packet cut short?)",
+                                 _show(bad))
+                continue
             if len(self._buf) < total:
-                nxt = self._buf.find(b"##", 2)
-                if nxt > 0 and self._buf.find(b"\r\n", 0, nxt) >= 0:  # a short packet ended: wrong length
-                    bad = bytes(self._buf[:nxt])
-                    del self._buf[:nxt]
-                    yield Hj212Error("length", f"{int(length)} characters of data segment", _show(bad))
-                    continue
                 if len(self._buf) > self._max:
                     self._buf.clear()
                 return
@@ -227,6 +230,22 @@ class Framer:
                 continue
             del self._buf[:total]
             yield frame
+
+    def _next_whole(self, within: int) -> int:
+        """Where a complete frame with a good CRC starts after position 0 and before ``within``, or -1."""
+        at = self._buf.find(b"##", 1, within)
+        while at > 0:
+            head = bytes(self._buf[at + 2:at + 6])
+            if head.isdigit():
+                end = at + int(head) + 12
+                if end <= len(self._buf) and self._buf[end - 2:end] == b"\r\n":
+                    try:
+                        parse(bytes(self._buf[at:end]))
+                        return at
+                    except Hj212Error:
+                        pass
+            at = self._buf.find(b"##", at + 1, within)
+        return -1
 
     def _skip_to_next(self) -> bytes:
         nxt = self._buf.find(b"##", 2)
