@@ -430,3 +430,10 @@ def test_demo_prints_the_board_and_opens_it_where_there_is_a_display(
         assert json.loads(out) == {"event": "live board", "board": url}
     else:
         assert f"实时看板 live board: {url}" in out
+
+
+def test_snapshot_json_has_no_nan() -> None:
+    from ingest.api.board import _finite
+
+    assert _finite({"a": float("nan"), "b": [float("inf"), 1.5, {"c": -float("inf")}], "d": "x"}) == {
+        "a": None, "b": [None, 1.5, {"c": None}], "d": "x"}

@@ -26,6 +26,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +44,7 @@ from parkmon import quality
 from .. import schema as s
 from ..records import tables as t
 from ..store import Store
+from ..store.base import ParkInfo
 from .indicators import period_bounds
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,16 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)
 
 
+@dataclass
+class _Park:
+    """What the board keeps of one park; touched only under its lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    snap: tuple[float, int, dict[str, Any]] | None = None  # (at, stale_after_s, body)
+    share: tuple[float, float, int, dict[str, Any], list[dict[str, Any]]] | None = None  # (at, took, day, …)
+    hours: dict[int, tuple[float, float, dict[str, Any]]] = field(default_factory=dict)  # hour -> (at, wall, point)
+
+
 class LiveBoard:
     """Snapshots of parks for the board, shared by all the clients watching them."""
 
@@ -79,10 +91,7 @@ class LiveBoard:
         self.streams = 0  # open event streams (the event loop's thread only)
         self.closing = threading.Event()  # set by close(): the streams end so the server can stop
         self._lock = threading.Lock()
-        self._park_locks: dict[str, threading.Lock] = {}
-        self._snaps: dict[tuple[str, int], tuple[float, dict[str, Any]]] = {}
-        self._hours: dict[tuple[str, int], tuple[float, float, dict[str, Any]]] = {}
-        self._shares: dict[str, tuple[float, float, int, dict[str, Any], list[dict[str, Any]]]] = {}
+        self._parks: dict[str, _Park] = {}
 
     def close(self) -> None:
         """End every open stream within a quarter second (call before stopping the server: uvicorn
@@ -91,26 +100,26 @@ class LiveBoard:
 
     def snapshot(self, park: str, stale_after_s: int = 300) -> dict[str, Any]:
         """The park now; LookupError for a park that is not registered."""
-        with self._lock:
-            lock = self._park_locks.setdefault(park, threading.Lock())
-        with lock:  # one computation per park at a time; the others wait and take its result
-            hit = self._snaps.get((park, stale_after_s))
-            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
-                return hit[1]
-            body = self._compute(park, stale_after_s)
-            self._snaps[(park, stale_after_s)] = (time.monotonic(), body)
-            return body
-
-    def _compute(self, park: str, stale_after_s: int) -> dict[str, Any]:
         info = next((p for p in self.store.parks() if p.key == park), None)
         if info is None:
             raise LookupError(f"park {park!r} is not registered")
+        with self._lock:
+            state = self._parks.setdefault(park, _Park())
+        with state.lock:  # one computation per park at a time; the others wait and take its result
+            if state.snap is not None and state.snap[1] == stale_after_s \
+                    and time.monotonic() - state.snap[0] < self.ttl_s:
+                return state.snap[2]
+            body: dict[str, Any] = _finite(self._compute(state, info, stale_after_s))
+            state.snap = (time.monotonic(), stale_after_s, body)
+            return body
+
+    def _compute(self, state: _Park, info: ParkInfo, stale_after_s: int) -> dict[str, Any]:
         now = datetime.fromtimestamp(time.time(), tz=CHINA)
         start, end = period_bounds("today", now)
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        share, trend = self._share(park, start_ms, end_ms)
+        share, trend = self._share(state, info.key, start_ms, end_ms)
         engine = self.store.engine
-        latest = _latest(engine, park, end_ms - stale_after_s * 1000)
+        latest = _latest(engine, info.key, end_ms - stale_after_s * 1000)
         return {
             "park": {"key": info.key, "name_zh": info.name_zh, "name_en": info.name_en,
                      "park_class": info.park_class, "region": info.region},
@@ -120,29 +129,30 @@ class LiveBoard:
             "share_trend": trend,
             "power": _power(self.store, latest, end_ms),
             "devices": _devices(latest, stale_after_s),
-            "alerts": _alerts(engine, park),
+            "alerts": _alerts(engine, info.key),
         }
 
-    def _share(self, park: str, start_ms: int, end_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _share(self, state: _Park, park: str, start_ms: int,
+               end_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Today's share as the indicator API computes it (its window in period_start/end) and the hourly
         trend; the last ones again while they are fresh enough for the share's duty cycle."""
-        cached = self._shares.get(park)
-        if cached is not None and cached[2] == start_ms and time.monotonic() - cached[0] < cached[1] / self.share_duty:
-            return cached[3], cached[4]
+        last = state.share
+        if last is not None and last[2] == start_ms and time.monotonic() - last[0] < last[1] / self.share_duty:
+            return last[3], last[4]
         t0 = time.monotonic()
         share = compute_park_share(self.store, park, start_ms, end_ms, self.settings).to_json()
-        trend = self._trend(park, start_ms, end_ms)
-        self._shares[park] = (t0, time.monotonic() - t0, start_ms, share, trend)
+        trend = self._trend(state, park, start_ms, end_ms)
+        state.share = (t0, time.monotonic() - t0, start_ms, share, trend)
         return share, trend
 
-    def _trend(self, park: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+    def _trend(self, state: _Park, park: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         """The share of each hour of today up to now (the hour still running so far)."""
         out = []
-        for key in [k for k in self._hours if k[0] == park and k[1] < start_ms]:
-            del self._hours[key]  # yesterday's hours
+        for h in [h for h in state.hours if h < start_ms]:
+            del state.hours[h]  # yesterday's hours
         for h in range(start_ms, end_ms, HOUR_MS):
             h_end = min(h + HOUR_MS, end_ms)
-            cached = self._hours.get((park, h))
+            cached = state.hours.get(h)
             if cached is not None and h_end == h + HOUR_MS and cached[1] >= h_end + MINUTE_MS \
                     and time.monotonic() - cached[0] < self.hour_ttl_s:
                 out.append(cached[2])
@@ -150,9 +160,20 @@ class LiveBoard:
             r = compute_park_share(self.store, park, h, h_end, self.settings)
             point = {"start_ms": h, "end_ms": h_end, "value": r.value, "status": r.status,
                      "completeness": round(r.completeness, 4)}
-            self._hours[(park, h)] = (time.monotonic(), time.time() * 1000, point)
+            state.hours[h] = (time.monotonic(), time.time() * 1000, point)
             out.append(point)
         return out
+
+
+def _finite(x: Any) -> Any:
+    """The body with every NaN or infinity as None: JSON has no such numbers (browsers refuse them)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _latest(engine: Engine, park: str, since_ms: int) -> list[dict[str, Any]]:
