@@ -84,9 +84,10 @@ def _small_park(store: Store, now_ms: int) -> None:
     store.import_readings("p1", rows, metrics)
 
 
-@pytest.fixture
-def small_api(tmp_path: Path) -> Iterator[tuple[str, Any, int]]:
-    store = open_store(f"sqlite:///{tmp_path / 'board.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def small_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any, int]]:
+    url = f"sqlite:///{tmp_path / 'board.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url)
     store.create_schema()
     now_ms = time.time_ns() // 1_000_000
     _small_park(store, now_ms)
