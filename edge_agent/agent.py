@@ -17,6 +17,8 @@ from parkmon import metrics, quality, wire
 from .buffer import DiskBuffer
 from .config import AgentConfig, DeviceConfig
 from .drivers.base import Driver, Sample, create_driver
+from .hj212.forwarder import Forwarder, Upstream
+from .hj212.from_samples import realtime_records
 from .publisher import Publisher
 from .sample_filter import SampleFilter
 
@@ -56,16 +58,29 @@ class Agent:
         self._pending: list[Sample] = []
         self._stop = asyncio.Event()
         self._started = time.monotonic()
+        # device id -> the HJ 212 platforms its outlet reports to (edge_agent/hj212/forwarder.py)
+        self.forwarders: dict[str, list[Forwarder]] = {}
+        for u in self.cfg.hj212_upstream:
+            up = Upstream(u.host, u.port, u.mn, u.pw, u.st, frozenset(u.periods), u.timeout_s, u.retries, u.keep_days)
+            self.forwarders.setdefault(u.device, []).append(
+                Forwarder(up, f"{self.cfg.buffer.path}.hj212-{u.name}.db"))
+        self._pushing = {d.id for d in self.cfg.devices if d.driver == "hj212"}
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        shared: dict[object, object] = {}  # links several devices use: serial lines, DTUs
+        # links several devices use (serial lines, DTUs, the HJ 212 listening socket), and what pushing
+        # devices need: a way to put samples on disk before they acknowledge, the HJ 212 forwarders
+        shared: dict[object, object] = {"store_samples": self._store_now,
+                                         "hj212_dead_letters": f"{self.cfg.buffer.path}.hj212-dead-letters.jsonl",
+                                         "hj212_relay": self.forwarders}
         drivers = [create_driver(d, shared) for d in self.cfg.devices]
         for drv in drivers:
             await drv.open()
         self.publisher.start()
+        uplinks = [asyncio.create_task(fw.run(), name=f"hj212-{fw.up.host}") for fws in self.forwarders.values()
+                   for fw in fws]
         tasks = [asyncio.create_task(self._poll_loop(drv), name=f"poll-{drv.device.id}") for drv in drivers]
         flusher = asyncio.create_task(self._flush_loop(), name="flush")
         reporter = asyncio.create_task(self._health_loop(), name="health")
@@ -85,6 +100,10 @@ class Agent:
             await self._flush()  # what was polled is on disk before we go
             for drv in drivers:
                 await drv.close()
+            for fws in self.forwarders.values():
+                for fw in fws:
+                    fw.stop()
+            await asyncio.gather(*uplinks, return_exceptions=True)
             await asyncio.to_thread(self.publisher.stop)
             self.buffer.close()
 
@@ -103,6 +122,9 @@ class Agent:
             h.requests = int(getattr(drv, "requests", 0))
             h.last_poll_ms = time.time_ns() // 1_000_000
             self._note_state(dev, h, samples)
+            if dev.id in self.forwarders and dev.id not in self._pushing:
+                for fw in self.forwarders[dev.id]:  # a polled outlet: the gateway is its data logger
+                    fw.relay_all(realtime_records(dev, samples, fw.up.mn, fw.up.st))
             self._pending.extend(self.filter.apply(samples))
             next_at += step
             now = time.time()
@@ -146,6 +168,12 @@ class Agent:
         while True:
             await asyncio.sleep(self.cfg.publish.interval_s)
             await self._flush()
+
+    async def _store_now(self, samples: list[Sample]) -> None:
+        """Samples a pushing device must have on disk before it acknowledges them (HJ 212 loggers)."""
+        if samples:
+            await asyncio.to_thread(self.buffer.append, samples, self.cfg.publish.max_samples)
+            self.publisher.notify()
 
     async def _flush(self) -> None:
         if not self._pending:

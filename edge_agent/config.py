@@ -119,7 +119,12 @@ class DeviceConfig(_Strict):
     # through a TCP serial server / 4G DTU (several unit ids behind one connection)
     # opcua: an OPC UA server (endpoint), subscriptions with polling as the fallback
     # dlt645: DL/T 645-2007 meters, on a serial line (serial) or through a TCP serial server (host/port)
-    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua", "dlt645"] = "modbus_tcp"
+    # hj212: HJ 212-2017 data loggers dial in to host:port (the gateway listens) and are told apart by mn
+    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua", "dlt645", "hj212"] = "modbus_tcp"
+    mn: Annotated[str | None, Field(min_length=1, max_length=24)] = None  # HJ 212 logger id (MN)
+    pw: Annotated[str | None, Field(min_length=1, max_length=6)] = None  # HJ 212 access password (PW)
+    st: Literal["31", "32"] | None = None  # HJ 212 system: 31 flue gas (CEMS), 32 wastewater
+    stale_after_s: Annotated[float, Field(gt=0)] = 300.0  # HJ 212: silence longer than this is a comm failure
     meter_address: Annotated[str | None, Field(pattern=r"^([0-9]{12}|[Aa]{12})$")] = None  # DL/T 645
     endpoint: str | None = None  # opc.tcp://host:4840/path
     opcua_mode: Literal["subscription", "poll"] = "subscription"
@@ -149,6 +154,13 @@ class DeviceConfig(_Strict):
                 if p.di is None or int(p.di, 16) not in FORMATS:
                     known = ", ".join(f"{d:08X}" for d in FORMATS)
                     raise ValueError(f"point {p.name!r}: DL/T 645 points need a di parkmon can decode ({known})")
+        elif self.driver == "hj212":
+            from .hj212.points import parse_point_name
+
+            if not self.mn or not self.pw:
+                raise ValueError("driver hj212 needs mn and pw: the data logger's MN and access password")
+            for p in self.points:
+                parse_point_name(p.name)
         elif self.driver == "opcua":
             if not self.endpoint:
                 raise ValueError("driver opcua needs endpoint: opc.tcp://host:4840/...")
@@ -211,6 +223,22 @@ class PublishConfig(_Strict):
     health_interval_s: Annotated[float, Field(gt=0)] = 60.0  # the agent's own figures, to .../health
 
 
+class UpstreamConfig(_Strict):
+    """A regulator's HJ 212 platform this gateway reports one outlet to, as a data logger would."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "regulator"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+    mn: Annotated[str, Field(min_length=1, max_length=24)]  # assigned by the regulator
+    pw: Annotated[str, Field(min_length=1, max_length=6)]
+    st: Literal["31", "32"]
+    device: str  # the outlet: an hj212 device (its logger's records go up) or a polled one (built here)
+    periods: list[Literal["realtime", "minute", "hour", "day"]] = ["realtime", "minute", "hour", "day"]
+    timeout_s: Annotated[float, Field(gt=0)] = 10.0  # the standard's default: 10 s × 3
+    retries: Annotated[int, Field(ge=1, le=10)] = 3
+    keep_days: Annotated[float, Field(gt=0)] = 30.0  # sent records kept for the platform's history requests
+
+
 class AgentConfig(_Strict):
     gateway: GatewayIdentity
     mqtt: MqttConfig = MqttConfig()
@@ -218,6 +246,7 @@ class AgentConfig(_Strict):
     publish: PublishConfig = PublishConfig()
     poll_interval_s: Annotated[float, Field(gt=0)] = 5.0
     devices: list[DeviceConfig]
+    hj212_upstream: list[UpstreamConfig] = []
 
     @model_validator(mode="after")
     def _unique_devices(self) -> AgentConfig:
@@ -226,6 +255,13 @@ class AgentConfig(_Strict):
             if d.id in seen:
                 raise ValueError(f"device id {d.id!r} appears twice")
             seen.add(d.id)
+        names: set[str] = set()
+        for u in self.hj212_upstream:
+            if u.device not in seen:
+                raise ValueError(f"hj212_upstream {u.name!r}: device {u.device!r} is not a device of this gateway")
+            if u.name in names:
+                raise ValueError(f"hj212_upstream name {u.name!r} appears twice")
+            names.add(u.name)
         return self
 
 
@@ -244,7 +280,12 @@ def _where(cfg: dict[str, Any], loc: tuple[int | str, ...]) -> str:
 
 
 def _apply_profile(dev: Any) -> Any:
-    """Expand ``profile:`` into points; the device's own points override the profile's by name."""
+    """Expand ``profile:`` into points; the device's own points override the profile's by name. An HJ 212
+    device without points gets every point its system code reports (edge_agent/hj212/points.py)."""
+    if isinstance(dev, dict) and dev.get("driver") == "hj212" and not dev.get("points") and not dev.get("profile"):
+        from .hj212.points import default_points
+
+        return {**dev, "points": default_points(str(dev.get("st") or "31"))}
     if not (isinstance(dev, dict) and dev.get("profile")):
         return dev
     own = {p.get("name"): p for p in dev.get("points", []) if isinstance(p, dict)}

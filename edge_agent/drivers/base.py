@@ -33,6 +33,7 @@ DRIVERS: dict[str, str] = {
     "modbus_rtu_over_tcp": "edge_agent.drivers.modbus:ModbusDriver",
     "opcua": "edge_agent.drivers.opcua:OpcUaDriver",
     "dlt645": "edge_agent.drivers.dlt645:Dlt645Driver",
+    "hj212": "edge_agent.drivers.hj212:Hj212Driver",
 }
 
 

@@ -1,0 +1,124 @@
+"""The gateway's HJ 212 side over real TCP: loggers dial in (answers, checks, dead letters, samples through
+mosquitto and ingest into a store) and the gateway reports upstream as a data logger would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+from edge_agent.agent import Agent
+from edge_agent.config import parse_config
+from ingest.config import IngestConfig
+from ingest.consumer import Ingestor
+from ingest.embedded_broker import Mosquitto
+from ingest.store import open_store
+from parkmon import hj212, quality
+from parkmon.hj212 import Packet
+
+from .mqtt_util import wait_for
+from .test_edge_agent_mqtt import running
+
+MN, PW = "010000A8900016F000169DC0", "123456"
+T0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _agent(tmp: Path, mqtt_port: int, hj_port: int, **extra: object) -> Agent:
+    raw: dict[str, object] = {
+        "gateway": {"park": "demo", "enterprise": "e01", "id": "gw-e01"},
+        "mqtt": {"port": mqtt_port}, "buffer": {"path": str(tmp / "buffer.db")},
+        "publish": {"interval_s": 0.2, "health_interval_s": 5}, "poll_interval_s": 0.2,
+        "devices": [{"id": "cems1", "name": "1#锅炉烟气排口", "driver": "hj212", "host": "127.0.0.1", "port": hj_port,
+                     "mn": MN, "pw": PW, "st": "31"}],
+    }
+    raw.update(extra)
+    return Agent(parse_config(raw))
+
+
+def _upload(cn: str, when: int, values: dict[str, dict[str, float]], flags: dict[str, str], qn_ms: int,
+            pw: str = PW, mn: str = MN) -> Packet:
+    return Packet("31", cn, pw, mn, hj212.cp_of(when, values, flags), hj212.make_qn(qn_ms), 5)
+
+
+async def _exchange(port: int, frames: list[bytes], replies: int) -> list[hj212.Packet]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for f in frames:
+        writer.write(f)
+    await writer.drain()
+    framer, got = hj212.Framer(), []
+    while len(got) < replies:
+        data = await asyncio.wait_for(reader.read(4096), 5)
+        if not data:
+            break
+        got += [hj212.parse(x) for x in framer.feed(data) if isinstance(x, bytes)]
+    writer.close()
+    return got
+
+
+def test_loggers_dial_in_and_their_records_reach_the_store(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    ing = Ingestor(IngestConfig(mqtt_port=mosquitto.port, db_url=store.url), store)
+    ing.start()
+    port = _free_port()
+    agent = _agent(tmp_path, mosquitto.port, port)
+    rt = _upload("2011", T0, {"a21026": {"Rtd": 35.2, "ZsRtd": 41.0}, "a19001": {"Rtd": 9.2}},
+                 {"a21026": "N", "a19001": "C"}, T0 + 1)
+    hour = _upload("2061", T0 - 3_600_000, {"a21026": {"Avg": 30.1, "Min": 20.0, "Max": 44.5, "ZsAvg": 33.3,
+                                                       "Cou": 1.25}}, {"a21026": "N"}, T0 + 2)
+    big = {f"a{21000 + i:05d}": {"Rtd": float(i)} for i in range(70)} | {"a34013": {"Rtd": 4.1}}
+    split = hj212.split(_upload("2011", T0 + 60_000, big, {"a34013": "N"}, T0 + 3))
+    bad_crc = hj212.build(_upload("2011", T0 + 120_000, {"a21026": {"Rtd": 1.0}}, {}, T0 + 4))
+    bad_crc = bad_crc[:-6] + f"{int(bad_crc[-6:-2], 16) ^ 1:04X}".encode() + b"\r\n"
+    wrong_pw = hj212.build(_upload("2011", T0, {"a21026": {"Rtd": 1.0}}, {}, T0 + 5, pw="654321"))
+    stranger = hj212.build(_upload("2011", T0, {"a21026": {"Rtd": 1.0}}, {}, T0 + 6, mn="FFFF"))
+    with running(agent):
+        wait_for(lambda: _accepts(port), what="the HJ 212 receiver listening")
+        frames = [hj212.build(rt), hj212.build(hour), *[hj212.build(p) for p in split], bad_crc, wrong_pw, stranger]
+        answers = asyncio.run(_exchange(port, frames, 3 + len(split) + 2))
+        wait_for(lambda: store.count_readings() >= 5, what="the records stored")
+    ing.stop()
+    by_qn = {(a.qn, a.cn): a for a in answers}
+    # data uploads with Flag=5 are acknowledged with 9014 and their own QN; each part of a split packet too
+    for p in (rt, hour, *split):
+        assert (p.qn, "9014") in by_qn, p.qn
+    assert by_qn[(hj212.make_qn(T0 + 4), "9011")].cp == "QnRtn=9"  # bad CRC: asked again
+    assert by_qn[(hj212.make_qn(T0 + 5), "9011")].cp == "QnRtn=3"  # wrong PW
+    assert by_qn[(hj212.make_qn(T0 + 6), "9011")].cp == "QnRtn=4"  # unknown MN
+    # every refused packet is a dead letter with the codec's reason
+    dead = [json.loads(line) for line in (tmp_path / "buffer.db.hj212-dead-letters.jsonl").read_text().splitlines()]
+    assert [d["field"] for d in dead] == ["CRC", "PW", "MN"] and "expected" in dead[0]["reason"]
+    rows = {(r.point, r.ts): (r.value, r.quality) for r in _readings(store)}
+    assert rows[("a21026-Rtd", T0)] == (35.2, 0) and rows[("a21026-ZsRtd", T0)] == (41.0, 0)
+    assert rows[("a19001-Rtd", T0)][1] == quality.uncertain(quality.Reason.CALIBRATION)
+    assert rows[("a21026-Avg-hour", T0 - 3_600_000)] == (30.1, 0)  # an hour record at the hour's start
+    assert rows[("a21026-Cou-hour", T0 - 3_600_000)] == (1.25, 0)
+    assert rows[("a34013-Rtd", T0 + 60_000)] == (4.1, 0)  # from the reassembled split packet
+    metrics = {p.point: p.metric for p in store.points("demo")}
+    assert metrics["a21026-ZsAvg-hour"] == "cems.so2.hour.ref_avg" and metrics["a21026-Rtd"] == "cems.so2"
+    store.close()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _readings(store: object) -> list[object]:
+    from sqlalchemy import select
+
+    from ingest import schema as s
+
+    q = (select(s.points.c.name.label("point"), s.readings.c.ts, s.readings.c.value, s.readings.c.quality)
+         .join(s.points, s.points.c.id == s.readings.c.point_id))
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        return list(conn.execute(q))
