@@ -31,6 +31,13 @@ def _check(cfg: AgentConfig) -> int:
                 print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.node_id} x{p.scale:g}{p.offset:+g} "
                       f"[{p.resolved_unit}] {p.label}")
             continue
+        if d.driver == "hj212":
+            print(f"device {d.id} {d.name!r} hj212 logger MN {d.mn} (ST {d.st or '31'}) dials in to "
+                  f"{d.host}:{d.port}: {len(d.points)} points; silent > {d.stale_after_s:g} s = comm failure")
+            for p in d.points:
+                total += 1
+                print(f"  {d.id}.{p.name:<22} {p.metric:<30} [{p.resolved_unit}] {p.label}")
+            continue
         blocks = plan_reads(list(d.points), d.max_block, d.max_gap)
         link = d.serial.device if d.serial else f"{d.host}:{d.port}"
         print(f"device {d.id} {d.name!r} {d.driver} {link} unit {d.unit}: "
@@ -39,6 +46,9 @@ def _check(cfg: AgentConfig) -> int:
             total += 1
             print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.table:<8} @{p.address:<5} {p.type:<8} "
                   f"{p.order} x{p.scale:g}{p.offset:+g} [{p.resolved_unit}] {p.label}")
+    for u in cfg.hj212_upstream:
+        print(f"HJ 212 upstream {u.name}: {u.host}:{u.port} as MN {u.mn} (ST {u.st}) reports {u.device}: "
+              f"{', '.join(u.periods)}; ack wait {u.timeout_s:g} s x {u.retries}, history kept {u.keep_days:g} days")
     print(f"{total} points OK")
     return 0
 

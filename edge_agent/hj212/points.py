@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parkmon import hj212
+from parkmon import hj212, metrics
 from parkmon.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE, CN_REALTIME, DATA_CNS, ST_AIR_SOURCE
 
 GAS_CODES = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")  # SO2 NOx dust O2 flow temperature
@@ -46,5 +46,6 @@ def default_points(st: str) -> list[dict[str, Any]]:
         for fld, cn in fields:
             metric = hj212.metric_of(code, fld, cn)
             if metric is not None:
-                out.append({"name": hj212.point_name(code, fld, cn), "metric": metric})
+                out.append({"name": hj212.point_name(code, fld, cn), "metric": metric,
+                            "label": metrics.get(metric).zh})
     return out
