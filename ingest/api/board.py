@@ -9,12 +9,13 @@ every ``every`` seconds; ``…/live/snapshot`` answers the same body once. A sna
 - the share of each hour of today (closed hours are kept for a few minutes, the open one recomputed);
 - live power by source (PV, wind, storage with discharge positive, grid import at the boundary
   meters): the latest good, fresh reading of every point summed over the park, and the last
-  30 minutes per minute (1-minute rollups, the raw readings after the last rolled-up minute);
+  30 minutes per minute (the 1-minute rollups up to the rollup backlog, the raw readings after it);
 - the park's firing alerts with their Chinese and English text;
-- devices whose latest readings are bad or stale, so a device going offline shows.
+- devices whose latest readings are all bad or stale, so a device going offline shows.
 
 Snapshots are computed in a worker thread and shared: however many boards watch a park, it is
-computed at most once per :attr:`LiveBoard.ttl_s`.
+computed at most once per :attr:`LiveBoard.ttl_s`, and the day's share (the costly part) at most at
+the duty cycle :attr:`LiveBoard.share_duty`.
 """
 
 from __future__ import annotations
@@ -252,7 +253,8 @@ def _history(store: Store, by_source: dict[str, list[dict[str, Any]]], now_ms: i
 
 
 def _devices(latest: Sequence[dict[str, Any]], stale_after_s: int) -> dict[str, Any]:
-    """Devices with no good, fresh reading on any point: bad quality (why), or silent."""
+    """Devices with no usable (good or uncertain) fresh reading on any point: bad quality (the reason of
+    one of them), or silent for ``stale_after_s``; ``degraded`` counts devices with any such point."""
     devices: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in latest:
         devices.setdefault((r["ent"], r["dev"]), []).append(r)
