@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from parkmon import metrics
 from parkmon.hj212 import (
     Framer,
     Hj212Error,
@@ -38,6 +40,7 @@ from parkmon.hj212 import (
     cp_items,
     format_time,
     make_qn,
+    metric_of,
     parse,
     parse_segment,
     parse_time,
@@ -45,9 +48,13 @@ from parkmon.hj212 import (
 )
 from parkmon.hj212_codes import (
     CN_DATA_ACK,
+    CN_DAY,
     CN_EXE_RETURN,
     CN_HOUR,
+    CN_MINUTE,
     CN_QN_RETURN,
+    CN_REALTIME,
+    CODE_NAMES,
     DATA_CNS,
     QN_BAD_CRC,
     QN_BAD_MN,
@@ -477,3 +484,60 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str 
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached in {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+# --- printing (parkmon sim hj212-platform) ------------------------------------------------------------------
+CN_LABELS: dict[str, tuple[str, str]] = {CN_REALTIME: ("实时数据", "real-time"), CN_MINUTE: ("分钟数据", "minute"),
+                                         CN_HOUR: ("小时数据", "hourly"), CN_DAY: ("日数据", "daily")}
+QN_RTN_LABELS: dict[int, tuple[str, str]] = {QN_BAD_PW: ("密码错误", "wrong PW"), QN_BAD_MN: ("MN错误", "unknown MN")}
+
+
+def _unit(code: str, fld: str, cn: str) -> str:
+    name = metric_of(code, fld, cn)
+    m = metrics.METRICS.get(name) if name is not None else None
+    return m.unit if m is not None and m.unit else ""
+
+
+def describe_record(r: Record) -> str:
+    """One line: time, MN, what the record is, then each code by name with its fields and units."""
+    zh, en = CN_LABELS.get(r.cn, ("数据", "data"))
+    items = []
+    for code, fields in r.values.items():
+        czh, cen = CODE_NAMES.get(code, (code, code))
+        main = "Rtd" if "Rtd" in fields else "Avg"
+        text = ", ".join(f"{f} {v:g}{' ' + u if (u := _unit(code, f, r.cn)) and f in (main, 'Cou') else ''}"
+                         for f, v in fields.items())
+        flag = r.flags.get(code)
+        items.append(f"{czh} {cen} [{code}] {text}" + (f" (Flag {flag})" if flag and flag != "N" else ""))
+    stamp = datetime_text(r.data_time_ms)
+    return f"{stamp} MN {r.mn} ST {r.st} CN {r.cn} {zh} {en}: " + "; ".join(items)
+
+
+def datetime_text(ms: int) -> str:
+    t = format_time(ms)
+    return f"{t[:4]}-{t[4:6]}-{t[6:8]} {t[8:10]}:{t[10:12]}:{t[12:]}"
+
+
+def describe_received(r: Received, duplicate: bool, as_json: bool = False) -> str:
+    if as_json:
+        rec = r.record
+        return json.dumps({"mn": rec.mn, "st": rec.st, "cn": rec.cn, "data_time": datetime_text(rec.data_time_ms),
+                           "data_time_ms": rec.data_time_ms, "values": rec.values, "flags": rec.flags,
+                           "qn": r.qn, "source": r.source, "duplicate": duplicate, "peer": r.peer},
+                          ensure_ascii=False)
+    note = (" (历史数据 history)" if r.source == "history" else "") + (" (重复 duplicate)" if duplicate else "")
+    return describe_record(r.record) + note
+
+
+def describe_dead_letter(d: DeadLetter, as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps({"dead_letter": d.reason, "peer": d.peer, "bytes": d.data[:200].decode("ascii", "replace")},
+                          ensure_ascii=False)
+    return f"死信 dead letter from {d.peer}: {d.reason}"
+
+
+def describe_refusal(r: Refusal, as_json: bool = False) -> str:
+    zh, en = QN_RTN_LABELS.get(r.qn_rtn, ("拒绝", "refused"))
+    if as_json:
+        return json.dumps({"refused": r.mn, "qn_rtn": r.qn_rtn, "reason": en, "cn": r.cn, "qn": r.qn})
+    return f"拒绝 refused MN {r.mn} CN {r.cn}: 9011 QnRtn={r.qn_rtn} {zh} {en}"
