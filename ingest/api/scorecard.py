@@ -63,8 +63,8 @@ def scorecard(request: Request, store: StoreDep, park: str) -> dict[str, Any]:
 
 
 def _board_served(request: Request) -> bool:
-    """The built-in live board is part of this API (ingest/api/board.py)."""
-    return any(getattr(r, "path", "").startswith("/board") for r in request.app.routes)
+    """The built-in live board is part of this API (ingest/api/board.py sets app.state.board)."""
+    return getattr(request.app.state, "board", None) is not None
 
 
 def _rules_in_force(request: Request) -> int:
