@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
+from edge_agent.hj212.forwarder import Forwarder
 from ingest.config import IngestConfig
 from ingest.consumer import Ingestor
 from ingest.embedded_broker import Mosquitto
@@ -122,3 +124,80 @@ def _readings(store: object) -> list[object]:
          .join(s.points, s.points.c.id == s.readings.c.point_id))
     with store.engine.connect() as conn:  # type: ignore[attr-defined]
         return list(conn.execute(q))
+
+
+def test_logger_to_gateway_to_platform_every_record_once_across_dropped_links(mosquitto: Mosquitto,
+                                                                            tmp_path: Path) -> None:
+    """The simulator's CEMS logger dials into the gateway, the gateway reports to a test platform; both
+    links are dropped mid-stream and the platform withholds acks: every record the logger made reaches
+    the store and, after de-duplication, the platform exactly once; the platform's history request is
+    answered from the gateway's outbox."""
+    from simulators.hj212_logger import DataLogger
+    from simulators.hj212_platform import TestPlatform
+
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    ing = Ingestor(IngestConfig(mqtt_port=mosquitto.port, db_url=store.url), store)
+    ing.start()
+    hj_port = _free_port()
+    start, end = T0, T0 + 2 * 3_600_000
+
+    async def main() -> tuple[DataLogger, TestPlatform, list[hj212.Record], list[tuple[str, int]], list[Forwarder]]:
+        async with TestPlatform(allow={MN: PW}, ack_timeout_s=2.0) as platform:
+            agent = _agent(tmp_path, mosquitto.port, hj_port, hj212_upstream=[{
+                "host": "127.0.0.1", "port": platform.port, "mn": MN, "pw": PW, "st": "31", "device": "cems1",
+                "timeout_s": 0.5, "retries": 2}])
+            with running(agent):
+                await asyncio.to_thread(wait_for, lambda: _accepts(hj_port), 10, "the HJ 212 receiver")
+                logger = DataLogger("127.0.0.1", hj_port, kind="cems", mn=MN, pw=PW, seed=7, speed=2400.0,
+                                    sim_start_ms=start, end_ms=end, rtd_interval_s=60, ack_timeout_s=1.0)
+                async with logger:
+                    await _until(lambda: len(logger.acked()) >= 40, 20, "40 records acknowledged by the gateway")
+                    logger.set_fault("drop_connection")  # the logger's link breaks inside a packet
+                    await _until(lambda: len(platform.keys(MN)) >= 30, 20, "30 records at the platform")
+                    assert await platform.close_client(MN)  # the regulator's side drops the gateway
+                    platform.set_fault("drop_acks", 3)  # and then leaves three uploads unanswered
+                    await logger.wait_idle(60)
+                made = set(logger.generated())
+                await _until(lambda: platform.keys(MN) >= made, 60, "every record at the platform")
+                hours = [k for k in sorted(made) if k[0] == "2061"]
+                reply = await platform.request_history(MN, "2061", begin_ms=start, end_ms=end)
+            return logger, platform, reply.records, hours, agent.forwarders["cems1"]
+
+    logger, platform, history, hours, (fw,) = asyncio.run(main())
+    made = logger.generated()
+    assert len(made) == len(set(made)) and {cn for cn, _ in made} >= {"2011", "2051", "2061"}
+    # the faults happened: the logger's link broke and came back, the upstream link too, acks were withheld
+    assert logger.counters.faults.get("drop_connection") == 1 and logger.counters.connections >= 2
+    assert fw.reconnects >= 1 and fw.resent >= 1 and platform.counters.acks_dropped == 3
+    # the platform: every record, once after de-duplication, with the values the logger measured
+    assert platform.keys(MN) == set(made)
+    dedup = platform.dedup()
+    for cn, ts in made:
+        assert dedup[(MN, cn, ts)].values == logger.record(cn, ts).values, (cn, ts)
+    assert len(platform.received) > len(made)  # re-sends happened and were absorbed
+    # history: the hour records, answered from the gateway's outbox
+    assert sorted((r.cn, r.data_time_ms) for r in history) == hours
+    # the store: every minute record on its point at its minute, as measured
+    wait_for(lambda: _count(store, "a21026-Avg-minute") == sum(cn == "2051" for cn, _ in made), 30,
+             "every minute record stored")
+    ing.stop()
+    stored = {(r.point, r.ts): r.value for r in _readings(store)}
+    for cn, ts in made:
+        rec = logger.record(cn, ts)
+        if cn == "2051":
+            assert stored[("a21026-Avg-minute", ts)] == rec.values["a21026"]["Avg"]
+        if cn == "2011":
+            assert stored[("a21026-Rtd", ts)] == rec.values["a21026"]["Rtd"]
+    store.close()
+
+
+async def _until(cond: Callable[[], bool], within_s: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _count(store: object, point: str) -> int:
+    return sum(1 for r in _readings(store) if r.point == point)  # type: ignore[attr-defined]
