@@ -402,6 +402,9 @@ class TestPlatform:
         except Hj212Error as exc:
             self._dead(client, item, str(exc))
             return
+        except KeyError as exc:  # the codec's Reassembler, when parts of one QN disagree on PNUM
+            self._dead(client, item, f"PNUM/PNO: parts of QN {p.qn} disagree on PNUM (part {exc} missing)")
+            return
         if whole is None:  # a part of a split packet: acknowledged as it comes
             if p.ack_requested:
                 await self._ack(client, p)
