@@ -18,7 +18,7 @@ from .buffer import DiskBuffer
 from .config import AgentConfig, DeviceConfig
 from .drivers.base import Driver, Sample, create_driver
 from .hj212.forwarder import Forwarder, Upstream
-from .hj212.from_samples import realtime_records
+from .hj212.from_samples import PeriodRecords, realtime_records
 from .publisher import Publisher
 from .sample_filter import SampleFilter
 
@@ -65,6 +65,7 @@ class Agent:
             self.forwarders.setdefault(u.device, []).append(
                 Forwarder(up, f"{self.cfg.buffer.path}.hj212-{u.name}.db"))
         self._pushing = {d.id for d in self.cfg.devices if d.driver == "hj212"}
+        self._periods: dict[tuple[str, int], PeriodRecords] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -125,6 +126,8 @@ class Agent:
             if dev.id in self.forwarders and dev.id not in self._pushing:
                 for fw in self.forwarders[dev.id]:  # a polled outlet: the gateway is its data logger
                     fw.relay_all(realtime_records(dev, samples, fw.up.mn, fw.up.st))
+                    periods = self._periods.setdefault((dev.id, id(fw)), PeriodRecords(dev, fw))
+                    periods.add(samples, time.time_ns() // 1_000_000)
             self._pending.extend(self.filter.apply(samples))
             next_at += step
             now = time.time()

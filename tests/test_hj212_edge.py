@@ -9,6 +9,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from edge_agent.hj212.forwarder import Forwarder
@@ -201,3 +203,47 @@ async def _until(cond: Callable[[], bool], within_s: float, what: str) -> None:
 
 def _count(store: object, point: str) -> int:
     return sum(1 for r in _readings(store) if r.point == point)  # type: ignore[attr-defined]
+
+
+def test_a_polled_outlet_gets_the_records_its_data_logger_would_send(tmp_path: Path) -> None:
+    """A Modbus CEMS polled every 5 s: the gateway makes each minute's record as it ends and rolls the
+    hour up from the minute records on its disk, equal to what analytics/emissions.py makes of the
+    whole two hours at once."""
+    from analytics import emissions
+    from edge_agent.hj212.forwarder import Upstream
+    from edge_agent.hj212.from_samples import PeriodRecords, codes_of
+
+    cfg = parse_config({"gateway": {"park": "demo", "enterprise": "e01", "id": "gw"},
+                        "devices": [{"id": "cems1", "port": 1502, "profile": "sim_cems"}]})
+    (dev,) = cfg.devices
+    fw = Forwarder(Upstream("127.0.0.1", 1, MN, PW, "31"), tmp_path / "up.db")
+    periods = PeriodRecords(dev, fw)
+    codes = codes_of(dev)
+    assert set(codes.values()) >= {"a21026", "a19001", "a00000"}
+    by_code: dict[str, list[tuple[int, float | None, int]]] = {}
+    bad = quality.bad(quality.Reason.COMM_FAILURE)
+    for k in range(2 * 720):  # two hours, a poll every 5 s; minute 61 has its SO2 analyser down
+        ts = T0 + k * 5000
+        samples = []
+        for name, code in codes.items():
+            v = {"a21026": 30 + (k % 17), "a19001": 8.5 + (k % 5) * 0.1, "a00000": 60.0}.get(code, 50.0)
+            q = bad if code == "a21026" and 61 * 12 <= k < 62 * 12 else 0
+            samples.append((f"cems1.{name}", ts, None if q else float(v), q))
+            by_code.setdefault(code, []).append((ts, None if q else float(v), q))
+        periods.add(samples, ts + 1)
+    periods.add([], T0 + 2 * 3_600_000 + 1)
+    minutes = fw.outbox.history("2051", T0, T0 + 2 * 3_600_000)
+    hours = fw.outbox.history("2061", T0, T0 + 2 * 3_600_000)
+    assert len(minutes) == 120 and len(hours) == 2
+    whole = emissions.records(by_code, "gas", T0 + 2 * 3_600_000, mn=MN)
+    want = {(r.cn, r.data_time_ms): r for r in whole}
+    for cn, cps in (("2051", minutes), ("2061", hours)):
+        for cp in cps:
+            got = hj212.record(hj212.Packet("31", cn, PW, MN, cp))
+            ref = want[(cn, got.data_time_ms)]
+            assert got.flags == ref.flags
+            for code, fields in ref.values.items():
+                assert got.values.get(code, {}) == pytest.approx(fields, rel=1e-5), (cn, code)
+    m61 = hj212.record(hj212.Packet("31", "2051", PW, MN, minutes[61]))
+    assert m61.flags["a21026"] != "N"  # the minute the analyser was down says so
+    fw.outbox.close()
