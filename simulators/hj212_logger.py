@@ -316,6 +316,7 @@ class DataLogger:
         self._late_acks = 0
 
     def sim_now(self) -> int:
+        """The logger's simulated time, epoch ms (meaningful once started)."""
         if self.clock is not None:
             return self.clock()
         return self.sim_start_ms + round((time.monotonic() - self._wall0) * self.speed * 1000)
@@ -360,8 +361,8 @@ class DataLogger:
                                f"last errors {list(self.errors)[-3:]})") from None
 
     async def start(self) -> None:
-        if self._tasks:
-            raise RuntimeError("logger already started")
+        if self._next_t is not None:
+            raise RuntimeError("a DataLogger starts once (its records and queue are those of one run); make a new one")
         now = self.clock() if self.clock is not None else int(time.time() * 1000)
         start = self._sim_start_arg if self._sim_start_arg is not None else now - now % self.sample_ms
         self.sim_start_ms = start
