@@ -10,7 +10,9 @@ expected and what came, so a dead letter says exactly what was wrong.
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +26,7 @@ MAX_SEGMENT = 1024  # the standard's limit on the data segment
 _HEADER_FIELDS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _QN = re.compile(r"^\d{17}$")
 _DATATIME = re.compile(r"^\d{14}$")
+_HEX4 = re.compile(rb"^[0-9A-Fa-f]{4}$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -114,12 +117,11 @@ def parse(frame: bytes) -> Packet:
     if frame[-2:] != b"\r\n":
         raise Hj212Error("tail", "CR LF", repr(frame[-2:]))
     seg, crc_text = frame[6:6 + n], frame[6 + n:10 + n]
-    try:
-        crc = int(crc_text.decode("ascii"), 16)
-    except (UnicodeDecodeError, ValueError):
-        raise Hj212Error("CRC", "4 hex digits", repr(crc_text)) from None
-    if crc != crc16(seg):
-        raise Hj212Error("CRC", f"{crc16(seg):04X} (HJ 212 App. A CRC of the data segment)", f"{crc:04X}")
+    if not _HEX4.match(crc_text):
+        raise Hj212Error("CRC", "4 hex digits", repr(crc_text.decode("ascii", "replace")))
+    if int(crc_text, 16) != crc16(seg):
+        raise Hj212Error("CRC", f"{crc16(seg):04X} (HJ 212 App. A CRC of the data segment)",
+                         crc_text.decode("ascii"))
     try:
         text = seg.decode("ascii")
     except UnicodeDecodeError as exc:
@@ -182,9 +184,10 @@ class Framer:
     """Cuts a TCP byte stream into frames. Garbage before ``##`` and frames whose length field or tail is
     wrong come out as :class:`Hj212Error` with the bytes skipped, and framing resumes at the next ``##``."""
 
-    def __init__(self, max_buffer: int = 64 * 1024) -> None:
+    def __init__(self) -> None:
+        # bounded without a limit of its own: a frame is at most MAX_SEGMENT + 12 bytes, after which the
+        # length check cuts the buffer down to the next '##'
         self._buf = bytearray()
-        self._max = max_buffer
 
     def feed(self, data: bytes) -> Iterator[bytes | Hj212Error]:
         self._buf += data
@@ -220,8 +223,6 @@ class Framer:
                                  _show(bad))
                 continue
             if len(self._buf) < total:
-                if len(self._buf) > self._max:
-                    self._buf.clear()
                 return
             frame = bytes(self._buf[:total])
             if frame[-2:] != b"\r\n":
@@ -268,25 +269,37 @@ def _show(b: bytes) -> str:
 @dataclass
 class Reassembler:
     """Joins the parts of a split packet (Flag D bit, PNUM/PNO, one QN) into one packet whose CP is the
-    parts' CPs in PNO order joined by ';'. Incomplete packets older than ``max_age_s`` are dropped."""
+    parts' CPs in PNO order joined by ';'. Parts of a packet still incomplete ``max_age_s`` after its
+    first part came are dropped (the sender re-sends the whole packet when it gets no answer)."""
 
-    _parts: dict[tuple[str, str, str], dict[int, Packet]] = field(default_factory=dict)
+    max_age_s: float = 120.0
+    _parts: dict[tuple[str, str, str, int], dict[int, Packet]] = field(default_factory=dict)
+    _born: dict[tuple[str, str, str, int], float] = field(default_factory=dict)
+    expired: int = 0
 
-    def add(self, p: Packet) -> Packet | None:
+    def add(self, p: Packet, now_s: float | None = None) -> Packet | None:
+        flag = None if p.flag is None else p.flag & ~2
         if p.pnum is None or p.pno is None or p.pnum == 1:
-            return replace(p, pnum=None, pno=None)
+            return replace(p, pnum=None, pno=None, flag=flag)
         if p.qn is None:
             raise Hj212Error("QN", "a QN on every part of a split packet (it ties the parts)", "none")
-        key = (p.mn, p.cn, p.qn)
+        now = time.monotonic() if now_s is None else now_s
+        for old in [k for k, t in self._born.items() if now - t > self.max_age_s]:
+            self._parts.pop(old, None)
+            self._born.pop(old, None)
+            self.expired += 1
+        key = (p.mn, p.cn, p.qn, p.pnum)
+        other = next((k for k in self._parts if k[:3] == key[:3] and k[3] != p.pnum), None)
+        if other is not None:
+            raise Hj212Error("PNUM", f"{other[3]}, as the other parts of QN {p.qn} say", str(p.pnum))
         got = self._parts.setdefault(key, {})
+        self._born.setdefault(key, now)
         got[p.pno] = p
         if len(got) < p.pnum:
             return None
-        del self._parts[key]
-        first = got[1]
+        del self._parts[key], self._born[key]
         cp = ";".join(got[i].cp for i in range(1, p.pnum + 1) if got[i].cp)
-        flag = None if first.flag is None else first.flag & ~2
-        return replace(first, cp=cp, pnum=None, pno=None, flag=flag)
+        return replace(got[1], cp=cp, pnum=None, pno=None, flag=flag)
 
     def incomplete(self) -> int:
         return len(self._parts)
@@ -418,6 +431,8 @@ def cp_of(data_time_ms: int, values: dict[str, dict[str, float]], flags: dict[st
 
 
 def _num(v: float) -> str:
+    if not math.isfinite(v):
+        raise Hj212Error("CP value", "a finite number (leave the field out and flag the code instead)", repr(v))
     text = f"{v:.6f}".rstrip("0").rstrip(".")
     return text if text not in ("", "-0") else "0"
 

@@ -44,6 +44,7 @@ SYSTEM_CODES = {"21", "22", "23", "24", "25", "26", "27", "31", "32", "33", "34"
                 "41", "51", "52", "91"}
 
 # CN command codes (table 9)
+CN_GET_TIME = "1011"  # 提取现场机时间
 CN_REALTIME = "2011"
 CN_MINUTE = "2051"
 CN_HOUR = "2061"

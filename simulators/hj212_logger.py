@@ -61,6 +61,7 @@ from parkmon.hj212_codes import (
     CN_DATA_ACK,
     CN_DAY,
     CN_EXE_RETURN,
+    CN_GET_TIME,
     CN_HOUR,
     CN_MINUTE,
     CN_NOTICE_RETURN,
@@ -88,7 +89,7 @@ SEND_FAULTS = ("bad_crc", "wrong_length", "truncated", "drop_connection")
 FAULTS = (*SEND_FAULTS, "late_ack")
 PERIOD_CNS = (CN_MINUTE, CN_HOUR, CN_DAY)
 HISTORY_CNS = frozenset(PERIOD_CNS)
-CN_TIME = "1011"
+CN_TIME = CN_GET_TIME
 REQUEST_CNS = frozenset({*PERIOD_CNS, CN_TIME})
 CHINA_OFFSET_MS = 8 * 3_600_000  # China has no daylight saving: a day starts at 16:00 UTC
 FLAG_UPLOAD = 5  # v2017 (000001) + A: acknowledge

@@ -5,6 +5,7 @@ the parser and always give an error."""
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -225,3 +226,29 @@ def test_framing_is_independent_of_how_the_stream_is_cut(cuts: list[int], junk: 
         i += c
     out += f.feed(stream[i:])
     assert [x for x in out if isinstance(x, bytes)] == [REALTIME, HOUR, ACK]
+
+
+def test_reassembler_keeps_disagreeing_parts_apart_and_forgets_stale_ones() -> None:
+    base = Packet("31", "2011", "1", "M", "a=1", "20240101120000000", 7)
+    r = hj212.Reassembler(max_age_s=10)
+    assert r.add(replace(base, pnum=3, pno=3), now_s=0) is None
+    assert r.add(replace(base, pnum=3, pno=2), now_s=0) is None
+    with pytest.raises(Hj212Error) as err:  # a part that disagrees on PNUM: an error, not a KeyError
+        r.add(replace(base, pnum=2, pno=2), now_s=0)
+    assert err.value.field == "PNUM" and "3" in err.value.expected
+    assert r.incomplete() == 1
+    assert r.add(replace(base, qn="20240101120000001", pnum=2, pno=1), now_s=20) is None
+    assert r.expired == 1 and r.incomplete() == 1
+    single = r.add(replace(base, pnum=1, pno=1))
+    assert single is not None and not single.split and single.pnum is None
+
+
+def test_the_crc_field_must_be_four_hex_digits_and_values_finite() -> None:
+    seg = APP_A[6:-6]
+    crc = hj212.crc16(seg)
+    for text in (b"+140" if crc == 0x140 else b"+1C8", b" 1C8", b"0x1C", b"1_C8"):
+        with pytest.raises(Hj212Error) as err:
+            hj212.parse(APP_A[:-6] + text + b"\r\n")
+        assert err.value.field == "CRC"
+    with pytest.raises(Hj212Error, match="finite"):
+        hj212.cp_of(0, {"a21026": {"Rtd": float("nan")}})

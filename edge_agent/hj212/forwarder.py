@@ -24,6 +24,7 @@ from parkmon import hj212
 from parkmon.hj212_codes import (
     CN_DATA_ACK,
     CN_EXE_RETURN,
+    CN_GET_TIME,
     CN_QN_RETURN,
     CN_REALTIME,
     DATA_CNS,
@@ -242,9 +243,10 @@ class Forwarder:
             self.refused += 1
             return [self._answer(p, CN_QN_RETURN, f"QnRtn={QN_BAD_PW}")]
         ready = self._answer(p, CN_QN_RETURN, f"QnRtn={QN_READY}")
-        if p.cn == "1011":
+        if p.cn == CN_GET_TIME:
             now = hj212.format_time(time.time_ns() // 1_000_000)
-            data = hj212.build(hj212.Packet(self.up.st, "1011", self.up.pw, self.up.mn, f"SystemTime={now}", p.qn, 4))
+            data = hj212.build(hj212.Packet(self.up.st, CN_GET_TIME, self.up.pw, self.up.mn, f"SystemTime={now}",
+                                            p.qn, 4))
             return [ready, data, self._answer(p, CN_EXE_RETURN, f"ExeRtn={EXE_SUCCESS}")]
         if p.cn in DATA_CNS and p.cn != CN_REALTIME:
             try:
