@@ -15,14 +15,15 @@ from analytics.alerts.rules import Rule, load_rules, parse_rules
 
 from ..records import tables as t
 from ..records.base import RecordError, audit, now_ms, park_id
-from .deps import ActorDep, EngineDep
+from .deps import ActorDep, EngineDep, PrincipalDep
+from .tenancy import alert_scope, forbid, owns_subscription
 
 router = APIRouter(tags=["alerts 告警"])
 
 
 @router.get("/alerts", summary="Alerts, newest first, filtered (告警列表)")
 def list_alerts(
-    engine: EngineDep,
+    request: Request, engine: EngineDep, who: PrincipalDep,
     park: str | None = None, enterprise: str | None = None,
     state: Literal["firing", "resolved"] | None = None,
     severity: Literal["info", "warning", "critical"] | None = None,
@@ -31,7 +32,8 @@ def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     a = t.alerts
-    q = select(a).order_by(a.c.fired_ms.desc(), a.c.id.desc()).limit(limit)
+    q = (select(a).where(alert_scope(who, request.app.state.store))
+         .order_by(a.c.fired_ms.desc(), a.c.id.desc()).limit(limit))
     for col, v in ((a.c.park, park), (a.c.enterprise, enterprise), (a.c.state, state), (a.c.severity, severity),
                    (a.c.kind, kind), (a.c.system, system)):
         if v is not None:
@@ -43,11 +45,11 @@ def list_alerts(
 
 
 @router.get("/alert-events", summary="Alert events after a given id, oldest first: a feed for boards (告警事件流)")
-def alert_events(engine: EngineDep, after_id: Annotated[int, Query(ge=0)] = 0,
+def alert_events(request: Request, engine: EngineDep, who: PrincipalDep, after_id: Annotated[int, Query(ge=0)] = 0,
                  park: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     ev, a = t.alert_events, t.alerts
     q = (select(ev, a.c.park, a.c.enterprise, a.c.rule_id, a.c.severity).join(a, a.c.id == ev.c.alert_id)
-         .where(ev.c.id > after_id).order_by(ev.c.id).limit(limit))
+         .where(ev.c.id > after_id, alert_scope(who, request.app.state.store)).order_by(ev.c.id).limit(limit))
     if park is not None:
         q = q.where(a.c.park == park)
     with engine.connect() as conn:
@@ -126,19 +128,25 @@ def put_rules(request: Request, engine: EngineDep, actor: ActorDep, park: str,
 
 
 @router.get("/alert-subscriptions", summary="Subscriptions (订阅), secrets masked")
-def list_subscriptions(engine: EngineDep) -> list[dict[str, Any]]:
+def list_subscriptions(request: Request, engine: EngineDep, who: PrincipalDep) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return subs.listing(conn)
+        return [x for x in subs.listing(conn) if owns_subscription(who, request.app.state.store, x)]
 
 
 @router.post("/alert-subscriptions", summary="Subscribe a regulator, operator or enterprise to alerts (订阅)")
-def create_subscription(engine: EngineDep, actor: ActorDep, sub: subs.Subscription) -> dict[str, Any]:
+def create_subscription(request: Request, engine: EngineDep, actor: ActorDep, who: PrincipalDep,
+                        sub: subs.Subscription) -> dict[str, Any]:
+    if not owns_subscription(who, request.app.state.store, sub.model_dump()):
+        raise forbid(who, "subscribe to alerts outside its own scope")
     with engine.begin() as conn:
         return subs.create(conn, sub, actor)
 
 
 @router.delete("/alert-subscriptions/{sid}", summary="Delete a subscription (取消订阅)")
-def delete_subscription(engine: EngineDep, actor: ActorDep, sid: int) -> dict[str, str]:
+def delete_subscription(request: Request, engine: EngineDep, actor: ActorDep, who: PrincipalDep,
+                        sid: int) -> dict[str, str]:
     with engine.begin() as conn:
+        if not owns_subscription(who, request.app.state.store, subs.get(conn, sid)):
+            raise forbid(who, f"delete subscription {sid}")
         subs.remove(conn, sid, actor)
     return {"deleted": str(sid)}

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import Any, cast
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from analytics.targets import ShareSettings
 
-from ..records.base import RecordError
+from ..records.base import RecordError, audit
 from ..store import Store
 from . import (
     alerts,
@@ -29,11 +30,14 @@ from . import (
     services,
     storage,
     systems,
+    tenancy,
 )
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,
-               alert_engine: object | None = None) -> FastAPI:
+               alert_engine: object | None = None, auth: tenancy.Auth | None = None) -> FastAPI:
+    """``auth`` None: authentication off (the demo on loopback, tests); else every route but health needs a
+    bearer token and answers only within the caller's scope (ingest/api/tenancy.py)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -50,15 +54,21 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.state.share_settings = share_settings
     app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
     app.state.board = board.LiveBoard(store, cast(ShareSettings | None, share_settings))
-    app.include_router(registry.router, prefix="/api/v1")
-    app.include_router(readings.router, prefix="/api/v1")
-    app.include_router(indicators.router, prefix="/api/v1")
-    app.include_router(storage.router, prefix="/api/v1")
-    app.include_router(scorecard.router, prefix="/api/v1")
-    app.include_router(region.router, prefix="/api/v1")
-    app.include_router(alerts.router, prefix="/api/v1")
-    for system in (systems, safety, environment, logistics, economy, services):
-        app.include_router(system.router, prefix="/api/v1")
+    app.state.auth = auth
+    guarded = [Depends(tenancy.authorize)]  # authentication and the tenancy policy, for every route below
+    for module in (registry, readings, indicators, storage, scorecard, region, alerts,
+                   systems, safety, environment, logistics, economy, services):
+        app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
+
+    @app.middleware("http")
+    async def audit_writes(request: Request, call_next: Any) -> Any:
+        """Every write through the API is in the audit log: who, what, where, the answer's status."""
+        response = await call_next(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
+            park = str(request.path_params.get("park", ""))
+            await run_in_threadpool(_audit_request, store, deps.actor_of(request), request.method,
+                                    request.url.path, park, response.status_code)
+        return response
 
     @app.exception_handler(RecordError)
     async def refused(_request: Request, exc: RecordError) -> JSONResponse:
@@ -67,6 +77,11 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
 
     app.include_router(deps.health_router, prefix="/api/v1")
     # the built-in live board: /board/{park}, its stream under /api/v1, its script and ECharts under /static
-    app.include_router(board.router)
+    app.include_router(board.router, dependencies=guarded)
     app.mount("/static", board.static_files(), name="static")
     return app
+
+
+def _audit_request(store: Store, actor: str, method: str, path: str, park: str, status: int) -> None:
+    with store.engine.begin() as conn:
+        audit(conn, actor=actor, action=method.lower(), entity="api", key=path, park=park, after={"status": status})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from sqlalchemy import Engine
 
 from ..store import Store
+from .tenancy import Principal, principal
 
 
 def get_store(request: Request) -> Store:
@@ -32,9 +33,19 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_actor(x_parkmon_actor: Annotated[str | None, Header(max_length=128)] = None) -> str:
-    """Who makes a write, for the audit log (until tokens say it: issue 10)."""
-    return x_parkmon_actor or "api"
+def actor_of(request: Request) -> str:
+    """Who makes a write, for the audit log: the token's holder; with authentication off (demo, tests)
+    the X-Parkmon-Actor header or "api"."""
+    if getattr(request.app.state, "auth", None) is not None:
+        return principal(request).name
+    return (request.headers.get("x-parkmon-actor") or "api")[:128]
+
+
+def get_actor(request: Request, x_parkmon_actor: Annotated[str | None, Header(max_length=128)] = None) -> str:
+    return actor_of(request)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
 ActorDep = Annotated[str, Depends(get_actor)]

@@ -14,18 +14,21 @@ from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy
 from analytics.park_share import CHINA, compute_park_share, region_share
 
-from .deps import StoreDep
+from .deps import PrincipalDep, StoreDep
 from .indicators import Period, window
 from .scorecard import scorecard
+from .tenancy import visible_parks
 
 router = APIRouter(tags=["region 区域监管"])
 
 
 @router.get("/regions", summary="Regions with their parks (区域列表)")
-def regions(store: StoreDep) -> dict[str, list[str]]:
+def regions(store: StoreDep, who: PrincipalDep) -> dict[str, list[str]]:
+    seen = visible_parks(who, store)
     out: dict[str, list[str]] = {}
     for p in store.parks():
-        out.setdefault(p.region or "", []).append(p.key)
+        if seen is None or p.key in seen:
+            out.setdefault(p.region or "", []).append(p.key)
     return out
 
 

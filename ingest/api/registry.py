@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from parkmon.metrics import System
 
 from ..records import registry as reg
-from .deps import ActorDep, EngineDep, StoreDep, require_park
+from .deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
+from .tenancy import visible_parks
 
 router = APIRouter(tags=["registry"])
 
@@ -25,11 +26,12 @@ class DeviceBody(BaseModel):
     production: bool = False
 
 
-@router.get("/parks", summary="Parks (园区列表)")
-def parks(store: StoreDep) -> list[dict[str, Any]]:
+@router.get("/parks", summary="Parks (园区列表): those the caller may see")
+def parks(store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    seen = visible_parks(who, store)
     return [
         {"key": p.key, "name_zh": p.name_zh, "name_en": p.name_en, "park_class": p.park_class, "region": p.region}
-        for p in store.parks()
+        for p in store.parks() if seen is None or p.key in seen
     ]
 
 

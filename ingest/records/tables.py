@@ -263,3 +263,18 @@ alert_rules = Table(
     Column("body", Text, nullable=False),  # the rule as JSON
     Column("updated_ms", BigInteger, nullable=False),
 )
+
+# API access tokens (issue 10): only the SHA-256 of a token is kept; the token is shown once when made
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),  # who holds it: a person, a system
+    Column("role", String(16), nullable=False),  # admin | regulator | operator | enterprise | gateway
+    Column("regions", Text, nullable=False, default=""),  # regulator: comma list of regions
+    Column("park", String(64), nullable=True),  # operator / enterprise / gateway
+    Column("enterprise", String(64), nullable=True),  # enterprise / gateway
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
