@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import text
 
 from analytics.alerts import store as alert_store
 from analytics.alerts.rules import Rule, load_rules
@@ -41,8 +42,8 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 class Api:
     """The app on uvicorn on a free loopback port, as `parkmon api` serves it."""
 
-    def __init__(self, app: Any) -> None:
-        self.base = f"http://127.0.0.1:{free_port()}"
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.base = f"http://127.0.0.1:{port or free_port()}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=int(self.base.rsplit(":", 1)[1]),
                                                     log_level="warning", timeout_graceful_shutdown=1))
         self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
@@ -438,3 +439,44 @@ def test_snapshot_json_has_no_nan() -> None:
 
     assert _finite({"a": float("nan"), "b": [float("inf"), 1.5, {"c": -float("inf")}], "d": "x"}) == {
         "a": None, "b": [None, 1.5, {"c": None}], "d": "x"}
+
+
+def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(tmp_path: Path) -> None:
+    """With tokens on (issue 10) a browser's board authenticates with the ``parkmon_token`` cookie
+    (EventSource sends no headers); a token revoked while the board is open shows 未授权 and why."""
+    from playwright.sync_api import sync_playwright
+
+    from ingest.api.tenancy import TOKEN_COOKIE, Auth, create_token, principal_of, revoke_token
+
+    chromium = _chromium()
+    store = open_store(f"sqlite:///{tmp_path / 'auth.db'}")
+    store.create_schema()
+    _small_park(store, time.time_ns() // 1_000_000)
+    with store.engine.begin() as conn:
+        token = create_token(conn, principal_of("operator", "park office", park="p1"))
+        token_id = conn.execute(text("SELECT max(id) FROM api_tokens")).scalar_one()
+    api = Api(create_app(store, auth=Auth(store, cache_s=0)))
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
+            try:
+                context = browser.new_context()
+                page = context.new_page()
+                first = page.goto(f"{api.base}/board/p1")
+                assert first is not None and first.status == 401
+                context.add_cookies([{"name": TOKEN_COOKIE, "value": token, "url": api.base}])
+                page.goto(f"{api.base}/board/p1?every=1")
+                page.wait_for_function("document.getElementById('conn').textContent === '实时'", timeout=10_000)
+                assert page.inner_text("#share-value").endswith("%")
+                with store.engine.begin() as conn:
+                    assert revoke_token(conn, token_id)
+                port = int(api.base.rsplit(":", 1)[1])
+                api.stop()  # the server restarts; the board's EventSource reconnects with a revoked token
+                api = Api(create_app(store, auth=Auth(store, cache_s=0)), port)
+                page.wait_for_function("document.getElementById('conn').textContent === '未授权'", timeout=15_000)
+                assert "401" in page.inner_text("#share-detail")
+            finally:
+                browser.close()
+    finally:
+        api.stop()
+        store.close()

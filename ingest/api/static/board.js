@@ -5,7 +5,7 @@
 
   var T = {
     zh: {
-      subtitle: "新能源消纳实时看板", connecting: "连接中…", live: "实时", down: "连接中断",
+      subtitle: "新能源消纳实时看板", connecting: "连接中…", live: "实时", down: "连接中断", denied: "未授权",
       updated: "最后更新", share_title: "今日新能源消纳比例", target: "目标", trend_title: "今日逐时消纳比例",
       power_title: "实时功率", pv: "光伏", wind: "风电", storage: "储能（放电为正）", grid: "电网（购电为正）",
       devices_title: "设备状态", offline: "离线或数据异常的设备", alerts_title: "告警", footer: "parkmon 智慧园区监测平台",
@@ -23,6 +23,7 @@
     },
     en: {
       subtitle: "Live new-energy board", connecting: "connecting…", live: "live", down: "disconnected",
+      denied: "not authorised",
       updated: "Updated", share_title: "New-energy share today", target: "Target", trend_title: "Share by hour today",
       power_title: "Power now", pv: "PV", wind: "Wind", storage: "Storage (+discharge)", grid: "Grid (+import)",
       devices_title: "Devices", offline: "Devices offline or reporting bad data", alerts_title: "Alerts",
@@ -75,8 +76,8 @@
   function setConn(state) {
     var e = $("conn");
     e.setAttribute("data-state", state);
-    e.setAttribute("data-i18n", state === "connecting" ? "connecting" : state);
-    e.textContent = T[lang][state === "connecting" ? "connecting" : state];
+    e.setAttribute("data-i18n", state);
+    e.textContent = T[lang][state];
   }
 
   function applyLabels() {
@@ -236,9 +237,25 @@
       text("share-detail", T[lang].problem + JSON.parse(e.data).detail);
     });
     es.onerror = function () {
-      setConn("down");  // EventSource reconnects by itself; a refused stream (CLOSED) we retry ourselves
-      if (es.readyState === EventSource.CLOSED) { setTimeout(connect, 5000); }
+      setConn("down");
+      if (es.readyState !== EventSource.CLOSED) { return; }  // a dropped stream: EventSource reconnects itself
+      refused();
     };
+  }
+
+  // the server refused the stream (EventSource does not say why): ask the snapshot, show the answer
+  // (401 no or expired token, 403 another park's board, 404 no such park), try again later
+  function refused() {
+    fetch("../api/v1/parks/" + encodeURIComponent(park) + "/live/snapshot", { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.ok) { setTimeout(connect, 1000); return; }
+        return r.json().catch(function () { return {}; }).then(function (b) {
+          if (r.status === 401 || r.status === 403) { setConn("denied"); }
+          text("share-detail", T[lang].problem + r.status + " " + (b.detail || ""));
+          setTimeout(connect, 30000);
+        });
+      })
+      .catch(function () { setTimeout(connect, 5000); });
   }
 
   // a stream that stays open but goes quiet is as good as down
