@@ -462,11 +462,16 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
             try:
                 context = browser.new_context()
                 page = context.new_page()
-                first = page.goto(f"{api.base}/board/p1")
-                assert first is not None and first.status == 401
-                context.add_cookies([{"name": TOKEN_COOKIE, "value": token, "url": api.base}])
-                page.goto(f"{api.base}/board/p1?every=1")
+                # the page is a shell without data; its stream is refused and the page asks for a token
+                first = page.goto(f"{api.base}/board/p1?every=1")
+                assert first is not None and first.status == 200
+                page.wait_for_function("document.getElementById('conn').textContent === '未授权'", timeout=10_000)
+                assert page.is_visible("#signin")
+                page.fill("#token", token)
+                page.click("#signin button")
                 page.wait_for_function("document.getElementById('conn').textContent === '实时'", timeout=10_000)
+                assert not page.is_visible("#signin")
+                assert any(c["name"] == TOKEN_COOKIE for c in context.cookies())  # kept for the next visit
                 assert page.inner_text("#share-value").endswith("%")
                 with store.engine.begin() as conn:
                     assert revoke_token(conn, token_id)

@@ -6,6 +6,7 @@
   var T = {
     zh: {
       subtitle: "新能源消纳实时看板", connecting: "连接中…", live: "实时", down: "连接中断", denied: "未授权",
+      token_label: "访问令牌", signin: "登录", token_hint: "向园区管理员索取（parkmon api token create）",
       updated: "最后更新", share_title: "今日新能源消纳比例", target: "目标", trend_title: "今日逐时消纳比例",
       power_title: "实时功率", pv: "光伏", wind: "风电", storage: "储能（放电为正）", grid: "电网（购电为正）",
       devices_title: "设备状态", offline: "离线或数据异常的设备", alerts_title: "告警", footer: "parkmon 智慧园区监测平台",
@@ -23,7 +24,8 @@
     },
     en: {
       subtitle: "Live new-energy board", connecting: "connecting…", live: "live", down: "disconnected",
-      denied: "not authorised",
+      denied: "not authorised", token_label: "Access token", signin: "Sign in",
+      token_hint: "ask the park's administrator (parkmon api token create)",
       updated: "Updated", share_title: "New-energy share today", target: "Target", trend_title: "Share by hour today",
       power_title: "Power now", pv: "PV", wind: "Wind", storage: "Storage (+discharge)", grid: "Grid (+import)",
       devices_title: "Devices", offline: "Devices offline or reporting bad data", alerts_title: "Alerts",
@@ -251,6 +253,7 @@
         if (r.ok) { setTimeout(connect, 1000); return; }
         return r.json().catch(function () { return {}; }).then(function (b) {
           if (r.status === 401 || r.status === 403) { setConn("denied"); }
+          if (r.status === 401) { $("signin").hidden = false; }
           text("share-detail", T[lang].problem + r.status + " " + (b.detail || ""));
           setTimeout(connect, 30000);
         });
@@ -262,6 +265,20 @@
   setInterval(function () {
     if (lastAt && Date.now() - lastAt > (3 * everyS + 5) * 1000) { setConn("down"); }
   }, 1000);
+
+  // a token typed here goes into a cookie the stream sends (EventSource cannot send headers; a URL would
+  // leave it in access logs); SameSite=Strict keeps other sites from using it
+  $("signin").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var v = $("token").value.trim();
+    if (!v) { return; }
+    document.cookie = "parkmon_token=" + encodeURIComponent(v) + "; path=/; SameSite=Strict" +
+      (location.protocol === "https:" ? "; Secure" : "");
+    $("token").value = "";
+    $("signin").hidden = true;
+    setConn("connecting");
+    connect();
+  });
 
   $("lang-toggle").addEventListener("click", function () {
     lang = lang === "zh" ? "en" : "zh";
