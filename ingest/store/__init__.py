@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from parkmon.seams import resolve
+from parkmon.secrecy import mask_url
 
 from .base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
 
@@ -20,7 +21,7 @@ def open_store(url: str, unknown_points: UnknownPointPolicy = "register",
                mirrors: Sequence[ReadingsMirror] = ()) -> Store:
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in STORES:
-        raise ValueError(f"database URL {url!r}: scheme {scheme!r} is not one of {', '.join(STORES)} "
+        raise ValueError(f"database URL {mask_url(url)!r}: scheme {scheme!r} is not one of {', '.join(STORES)} "
                          "(e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/db)")
     store: Store = resolve(STORES[scheme])(url, unknown_points=unknown_points, mirrors=mirrors)
     return store
