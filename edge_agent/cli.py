@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from parkmon import quality
+from parkmon.secrecy import check_production, mqtt_checks, protect_logs
 
 from .config import AgentConfig, ConfigError, load_config
 
@@ -153,8 +154,19 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    protect_logs([cfg.mqtt.password])
     if args.cmd == "check":
         return _check(cfg)
     if args.cmd == "poll":
         return asyncio.run(_poll_once(cfg))
+    _refuse_defaults(cfg)
     return asyncio.run(_run(cfg))
+
+
+def _refuse_defaults(cfg: AgentConfig) -> None:
+    """PARKMON_ENV=production: a login with a real password, and TLS to a broker off this machine
+    (parkmon/secrecy.py, docs/security.md)."""
+    m = cfg.mqtt
+    secrets, problems = mqtt_checks(m.host, m.username, m.password, tls=m.tls is not None,
+                                    where="MQTT (the config's mqtt:)")
+    check_production("parkmon edge run", secrets, problems)

@@ -255,6 +255,13 @@ class AgentConfig(_Strict):
             if d.id in seen:
                 raise ValueError(f"device id {d.id!r} appears twice")
             seen.add(d.id)
+        login, g = self.mqtt.username, self.gateway
+        if login and login.count(".") == 2 and login != f"{g.park}.{g.enterprise}.{g.id}":
+            # a login from `parkmon ingest mqtt-auth` may publish under its own park/enterprise/gateway only;
+            # mosquitto would acknowledge every batch of another identity, drop it and disconnect
+            raise ValueError(f"mqtt.username {login!r} is the broker login of gateway {login.replace('.', '/')}, "
+                             f"but this gateway is {g.park}/{g.enterprise}/{g.id}: the broker would drop everything "
+                             "it sends")
         names: set[str] = set()
         for u in self.hj212_upstream:
             if u.device not in seen:

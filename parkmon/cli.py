@@ -4,6 +4,7 @@ so ``parkmon edge`` runs on a gateway that installed ``parkmon[edge]`` alone."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +27,24 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _guard_api(argv: list[str]) -> None:
+    """``parkmon api``'s secrets, checked here before its own command parses them (ingest/api/cli.py):
+    the database URL's password kept out of the logs; with PARKMON_ENV=production a default or weak one,
+    or serving without authentication, refused (parkmon/secrecy.py, docs/security.md)."""
+    import argparse
+
+    from .secrecy import check_production, protect_logs, url_checks
+
+    ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    ap.add_argument("--db", default=None)
+    ap.add_argument("--no-auth", action="store_true")
+    known, _ = ap.parse_known_args(argv)
+    protect_logs(urls=[known.db])
+    if argv[:1] != ["token"]:
+        check_production("parkmon api", url_checks("--db", known.db),
+                         ["--no-auth: the API would serve every park without a token"] if known.no_auth else [])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -35,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"parkmon: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    if name == "api":
+        _guard_api(rest)
+    elif name == "demo":  # exempt from production's checks, and so are the gateways it starts
+        os.environ["PARKMON_ENV"] = "development"
     target, _ = COMMANDS[name]
     module, _, func = target.partition(":")
     try:
