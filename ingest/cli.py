@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+
+from parkmon.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
 from .config import IngestConfig
 from .store import Store, open_store
@@ -44,13 +47,23 @@ def main(argv: list[str]) -> int:
 
         code: int = backup_main(argv)
         return code
+    if argv[:1] == ["mqtt-auth"]:
+        from .mqtt_auth import main as mqtt_auth_main
+
+        return mqtt_auth_main(argv[1:])
     ap = argparse.ArgumentParser(prog="parkmon ingest", description="MQTT -> database ingest (数据接入与存储)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="consume gateway data from MQTT into the database until stopped")
     run.add_argument("--mqtt-host", default="127.0.0.1")
     run.add_argument("--mqtt-port", type=int, default=1883)
-    run.add_argument("--mqtt-username", default=None)
-    run.add_argument("--mqtt-password", default=None)
+    run.add_argument("--mqtt-username", default=os.environ.get("PARKMON_MQTT_USERNAME") or None,
+                     help="default: $PARKMON_MQTT_USERNAME")
+    run.add_argument("--mqtt-password", default=os.environ.get("PARKMON_MQTT_PASSWORD") or None,
+                     help="default: $PARKMON_MQTT_PASSWORD (better than this flag, which ps shows)")
+    run.add_argument("--mqtt-tls-ca", default=None, metavar="FILE",
+                     help="connect over TLS, trusting this CA (needed in production for a broker off this machine)")
+    run.add_argument("--mqtt-tls-cert", default=None, metavar="FILE", help="client certificate, if the broker asks")
+    run.add_argument("--mqtt-tls-key", default=None, metavar="FILE", help="its key")
     run.add_argument("--client-id", default="parkmon-ingest-1", help="unique per worker")
     run.add_argument("--group", default="", help="shared-subscription group for several workers "
                      "(default: none, a plain subscription; see docs/decisions/0003)")
@@ -90,8 +103,13 @@ def main(argv: list[str]) -> int:
     dl.add_argument("--limit", type=int, default=20)
     sub.add_parser("backup", help="back up the database to a file (备份); see `parkmon ingest backup --help`")
     sub.add_parser("restore", help="restore a backup into a database (恢复); see `parkmon ingest restore --help`")
+    sub.add_parser("mqtt-auth", help="per-gateway MQTT logins, ACL and TLS listener for mosquitto; "
+                   "see `parkmon ingest mqtt-auth --help` and docs/security.md")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    protect_logs([getattr(args, "mqtt_password", None)], [args.db, *getattr(args, "mirror", [])])
+    if args.cmd == "run":
+        _refuse_defaults(args)
 
     if args.cmd == "migrate":
         return _migrate(args.db, args.show)
@@ -170,7 +188,11 @@ def _run(args: argparse.Namespace, store: Store) -> int:
 
     cfg = IngestConfig(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, mqtt_username=args.mqtt_username,
                        mqtt_password=args.mqtt_password, client_id=args.client_id,
-                       shared_group=args.group or None, db_url=args.db, unknown_points=args.unknown_points)
+                       shared_group=args.group or None, db_url=args.db, unknown_points=args.unknown_points,
+                       mqtt_tls_ca=args.mqtt_tls_ca, mqtt_tls_cert=args.mqtt_tls_cert, mqtt_tls_key=args.mqtt_tls_key)
+    logging.getLogger("ingest").info(
+        "ingest %s: database %s, broker %s:%s%s as %s", args.client_id, mask_url(args.db), args.mqtt_host,
+        args.mqtt_port, " (TLS)" if args.mqtt_tls_ca else "", args.mqtt_username or "anonymous")
     ingestor = Ingestor(cfg, store)
     maintenance = None if args.no_maintenance else Maintenance(
         store, MaintenanceConfig(rollup_every_s=args.rollup_every, retention=_retention(args)))
@@ -202,6 +224,15 @@ def _run(args: argparse.Namespace, store: Store) -> int:
         alerts.stop()
     _log_stats(args.client_id, ingestor, "stopped")
     return 0
+
+
+def _refuse_defaults(args: argparse.Namespace) -> None:
+    """PARKMON_ENV=production: no default, empty or weak secret, no anonymous or clear-text MQTT
+    (parkmon/secrecy.py, docs/security.md)."""
+    mqtt, problems = mqtt_checks(args.mqtt_host, args.mqtt_username, args.mqtt_password,
+                                 tls=bool(args.mqtt_tls_ca), where="MQTT (--mqtt-username, --mqtt-password)")
+    urls = [s for u in args.mirror for s in url_checks("--mirror", u)]
+    check_production("parkmon ingest run", [*mqtt, *url_checks("--db", args.db), *urls], problems)
 
 
 def _alerts(args: argparse.Namespace, store: Store) -> AlertService:

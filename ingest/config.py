@@ -13,6 +13,9 @@ class IngestConfig:
     mqtt_port: int = 1883
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    mqtt_tls_ca: str | None = None  # set: TLS to the broker, trusting this CA
+    mqtt_tls_cert: str | None = None  # a client certificate, for a broker that asks for one
+    mqtt_tls_key: str | None = None
     client_id: str = "parkmon-ingest-1"
     # None: a plain subscription, for a single worker. Several workers share the load with a
     # shared subscription ("$share/<group>/..."); mosquitto 2.0.11 (Debian 12) does not restore

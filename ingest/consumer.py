@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,9 @@ class Ingestor:
         )
         if config.mqtt_username:
             self._client.username_pw_set(config.mqtt_username, config.mqtt_password)
+        if config.mqtt_tls_ca:
+            self._client.tls_set(ca_certs=config.mqtt_tls_ca, certfile=config.mqtt_tls_cert,
+                                 keyfile=config.mqtt_tls_key, cert_reqs=ssl.CERT_REQUIRED)
         self._client.reconnect_delay_set(min_delay=1, max_delay=15)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
