@@ -377,6 +377,42 @@ def test_payload_gateway_must_match_its_topic(secured: Secured, tmp_path: Path) 
         store.close()
 
 
+def test_rotation_and_revocation_take_effect_on_reload(tmp_path: Path) -> None:
+    """Re-run with --rotate-user and without gateway B, install, SIGHUP (systemctl reload): the old password
+    and B's account are refused from then on; mosquitto 2.0.11 drops the session the rotated login had open,
+    and keeps the others."""
+    out, local = tmp_path / "auth", free_port()
+    lst = mqtt_auth.Listeners(conf_dir=str(out), tls_port=None, local_port=local)
+    first = mqtt_auth.generate(out, mqtt_auth.plan([GW_A, GW_B]), lst).passwords
+    broker = start_mosquitto(tmp_path / "mq", pre_conf=(out / "parkmon.conf").read_text(encoding="utf-8"))
+    try:
+        wait_for(lambda: _port_open(local), timeout=5, what="the local listener")
+        s = Secured(broker, out, 0, local, {}, first)
+        before, other = Probe(s, A, tls=False), Probe(s, "parkmon-ingest", tls=False)
+        assert before.connect().value == 0 and other.connect().value == 0
+        second = mqtt_auth.generate(out, mqtt_auth.plan([GW_A]), lst, rotate_users=[A])
+        assert second.rotated == [A] and second.removed == [B] and second.passwords[A] != first[A]
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGHUP)
+        s.passwords = second.passwords
+
+        def refused(user: str, password: str) -> bool:
+            p = Probe(s, user, password, tls=False)
+            rc = p.connect()
+            p.close()
+            return rc is not None and rc.value in (134, 135)
+
+        wait_for(lambda: refused(A, first[A]), timeout=5, what="the old password refused")
+        assert refused(B, first[B]), "a revoked gateway still logs in"
+        assert not refused(A, second.passwords[A])
+        assert not before.connected, "a session of the rotated login survived the reload"
+        assert other.connected, "the reload dropped a session whose login did not change"
+        before.close()
+        other.close()
+    finally:
+        broker.stop()
+
+
 def test_wrong_password_unknown_user_and_anonymous_cannot_connect(secured: Secured) -> None:
     for tls in (True, False):
         for user, password in ((A, "not-the-password-of-gw-e01"), ("nobody", "whatever-password"),
