@@ -186,6 +186,12 @@ def test_any_packet_built_round_trips(st_: str, cn: str, pw: str, mn: str, flag:
     assert r.values == {c: {f: pytest.approx(v, abs=1e-6) for f, v in fv.items()} for c, fv in values.items()}
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600))
+def test_the_table_crc_is_the_standards_bit_loop(data: bytes) -> None:
+    assert hj212.crc16(data) == hj212._crc16_bitwise(data)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=1200))
 def test_random_bytes_never_crash_and_always_give_an_error(data: bytes) -> None:
