@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
 def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_ms: int) -> None:
     try:
         share = _get(f"{base}/parks/{park}/indicators/new-energy-share")
-        health = _get(f"{base}/health")
+        health = _get(f"{base}/health?readings=true")
     except OSError as exc:
         _say(args, f"API not answering yet: {exc}")
         return

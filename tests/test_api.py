@@ -57,7 +57,8 @@ def test_parks_and_points(store: Store) -> None:
                     "park_class": "zero_carbon", "region": "内蒙古"}
     pts = client.get("/api/v1/parks/demo/points", params={"metric": "elec.import.energy"}).json()
     assert [p["key"] for p in pts] == ["demo.e01.grid.import"]
-    assert client.get("/api/v1/health").json() == {"status": "ok", "readings": 4}
+    assert client.get("/api/v1/health").json() == {"status": "ok"}
+    assert client.get("/api/v1/health", params={"readings": "true"}).json() == {"status": "ok", "readings": 4}
 
 
 def test_share_endpoint_from_stored_counters(store: Store) -> None:
