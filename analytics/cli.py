@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from parkmon.env import default_db
+
 if TYPE_CHECKING:
     from ingest.store import Store
 
@@ -25,7 +27,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="parkmon indicators", description="Indicators from stored data (指标计算)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     share = sub.add_parser("share", help="new-energy consumption share of a park vs its target (新能源消纳比例)")
-    share.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    share.add_argument("--db", default=default_db(), help="database URL")
     share.add_argument("--park", required=True)
     share.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
     share.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
@@ -34,7 +36,7 @@ def main(argv: list[str]) -> int:
     share.add_argument("--certificates-sold-kwh", type=float, default=0.0)
     share.add_argument("--targets", default=None, help="YAML overriding the default targets")
     energy = sub.add_parser("energy", help="comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)")
-    energy.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    energy.add_argument("--db", default=default_db(), help="database URL")
     energy.add_argument("--park", required=True)
     energy.add_argument("--enterprise", default=None, help="one enterprise (default: the whole park)")
     energy.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> int:
     energy.add_argument("--green-purchase-kwh", type=float, default=0.0)
     energy.add_argument("--factors", default=None, help="YAML overriding factors (shape of analytics/factors.yaml)")
     act = sub.add_parser("activity", help="electricity activity index per day, 100 = recent normal (电力看经济)")
-    act.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    act.add_argument("--db", default=default_db(), help="database URL")
     act.add_argument("--park", required=True)
     act.add_argument("--enterprise", default=None)
     act.add_argument("--first", required=True, help="first day, YYYY-MM-DD (China calendar)")
@@ -54,17 +56,17 @@ def main(argv: list[str]) -> int:
     act.add_argument("--baseline-days", type=int, default=28)
     every = sub.add_parser("all", help="every indicator of a park for a month or a year, as the report has them "
                            "(全部指标)")
-    every.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    every.add_argument("--db", default=default_db(), help="database URL")
     every.add_argument("--park", required=True)
     every.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY (a year), China calendar")
     comp = sub.add_parser("compliance", help="pollutant compliance of CEMS and wastewater outlets (污染物排放达标)")
-    comp.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    comp.add_argument("--db", default=default_db(), help="database URL")
     comp.add_argument("--park", required=True)
     comp.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
     comp.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
     feed = sub.add_parser("feed", help="(re)compute the hourly indicators the Grafana boards read "
                           "(indicator_hourly), e.g. after importing history (看板小时指标回填)")
-    feed.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    feed.add_argument("--db", default=default_db(), help="database URL")
     feed.add_argument("--park", action="append", default=None, help="this park only (repeatable; default: all)")
     feed.add_argument("--since", required=True, help="first hour, ISO 8601 with offset, e.g. 2026-01-01T00:00+08:00")
     args = ap.parse_args(argv)

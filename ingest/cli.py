@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from parkmon.env import default_db
 from parkmon.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
 from .config import IngestConfig
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from .consumer import Ingestor
 
 CST = timezone(timedelta(hours=8), "UTC+8")
-DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
+DB_HELP = ("database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user@host/parkmon (password: PGPASSWORD); "
+           "default: $PARKMON_DB_URL, else sqlite:///parkmon.db")
 
 
 def _retention_args(p: argparse.ArgumentParser) -> None:
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> int:
     run.add_argument("--client-id", default="parkmon-ingest-1", help="unique per worker")
     run.add_argument("--group", default="", help="shared-subscription group for several workers "
                      "(default: none, a plain subscription; see docs/decisions/0003)")
-    run.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    run.add_argument("--db", default=default_db(), help=DB_HELP)
     run.add_argument("--unknown-points", choices=["register", "quarantine"], default="register",
                      help="what to do with samples of points no gateway catalogue announced")
     run.add_argument("--mirror", action="append", default=[], metavar="URL",
@@ -89,17 +91,17 @@ def main(argv: list[str]) -> int:
                      help="log message/sample counts this often (default: only when stopping)")
     _retention_args(run)
     mig = sub.add_parser("migrate", help="bring the database schema up to date (Alembic), or show its revision")
-    mig.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    mig.add_argument("--db", default=default_db(), help=DB_HELP)
     mig.add_argument("--show", action="store_true", help="only print the current and newest revision")
     mt = sub.add_parser("maintain", help="refresh rollups, create partitions and apply retention now (汇总与清理)")
-    mt.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    mt.add_argument("--db", default=default_db(), help=DB_HELP)
     _retention_args(mt)
     cp = sub.add_parser("completeness", help="batches received vs expected per gateway and day (数据完整率)")
-    cp.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    cp.add_argument("--db", default=default_db(), help=DB_HELP)
     cp.add_argument("--park", required=True)
     cp.add_argument("--days", type=int, default=7, help="how many days back from today (UTC+8)")
     dl = sub.add_parser("dead-letters", help="print rejected payloads with their reasons")
-    dl.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+    dl.add_argument("--db", default=default_db(), help=DB_HELP)
     dl.add_argument("--limit", type=int, default=20)
     sub.add_parser("backup", help="back up the database to a file (备份); see `parkmon ingest backup --help`")
     sub.add_parser("restore", help="restore a backup into a database (恢复); see `parkmon ingest restore --help`")

@@ -23,6 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from parkmon import metrics
+from parkmon.env import default_db
 
 from .store import open_store
 
@@ -105,7 +106,7 @@ def main(argv: list[str]) -> int:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     rd.add_argument("file", type=Path)
     rd.add_argument("--park", required=True)
-    rd.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    rd.add_argument("--db", default=default_db(), help="database URL")
     rd.add_argument("--tz", default="Asia/Shanghai", help="time zone of timestamps written without an offset")
     rd.add_argument("--chunk", type=int, default=50_000, help="rows per transaction")
     args = ap.parse_args(argv)

@@ -10,13 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from parkmon.env import default_db
+
 FORMATS = ("xlsx", "pdf", "json")
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="parkmon report", description="Monthly / yearly report for the regulator "
                                  "(园区月报/年报), Excel and PDF in Chinese with English alongside")
-    ap.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    ap.add_argument("--db", default=default_db(), help="database URL")
     who = ap.add_mutually_exclusive_group(required=True)
     who.add_argument("--park", help="one park's report")
     who.add_argument("--region", help="every park of a region in one report (区域汇总)")

@@ -9,12 +9,14 @@ import sys
 import time
 from types import FrameType
 
+from parkmon.env import default_db
+
 
 def _serve_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="parkmon api", description="parkmon HTTP API server (接口服务); "
                                  "OpenAPI docs at /docs. Every route needs a bearer token (parkmon api token "
                                  "create, or OIDC); `parkmon api token --help` for tokens.")
-    ap.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    ap.add_argument("--db", default=default_db(), help="database URL")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--targets", default=None, help="YAML overriding the default targets (analytics/defaults.yaml)")
@@ -32,7 +34,7 @@ def _token_parser() -> argparse.ArgumentParser:
                                  "printed once and stored only as its SHA-256.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create", help="a token for a person or a system, with its role and scope")
-    c.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    c.add_argument("--db", default=default_db(), help="database URL")
     c.add_argument("--name", required=True, help="who holds it (shown in the audit log)")
     c.add_argument("--role", required=True, choices=["admin", "regulator", "operator", "enterprise", "gateway"])
     c.add_argument("--region", action="append", default=[], help="regulator: a region it oversees (repeatable)")
@@ -40,9 +42,9 @@ def _token_parser() -> argparse.ArgumentParser:
     c.add_argument("--enterprise", default=None, help="enterprise / gateway: its enterprise")
     c.add_argument("--expires-days", type=float, default=None, help="valid this many days (default: until revoked)")
     ls = sub.add_parser("list", help="tokens with their role and scope (never the token itself)")
-    ls.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    ls.add_argument("--db", default=default_db(), help="database URL")
     rv = sub.add_parser("revoke", help="revoke a token by its id (from list); effective within 10 s")
-    rv.add_argument("--db", default="sqlite:///parkmon.db", help="database URL")
+    rv.add_argument("--db", default=default_db(), help="database URL")
     rv.add_argument("id", type=int)
     return ap
 

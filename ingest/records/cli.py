@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from parkmon.env import default_db
+
 from ..store import open_store
 from .base import RecordError
 
@@ -31,7 +33,7 @@ def main(argv: list[str]) -> int:
     eco.add_argument("file", type=Path)
     eco.add_argument("--park", required=True)
     for p in (reg, eco):
-        p.add_argument("--db", default="sqlite:///parkmon.db", help=DB_HELP)
+        p.add_argument("--db", default=default_db(), help=DB_HELP)
         p.add_argument("--actor", default="cli", help="who loads it, for the audit log")
     args = ap.parse_args(argv)
     store = open_store(args.db)
