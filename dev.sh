@@ -67,6 +67,8 @@ case "${1:-}" in
       || echo "!!! bench/indicators.py failed (exit $?): see above"
     timeout 600 .venv/bin/python bench/alerts.py --rate 5000 --gateways 20 --trials 6 \
       || echo "!!! bench/alerts.py failed (exit $?): see above"
+    timeout 300 .venv/bin/python bench/hj212.py --frames 10000 --loggers 10 --seconds 4 \
+      || echo "!!! bench/hj212.py failed (exit $?): see above"
     echo "==> pytest (last, so its summary closes the run)"
     .venv/bin/python -m pytest -ra "$@"
     ;;
