@@ -160,7 +160,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], payload: bytes, what: str) -> An
         obj = decoder.decode(payload)
     except msgspec.ValidationError as exc:
         raise ContractError(f"{what}: {exc}") from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for a non-UTF-8 string
         raise ContractError(f"{what} is not valid JSON: {exc}") from None
     if obj.v != VERSION:
         raise ContractError(f"{what}: contract version {obj.v} is not supported (expected {VERSION})")
@@ -185,7 +185,7 @@ def decode_batch(payload: bytes) -> Batch:
     """Decode and validate a data batch; every sample is checked, the error names the first bad one."""
     try:
         checked = _checked_batch_decoder.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         pass  # say what is wrong in the contract's words, below
     else:
         names = {smp[0] for smp in checked.samples}
