@@ -26,8 +26,9 @@ import msgspec
 
 VERSION = 1
 TOPIC_ROOT = "parkmon/v1"
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$")
+# \Z, not $: "$" also matches before a final newline, and "demo\n" would register a park of its own
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}\Z")
 
 _TS_MIN, _TS_MAX = 946_684_800_000, 32_503_680_000_000  # 2000-01-01, 3000-01-01 UTC
 
