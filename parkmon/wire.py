@@ -33,6 +33,8 @@ _POINT = re.compile(r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}\Z")
 _TS_MIN, _TS_MAX = 946_684_800_000, 32_503_680_000_000  # 2000-01-01, 3000-01-01 UTC
 
 Sample = tuple[str, int, float | None, int]
+# a gateway's clock, epoch ms: stored in BIGINT columns (status_ms, health_ms, sent_ms); larger would overflow there
+_SentMs = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # The same shape with the contract's limits, checked by msgspec in C while decoding: a Python loop
 # over every sample cost 4x the JSON parse itself (bench/ingest_pg.py). Point names are checked once per
 # distinct name instead (a regex per sample, even inside msgspec, cost 300 ns).
@@ -56,7 +58,7 @@ class _CheckedBatch(msgspec.Struct, frozen=True):
     v: int
     gw: str
     seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
-    sent: int
+    sent: _SentMs
     samples: list[_CheckedSample]
 
 
@@ -72,7 +74,7 @@ class Meta(msgspec.Struct, frozen=True):
 
     v: int
     gw: str
-    sent: int
+    sent: _SentMs
     points: dict[str, PointMeta]
     devices: dict[str, str] = {}  # device id -> human name
 
@@ -81,7 +83,7 @@ class Status(msgspec.Struct, frozen=True):
     v: int
     gw: str
     state: Literal["online", "offline"]
-    sent: int
+    sent: _SentMs
     agent: str = ""
 
 
@@ -98,7 +100,7 @@ class Health(msgspec.Struct, frozen=True):
 
     v: int
     gw: str
-    sent: int
+    sent: _SentMs
     uptime_s: float
     devices: dict[str, DeviceHealth]
     buffer_batches: int
