@@ -219,6 +219,12 @@ def decode_meta(payload: bytes) -> Meta:
     for key in meta.points:
         if not _POINT.match(key):
             raise ContractError(f"meta: point {key!r} is not '<device>.<point>'")
+    for dev in meta.devices:  # the store registers each one as a device
+        check_id("meta: device", dev)
+    texts = [(f"point {k!r}", t) for k, pm in meta.points.items() for t in (pm.metric, pm.unit, pm.kind, pm.name)]
+    for where, text in [*texts, *((f"device {d!r}", n) for d, n in meta.devices.items())]:
+        if "\x00" in text:  # PostgreSQL text cannot hold it: the catalogue would fail to store
+            raise ContractError(f"meta: {where} has a NUL character (\\u0000) in its text")
     return meta
 
 
