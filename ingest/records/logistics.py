@@ -41,7 +41,8 @@ MAX_EVENTS = 1000
 class GateEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    id: Annotated[str, Field(min_length=1, max_length=128)]
+    # no NUL: PostgreSQL text cannot hold it, and over MQTT ingest retried such a batch for ever
+    id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
     gate: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     ts: Annotated[int, Field(ge=_TS_MIN, lt=_TS_MAX, description="epoch milliseconds, UTC")]
     plate: Annotated[str, Field(pattern=_PLATE, description="e.g. 蒙A12345, or 无牌 when unread")]
