@@ -317,6 +317,13 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    raw = read_mapping(path, ConfigError, "no such file; pass the gateway config with -c FILE",
-                       "gateway, mqtt and devices")
+    try:
+        raw = read_mapping(path, ConfigError, "no such file; pass the gateway config with -c FILE",
+                           "gateway, mqtt and devices")
+    except ConfigError:
+        raise
+    except UnicodeDecodeError as exc:  # read_mapping lets it through, e.g. for a file saved in GBK
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except ValueError as exc:  # PyYAML's date constructor on a plain scalar like 2024-13-45
+        raise ConfigError(f"{path}: not valid YAML: {exc} (a YYYY-MM-DD value is read as a date: quote it)") from None
     return parse_config(raw, str(path))
