@@ -7,6 +7,7 @@ either lists its points or names a shipped ``profile`` (a register map from the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -274,7 +275,8 @@ class AgentConfig(_Strict):
 
 def load_profile(name: str) -> list[dict[str, Any]]:
     path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    # a name, not a path: "../../x" read any YAML file (KeyError), 300 characters failed the OS call (OSError)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) or not path.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
         raise ValueError(f"unknown profile {name!r}; shipped profiles: {known}")
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
