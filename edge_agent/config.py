@@ -297,9 +297,13 @@ def _apply_profile(dev: Any) -> Any:
         return {**dev, "points": default_points(str(dev.get("st") or "31"))}
     if not (isinstance(dev, dict) and dev.get("profile")):
         return dev
-    own = {p.get("name"): p for p in dev.get("points", []) if isinstance(p, dict)}
+    points = dev.get("points") or []
+    if not isinstance(points, list):
+        return dev  # points: 5 and the like: validation says what is wrong, naming the device
+    named = [isinstance(p, dict) and isinstance(p.get("name"), str) for p in points]  # a list as name: unhashable
+    own = {p["name"]: p for p, ok in zip(points, named, strict=True) if ok}
     merged = [{**p, **own.pop(p["name"], {})} for p in load_profile(str(dev["profile"]))]
-    return {**dev, "points": merged + list(own.values())}
+    return {**dev, "points": merged + list(own.values()) + [p for p, ok in zip(points, named, strict=True) if not ok]}
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
