@@ -94,11 +94,17 @@ def read_file(path: Path) -> RegistryFile:
         return RegistryFile.model_validate(doc)
     except OSError as exc:
         raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:  # e.g. a CSV saved by Excel in GBK
+        raise RecordError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise RecordError(f"{path}: not YAML ({exc})") from None
     except ValidationError as exc:
         raise RecordError(f"{path}: " + "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())) from None
+    except RecordError:
+        raise
+    except ValueError as exc:  # PyYAML's date constructor on a plain scalar like 2024-13-45
+        raise RecordError(f"{path}: not YAML ({exc}; a YYYY-MM-DD value is read as a date: quote it)") from None
 
 
 def _from_csv(path: Path) -> RegistryFile:
