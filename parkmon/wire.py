@@ -63,9 +63,10 @@ class _CheckedBatch(msgspec.Struct, frozen=True):
 
 
 class PointMeta(msgspec.Struct, frozen=True):
-    metric: str
-    unit: str
-    kind: str
+    # at most the points table's columns (VARCHAR 64 / 32 / 16): PostgreSQL refused a longer one at commit
+    metric: Annotated[str, msgspec.Meta(max_length=64)]
+    unit: Annotated[str, msgspec.Meta(max_length=32)]
+    kind: Annotated[str, msgspec.Meta(max_length=16)]
     name: str = ""  # a human label from the config (e.g. "1#变压器 进线")
 
 
