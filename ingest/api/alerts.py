@@ -15,7 +15,7 @@ from analytics.alerts.rules import Rule, load_rules, parse_rules
 
 from ..records import tables as t
 from ..records.base import RecordError, audit, now_ms, park_id
-from .deps import ActorDep, EngineDep, PrincipalDep
+from .deps import ID_MAX, MS_MAX, ActorDep, EngineDep, PrincipalDep, RowId
 from .tenancy import alert_scope, forbid, owns_subscription
 
 router = APIRouter(tags=["alerts 告警"])
@@ -28,7 +28,7 @@ def list_alerts(
     state: Literal["firing", "resolved"] | None = None,
     severity: Literal["info", "warning", "critical"] | None = None,
     kind: str | None = None, system: str | None = None,
-    since_ms: Annotated[int | None, Query(description="fired at or after (epoch ms)")] = None,
+    since_ms: Annotated[int | None, Query(ge=0, lt=MS_MAX, description="fired at or after (epoch ms)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     a = t.alerts
@@ -45,8 +45,9 @@ def list_alerts(
 
 
 @router.get("/alert-events", summary="Alert events after a given id, oldest first: a feed for boards (告警事件流)")
-def alert_events(request: Request, engine: EngineDep, who: PrincipalDep, after_id: Annotated[int, Query(ge=0)] = 0,
-                 park: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+def alert_events(request: Request, engine: EngineDep, who: PrincipalDep,
+                 after_id: Annotated[int, Query(ge=0, le=ID_MAX)] = 0, park: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
     ev, a = t.alert_events, t.alerts
     q = (select(ev, a.c.park, a.c.enterprise, a.c.rule_id, a.c.severity).join(a, a.c.id == ev.c.alert_id)
          .where(ev.c.id > after_id, alert_scope(who, request.app.state.store)).order_by(ev.c.id).limit(limit))
@@ -57,7 +58,7 @@ def alert_events(request: Request, engine: EngineDep, who: PrincipalDep, after_i
 
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history and deliveries (告警详情)")
-def one_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
+def one_alert(engine: EngineDep, alert_id: RowId) -> dict[str, Any]:
     with engine.connect() as conn:
         a = alert_store.get_alert(conn, alert_id)
         events = [dict(r._mapping) for r in conn.execute(
@@ -71,14 +72,14 @@ def one_alert(engine: EngineDep, alert_id: int) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/acknowledge", summary="Acknowledge: someone is on it; stops escalation (确认)")
-def acknowledge(engine: EngineDep, actor: ActorDep, alert_id: int,
+def acknowledge(engine: EngineDep, actor: ActorDep, alert_id: RowId,
                 note: Annotated[str, Body(embed=True, max_length=500)] = "") -> dict[str, Any]:
     with engine.begin() as conn:
         return alert_store.acknowledge(conn, alert_id, actor, note)
 
 
 @router.post("/alerts/{alert_id}/resolve", summary="Close a firing alert by hand; subscribers hear it (人工关闭)")
-def resolve(request: Request, engine: EngineDep, actor: ActorDep, alert_id: int,
+def resolve(request: Request, engine: EngineDep, actor: ActorDep, alert_id: RowId,
             note: Annotated[str, Body(embed=True, max_length=500)] = "") -> dict[str, Any]:
     with engine.begin() as conn:
         out = alert_store.close(conn, alert_id, actor, note)
@@ -144,7 +145,7 @@ def create_subscription(request: Request, engine: EngineDep, actor: ActorDep, wh
 
 @router.delete("/alert-subscriptions/{sid}", summary="Delete a subscription (取消订阅)")
 def delete_subscription(request: Request, engine: EngineDep, actor: ActorDep, who: PrincipalDep,
-                        sid: int) -> dict[str, str]:
+                        sid: RowId) -> dict[str, str]:
     with engine.begin() as conn:
         if not owns_subscription(who, request.app.state.store, subs.get(conn, sid)):
             raise forbid(who, f"delete subscription {sid}")

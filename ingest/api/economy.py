@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Query, UploadFile
 
 from ..records import economy
 from ..records.base import audit_trail
@@ -46,6 +46,6 @@ async def import_file(engine: EngineDep, actor: ActorDep, park: str, file: Uploa
 
 @router.get("/parks/{park}/audit", summary="Audit trail of writes (操作审计)")
 def audit(engine: EngineDep, park: str, entity: str | None = None, key: str | None = None,
-          limit: int = 200) -> list[dict[str, Any]]:
+          limit: int = Query(200, ge=1)) -> list[dict[str, Any]]:  # LIMIT -1: PostgreSQL refuses it
     with engine.connect() as conn:
         return audit_trail(conn, park, entity, key, min(limit, 1000))

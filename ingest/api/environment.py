@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 
 from ..records import hazwaste
 from ..records.base import now_ms
-from .deps import ActorDep, EngineDep
+from .deps import MS_MAX, ActorDep, EngineDep, QueryMs
 
 router = APIRouter(tags=["environment 环境保护"])
 
@@ -27,7 +27,7 @@ def add_manifest(engine: EngineDep, actor: ActorDep, park: str, m: hazwaste.Mani
 
 @router.patch("/parks/{park}/hazwaste/manifests/{manifest_no}", summary="Receipt of a manifest (接收确认)")
 def receive(engine: EngineDep, actor: ActorDep, park: str, manifest_no: str,
-            received: Annotated[int, Body(embed=True, ge=946_684_800_000)]) -> dict[str, Any]:
+            received: Annotated[int, Body(embed=True, ge=946_684_800_000, lt=MS_MAX)]) -> dict[str, Any]:
     with engine.begin() as conn:
         return hazwaste.receive_manifest(conn, park, manifest_no, received, actor)
 
@@ -39,7 +39,7 @@ def manifests(engine: EngineDep, park: str, open_only: bool = False) -> list[dic
 
 
 @router.get("/parks/{park}/hazwaste/storage", summary="Stored hazardous waste and its limits (贮存情况)")
-def storage(engine: EngineDep, park: str, at_ms: int | None = None,
+def storage(engine: EngineDep, park: str, at_ms: QueryMs = None,
             max_storage_days: float = hazwaste.Limits.max_storage_days) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return hazwaste.storage(conn, park, at_ms or now_ms(), hazwaste.Limits(max_storage_days))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from ..records import logistics
 from ..records.base import RecordError, now_ms
-from .deps import EngineDep, StoreDep
+from .deps import EngineDep, QueryMs, StoreDep
 
 router = APIRouter(tags=["logistics 交通物流"])
 
@@ -40,6 +40,6 @@ async def push(request: Request, store: StoreDep, engine: EngineDep, park: str) 
 
 
 @router.get("/parks/{park}/logistics", summary="Vehicles in the park, dwell, hazardous goods (在园车辆)")
-def state(engine: EngineDep, park: str, at_ms: int | None = None) -> dict[str, Any]:
+def state(engine: EngineDep, park: str, at_ms: QueryMs = None) -> dict[str, Any]:
     with engine.connect() as conn:
         return logistics.state(conn, park, at_ms or now_ms())

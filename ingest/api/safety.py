@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 
 from ..records import safety
-from .deps import ActorDep, EngineDep
+from .deps import MS_MAX, ActorDep, EngineDep, RowId
 
 router = APIRouter(tags=["safety 安全应急"])
 
@@ -33,8 +33,8 @@ def open_incident(engine: EngineDep, actor: ActorDep, park: str, inc: safety.Inc
 
 
 @router.patch("/parks/{park}/incidents/{incident_id}", summary="Close an incident (事件关闭)")
-def close_incident(engine: EngineDep, actor: ActorDep, park: str, incident_id: int,
-                   closed: Annotated[int, Body(embed=True, ge=946_684_800_000)]) -> dict[str, Any]:
+def close_incident(engine: EngineDep, actor: ActorDep, park: str, incident_id: RowId,
+                   closed: Annotated[int, Body(embed=True, ge=946_684_800_000, lt=MS_MAX)]) -> dict[str, Any]:
     with engine.begin() as conn:
         return safety.close_incident(conn, park, incident_id, closed, actor)
 

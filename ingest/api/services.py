@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 
 from ..records import services
-from .deps import ActorDep, EngineDep
+from .deps import ActorDep, EngineDep, RowId
 
 router = APIRouter(tags=["services 综合服务"])
 
@@ -44,7 +44,7 @@ def open_request(engine: EngineDep, actor: ActorDep, park: str, r: services.Serv
 
 
 @router.patch("/parks/{park}/service-requests/{request_id}", summary="Update its status or reply (受理/答复)")
-def update_request(engine: EngineDep, actor: ActorDep, park: str, request_id: int,
+def update_request(engine: EngineDep, actor: ActorDep, park: str, request_id: RowId,
                    u: services.RequestUpdate) -> dict[str, Any]:
     with engine.begin() as conn:
         return services.update_request(conn, park, request_id, u, actor)

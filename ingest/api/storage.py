@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from ..store.rollups import DAY_MS, LEVELS
-from .deps import StoreDep, require_park
+from .deps import MS_MAX, RowId, StoreDep, require_park
 from .readings import iso
 
 router = APIRouter(tags=["storage"])
@@ -50,9 +50,9 @@ def _day(day_ms: int) -> str:
 
 
 @router.get("/points/{point_id}/rollups", summary="Rollups of a point: 1 min / 1 h / 1 day (分钟/小时/日汇总)")
-def point_rollups(store: StoreDep, point_id: int, width: Literal["1m", "1h", "1d"] = "1h",
-                  start_ms: int = Query(..., description="epoch ms, inclusive"),
-                  end_ms: int = Query(..., description="epoch ms, exclusive")) -> dict[str, Any]:
+def point_rollups(store: StoreDep, point_id: RowId, width: Literal["1m", "1h", "1d"] = "1h",
+                  start_ms: int = Query(..., ge=0, lt=MS_MAX, description="epoch ms, inclusive"),
+                  end_ms: int = Query(..., ge=0, le=MS_MAX, description="epoch ms, exclusive")) -> dict[str, Any]:
     if end_ms <= start_ms:
         raise HTTPException(422, "end_ms must be after start_ms")
     if (end_ms - start_ms) // LEVELS[width].width_ms > 100_000:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from parkmon.metrics import SYSTEM_LABELS, System
 
@@ -13,16 +13,17 @@ from ..records.base import now_ms
 from .deps import EngineDep
 
 router = APIRouter(tags=["six systems 六系统"])
+YEAR_S = 366 * 86_400  # windows in seconds: longer ones overflow as milliseconds before now
 
 
 @router.get("/parks/{park}/systems", summary="Coverage of the six systems: expected vs reporting (六系统接入情况)")
-def coverage(engine: EngineDep, park: str, stale_after_s: int = 900) -> list[dict[str, Any]]:
+def coverage(engine: EngineDep, park: str, stale_after_s: int = Query(900, ge=1, le=YEAR_S)) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return registry.coverage(conn, park, now_ms(), stale_after_s * 1000)
 
 
 @router.get("/parks/{park}/systems/{system}", summary="A system's live state (系统实时状态)")
-def live(engine: EngineDep, park: str, system: System, since_s: int = 900) -> dict[str, Any]:
+def live(engine: EngineDep, park: str, system: System, since_s: int = Query(900, ge=1, le=YEAR_S)) -> dict[str, Any]:
     now = now_ms()
     zh, en = SYSTEM_LABELS[system]
     with engine.connect() as conn:
