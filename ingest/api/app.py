@@ -55,7 +55,8 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
     app.state.board = board.LiveBoard(store, cast(ShareSettings | None, share_settings))
     app.state.auth = auth
-    guarded = [Depends(tenancy.authorize)]  # authentication and the tenancy policy, for every route below
+    # authentication and the tenancy policy, for every route below; and no NUL in any text (deps.refuse_nul)
+    guarded = [Depends(tenancy.authorize), Depends(deps.refuse_nul)]
     for module in (registry, readings, indicators, storage, scorecard, region, alerts,
                    systems, safety, environment, logistics, economy, services):
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded)
