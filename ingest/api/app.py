@@ -84,5 +84,9 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
 
 
 def _audit_request(store: Store, actor: str, method: str, path: str, park: str, status: int) -> None:
+    # the caller's values, fitted to the columns (park VARCHAR(64), action VARCHAR(32), no NUL on PostgreSQL):
+    # else the audit row fails a request already answered, e.g. a 65-character park key: 500, not 404
+    park = park if len(park) <= 64 and "\x00" not in park else ""
     with store.engine.begin() as conn:
-        audit(conn, actor=actor, action=method.lower(), entity="api", key=path, park=park, after={"status": status})
+        audit(conn, actor=actor, action=method.lower()[:32], entity="api", key=path.replace("\x00", "\\x00"),
+              park=park, after={"status": status})
