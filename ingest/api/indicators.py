@@ -83,8 +83,11 @@ def new_energy_share(
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
     out = result.to_json()
     # 清洁能源消费占比: the same renewable electricity over all energy in tce, kept apart from this share
-    tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                  enterprise)
+    try:
+        tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                      enterprise)
+    except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
+        raise HTTPException(422, str(exc.args[0])) from None
     k = load_factors().tce.electricity_equivalent
     clean = clean_energy_share(result.inputs.get("numerator"), tce.value, k.value)
     out["inputs"]["clean_energy_share_tce"] = {
@@ -163,6 +166,8 @@ def intensity(
         water, energy = compute_intensity(store, park, month, value_added, enterprise)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    except KeyError as exc:  # no grid emission factor for the month's year (published from 2021)
+        raise HTTPException(422, str(exc.args[0])) from None
     for r in (water, energy):
         r.inputs["enterprises_without_value_added"] = missing
     return {"water_intensity": water.to_json(), "energy_intensity": energy.to_json()}
@@ -180,7 +185,10 @@ def key_energy_users(
     start, end = window(start, end, "year", now)
     require_park(store, park)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    per_ent = energy_by_enterprise(store, park, s_ms, e_ms)
+    try:
+        per_ent = energy_by_enterprise(store, park, s_ms, e_ms)
+    except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
+        raise HTTPException(422, str(exc.args[0])) from None
     tce = {e: per_ent[e][0].value if e in per_ent else None for e in sorted({p.enterprise for p in store.points(park)})}
     days = (e_ms - s_ms) / 86_400_000
     ranked = rank(tce, days, threshold_tce)
@@ -270,8 +278,11 @@ def unit_energy(
         made = [(p["product"], p["quantity"]) for p in f["products"] if p["unit"] in ("t", "吨")]
         if not any(name in table for name, _q in made):
             continue
-        tce, _c = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                 f["enterprise"])
+        try:
+            tce, _c = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                                     f["enterprise"])
+        except KeyError as exc:  # no grid emission factor for the month's year (published from 2021)
+            raise HTTPException(422, str(exc.args[0])) from None
         results += assess(f["enterprise"], tce.value, made, table)
     share = share_at_benchmark(results)
     ind = UnitEnergy()

@@ -51,7 +51,10 @@ def overview(
     for p in parks:
         share = compute_park_share(store, p.key, s_ms, e_ms)
         shares.append({"value": share.value, "inputs": share.inputs})
-        tce, carbon = compute_energy(store, p.key, s_ms, e_ms)
+        try:
+            tce, carbon = compute_energy(store, p.key, s_ms, e_ms)
+        except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
+            raise HTTPException(422, str(exc.args[0])) from None
         comp = compute_compliance(store, p.key, s_ms, e_ms)
         rows.append({"park": p.key, "name_zh": p.name_zh, "park_class": p.park_class,
                      "new_energy_share": {"value": share.value, "target": share.target, "status": share.status,
