@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 
 from ..records import safety
 from .deps import MS_MAX, ActorDep, EngineDep, RowId
@@ -14,7 +14,8 @@ router = APIRouter(tags=["safety 安全应急"])
 
 @router.put("/parks/{park}/enterprises/{enterprise}/hazard-sources/{key}",
             summary="Register a hazard source with contacts and response plan (危险源登记)")
-def put_source(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, key: str,
+def put_source(engine: EngineDep, actor: ActorDep, park: str, enterprise: str,
+               key: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],  # the column is VARCHAR(64)
                src: safety.HazardSource) -> dict[str, Any]:
     with engine.begin() as conn:
         return safety.put_hazard_source(conn, park, enterprise, key, src, actor)
