@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from sqlalchemy import Connection, select
 
 from analytics.alerts import store as alert_store
@@ -139,6 +139,10 @@ def create_subscription(request: Request, engine: EngineDep, actor: ActorDep, wh
                         sub: subs.Subscription) -> dict[str, Any]:
     if not owns_subscription(who, request.app.state.store, sub.model_dump()):
         raise forbid(who, "subscribe to alerts outside its own scope")
+    long = [f"{k} ({len(v)} characters)" for k in ("region", "park", "enterprise")
+            if len(v := getattr(sub, k) or "") > 64]
+    if long:  # VARCHAR(64) columns: PostgreSQL refused the insert, a 500
+        raise HTTPException(422, f"{', '.join(long)}: at most 64 characters")
     with engine.begin() as conn:
         return subs.create(conn, sub, actor)
 
