@@ -8,7 +8,7 @@ code and the database, not only the 404 of an unknown park or the 422 of a wrong
 Left out: the SSE stream ``/api/v1/parks/{park}/live`` (an endless response) and the HTML board pages
 ``/board/`` and ``/board/{park}`` (no JSON contract; tests/test_board.py covers them).
 
-CI runs a fixed draw (derandomized, 10 fuzzed cases per operation besides the coverage phase's);
+CI runs a fixed draw (derandomized, 8 fuzzed cases per operation besides the coverage phase's);
 ``FUZZ_N=60 pytest tests/test_api_fuzz.py`` runs a longer, random one."""
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def success_matches_its_schema(ctx: schemathesis.CheckContext, response: schemat
 
 
 CHECKS: list[schemathesis.CheckFunction] = [not_a_server_error, success_matches_its_schema]
-FUZZ = hypothesis.settings(max_examples=int(os.environ.get("FUZZ_N", 10)), deadline=None,
+FUZZ = hypothesis.settings(max_examples=int(os.environ.get("FUZZ_N", 8)), deadline=None,
                            derandomize=not os.environ.get("FUZZ_N"),
                            suppress_health_check=list(hypothesis.HealthCheck))
 
