@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from ingest.api.app import create_app
-from ingest.store import Store
+from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
 from parkmon import quality, wire
 
@@ -134,3 +136,18 @@ def test_completeness_per_day_and_rollups_of_a_point(store: Store) -> None:
     assert (b["n"], b["mean"], b["min"], b["max"], b["last"]) == (3, 7 / 3, 1.0, 4.0, 4.0)
     bad_width = client.get(f"/api/v1/points/{pid}/rollups", params={"width": "5m", "start_ms": 0, "end_ms": 1})
     assert bad_width.status_code == 422
+
+
+def test_a_share_before_the_grid_factors_were_published_is_answered(tmp_path: Path) -> None:
+    """The share needs no emission factor; only its side figure (clean-energy share in tce) does, and that
+    one says why it is missing for 2019 instead of the whole answer being refused."""
+    store = open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    store.create_schema()
+    store.upsert_park("demo", "示范园区", "Demo", "zero_carbon")
+    r = TestClient(create_app(store)).get("/api/v1/parks/demo/indicators/new-energy-share",
+                                          params={"start": "2019-01-01T00:00:00+08:00",
+                                                  "end": "2019-02-01T00:00:00+08:00"})
+    assert r.status_code == 200
+    clean = r.json()["inputs"]["clean_energy_share_tce"]
+    assert clean["value"] is None and "2021" in clean["why"]
+    store.close()

@@ -83,17 +83,20 @@ def new_energy_share(
         raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
     out = result.to_json()
     # 清洁能源消费占比: the same renewable electricity over all energy in tce, kept apart from this share
+    k = load_factors().tce.electricity_equivalent
+    method = "renewable electricity used (this share's numerator) × 当量值 / comprehensive energy (tce)"
     try:
         tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
                                       enterprise)
-    except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
-        raise HTTPException(422, str(exc.args[0])) from None
-    k = load_factors().tce.electricity_equivalent
+    except KeyError as exc:
+        # no grid emission factor for the period's year (published from 2021): the share itself needs none,
+        # only this side figure goes without
+        out["inputs"]["clean_energy_share_tce"] = {"value": None, "why": str(exc.args[0]), "method": method}
+        return out
     clean = clean_energy_share(result.inputs.get("numerator"), tce.value, k.value)
     out["inputs"]["clean_energy_share_tce"] = {
         "value": None if clean is None else round(clean, 6), "re_used_kwh": result.inputs.get("numerator"),
-        "comprehensive_energy_tce": tce.value, "kgce_per_kwh": k.value,
-        "method": "renewable electricity used (this share's numerator) × 当量值 / comprehensive energy (tce)"}
+        "comprehensive_energy_tce": tce.value, "kgce_per_kwh": k.value, "method": method}
     return out
 
 
