@@ -4,7 +4,6 @@ ingest -> SQLite -> API), updating without a reload when a device in the park go
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -26,8 +25,6 @@ from sqlalchemy import text
 from analytics.alerts import store as alert_store
 from analytics.alerts.rules import Rule, load_rules
 from analytics.park_share import CHINA, compute_park_share
-from edge_agent.agent import Agent
-from edge_agent.config import parse_config
 from ingest.api.app import create_app
 from ingest.embedded_broker import Mosquitto
 from ingest.store import Store, open_store
@@ -35,6 +32,7 @@ from parkmon import quality
 from parkmon.netutil import free_port
 
 from .mqtt_util import wait_for
+from .test_e2e_park import RunningAgents
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -210,32 +208,6 @@ def test_board_pages_and_unknown_parks(small_api: tuple[str, Any, int]) -> None:
 
 
 # ---- the page in Chromium over the real pipeline -------------------------------------------------
-class RunningAgents:
-    """The enterprises' edge agents on one event loop in a thread (the demo runs them as processes)."""
-
-    def __init__(self, configs: list[dict[str, Any]]) -> None:
-        self.agents = [Agent(parse_config(c)) for c in configs]
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="agents", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            await asyncio.gather(*(a.run() for a in self.agents))
-
-        self._loop.run_until_complete(main())
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._loop.is_closed():
-            return
-        for a in self.agents:
-            self._loop.call_soon_threadsafe(a.stop)
-        self._thread.join(30)
-        self._loop.close()
-
-
 SPEED = 60.0  # a simulated minute per second
 NOON = int(datetime(2025, 6, 21, 12, 0, tzinfo=CHINA).timestamp() * 1000)  # the sun high: PV well up
 PV_ALERT = Rule(id="pv_inverter_bad_data", kind="quality", metric="pv.power", duration_s=0, severity="warning",

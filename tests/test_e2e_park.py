@@ -44,6 +44,8 @@ ENERGY_TOLERANCE = 0.02  # 2 % of the window's consumption
 
 
 class RunningAgents:
+    """The enterprises' edge agents on one event loop in a thread (the demo runs them as processes)."""
+
     def __init__(self, configs: list[dict[str, object]]) -> None:
         self.agents = [Agent(parse_config(c)) for c in configs]
         self._loop = asyncio.new_event_loop()
@@ -59,6 +61,8 @@ class RunningAgents:
         self._thread.start()
 
     def stop(self) -> None:
+        if self._loop.is_closed():  # stopped already (a test may stop them before its fixture does)
+            return
         for a in self.agents:
             self._loop.call_soon_threadsafe(a.stop)
         self._thread.join(30)
