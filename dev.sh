@@ -63,6 +63,8 @@ case "${1:-}" in
       || echo "!!! bench/pipeline.py failed (exit $?): see above"
     .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --limit-seconds 4 --ramp 0.4 0.55 0.7 \
       || echo "!!! bench/ingest_pg.py failed (exit $?): see above"
+    .venv/bin/python bench/scale.py --seconds 2 --expect 100000 --gateways 50 --limit-seconds 2 --bridge-seconds 2 --preload 0 \
+      || echo "!!! bench/scale.py failed (exit $?): see above"
     .venv/bin/python bench/indicators.py --enterprises 20 --days 31 --raw-enterprises 2 \
       || echo "!!! bench/indicators.py failed (exit $?): see above"
     timeout 600 .venv/bin/python bench/alerts.py --rate 5000 --gateways 20 --trials 6 \

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parkmon.netutil import free_port
+from parkmon.wire import TOPIC_ROOT
 
 CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -106,3 +107,49 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = ""
     broker = Mosquitto(Path(workdir), port or free_port(), extra_conf=extra_conf, pre_conf=pre_conf)
     broker.start()
     return broker
+
+
+def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_id: str | None = None,
+                keepalive_s: int = 30, restart: tuple[int, int] = (2, 30),
+                remote_username: str | None = None, remote_password: str | None = None) -> str:
+    """The ``connection`` section that makes a park's broker forward ``parkmon/v1/<park>/#`` to the
+    regional broker (docs/capacity.md, "The park-to-region bridge"). Append it to the park broker's
+    configuration (``Mosquitto(extra_conf=...)``): it must come after the general options.
+
+    - QoS 1 both ways of the hop, ``cleansession false`` (and so ``local_cleansession false``): what the
+      park broker has accepted is queued in the bridge's session while the link is down (and kept in
+      the persistence file across a restart of the park broker), then sent in order; a message sent
+      but not yet acknowledged when the link broke is sent again, so the region may see it twice,
+      and ingest's writes (idempotent on point and time, one ``gateway_batches`` row per gateway and
+      seq) absorb it.
+    - A fixed client id per park on both ends: the session survives reconnects only under the same id.
+    - MQTT 3.1.1, not 5: mosquitto 2.0's bridge sends no session-expiry interval with MQTT 5, so its
+      session would end with every dropped connection and ``cleansession false`` would mean nothing
+      (mosquitto issues #1632, #2424, #2793). 3.1.1 sessions have no expiry to forget.
+    - ``try_private true``: the regional broker knows a bridge (loop detection, retained ``meta`` and
+      ``status`` passed on as retained).
+    - ``restart_timeout base cap``: reconnect with jittered back-off, so 100 parks whose link comes
+      back together do not all knock at once.
+    - Topic prefixes none: the park's topics arrive unchanged (the park is already in the topic).
+    """
+    cid = client_id or f"parkmon-bridge-{park}"
+    lines = [
+        f"connection {cid}",
+        f"address {remote_host}:{remote_port}",
+        f"remote_clientid {cid}",
+        f"local_clientid {cid}-local",
+        "bridge_protocol_version mqttv311",
+        "try_private true",
+        "cleansession false",
+        "local_cleansession false",
+        f"keepalive_interval {max(5, keepalive_s)}",
+        f"restart_timeout {restart[0]} {restart[1]}",
+        "start_type automatic",
+        "notifications true",
+        f"topic {TOPIC_ROOT}/{park}/# out 1",
+    ]
+    if remote_username:
+        lines.append(f"remote_username {remote_username}")
+        if remote_password:
+            lines.append(f"remote_password {remote_password}")
+    return "\n".join(lines) + "\n"
