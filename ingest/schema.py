@@ -118,6 +118,9 @@ points = Table(
     Column("unit", String(32), nullable=False, default=""),
     Column("kind", String(16), nullable=False, default=""),
     Column("label", Text, nullable=False, default=""),
+    # the rollup refresh and the per-enterprise reads join points by device: without it each scans the
+    # whole table, which grows with enterprises × points (measured in docs/capacity.md)
+    Index("ix_points_device", "device_id"),
 )
 
 readings = Table(
