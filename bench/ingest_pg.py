@@ -332,6 +332,21 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
             "cpu_s": cpu, "cpu_share_of_2_cores": round(sum(cpu.values()) / el / 2, 2), "seconds": round(el, 1)}
 
 
+def durable_park(cleanup: ExitStack, gateways: int, points: int) -> tuple[str, str, list[int], Path]:
+    """A PostgreSQL server as production runs it (DURABLE), parkmon's schema, a park registered:
+    (SQLAlchemy URL, libpq DSN, point ids, data directory). The server goes when ``cleanup`` closes."""
+    from tests.pg_server import start_postgres
+
+    pg = start_postgres(DURABLE)
+    cleanup.callback(pg.destroy)
+    url = pg.create_database()
+    store = open_store(url)
+    store.create_schema()
+    store.close()
+    dsn = url.replace("postgresql+psycopg", "postgresql")
+    return url, dsn, register(dsn, gateways, points), pg.datadir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preload", type=int, default=10_000_000, help="rows stored before measuring")
@@ -349,16 +364,8 @@ def main() -> int:
     args = ap.parse_args()
     with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-ingest-") as tmp:
         work = Path(tmp)
-        from tests.pg_server import start_postgres
 
-        pg = start_postgres(DURABLE)
-        cleanup.callback(pg.destroy)
-        url = pg.create_database()
-        dsn = url.replace("postgresql+psycopg", "postgresql")
-        store = open_store(url)
-        store.create_schema()
-        store.close()
-        pids = register(dsn, args.gateways, args.points)
+        url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
         now = time.time_ns() // 1_000_000
         emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
@@ -391,7 +398,7 @@ def main() -> int:
                                 args.limit_seconds, now + (day + 40) * 3_600_000, args.writers)
             limits.append(beside["rows_per_s"])
             settle(dsn)
-            probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, pg.datadir)
+            probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, datadir)
             kept_up = probe["rows_per_s"] >= 0.97 * rate and (probe["delay_s"]["p99"] or 99) < 5.0
             emit({"phase": "probe", "offered_points_per_s": rate, "attempt": attempt, "kept_up": kept_up,
                   "limit_beside_rows_per_s": beside["rows_per_s"],
@@ -411,7 +418,7 @@ def main() -> int:
         # can": like for like, committed rows/s on both sides, the limit measured just before and after
         sat_rate = int(after["rows_per_s"] * 1.15)
         settle(dsn)
-        sat = pipeline(url, broker, args, sat_rate, now + 70 * 3_600_000, work, pg.datadir)
+        sat = pipeline(url, broker, args, sat_rate, now + 70 * 3_600_000, work, datadir)
         settle(dsn)
         after2 = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
                             args.limit_seconds, now + 90 * 3_600_000, args.writers)
@@ -426,7 +433,7 @@ def main() -> int:
         emit({"phase": "sustained", **sustained})
         paced_rate = int(sustained["rows_per_s"] * 0.8)
         settle(dsn)
-        paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, pg.datadir)
+        paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, datadir)
         emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
         with psycopg.connect(dsn) as conn:
             total = conn.execute("SELECT count(*) FROM readings").fetchone()

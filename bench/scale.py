@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as mqtt
 import psycopg
 from _proc import cpu_s, rss_mb
-from ingest_pg import DURABLE, emit, limit_copy, postgres_pids, preload, register, run_gateways, settle
+from ingest_pg import DURABLE, durable_park, emit, limit_copy, postgres_pids, preload, run_gateways, settle
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.config import IngestConfig
@@ -438,16 +438,7 @@ def main() -> int:
     args = ap.parse_args()
     with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-scale-") as tmp:
         work = Path(tmp)
-        from tests.pg_server import start_postgres
-
-        pg = start_postgres(DURABLE)
-        cleanup.callback(pg.destroy)
-        url = pg.create_database()
-        dsn = url.replace("postgresql+psycopg", "postgresql")
-        store = open_store(url)
-        store.create_schema()
-        store.close()
-        pids = register(dsn, args.gateways, args.points)
+        url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
         now = time.time_ns() // 1_000_000
         emit({"phase": "setup", "points": len(pids), "cores": os.cpu_count(),
               "preload": preload(dsn, pids, args.preload, now) if args.preload else {"rows": 0},
@@ -464,15 +455,15 @@ def main() -> int:
         runs = []
         for i, n in enumerate(args.workers):
             settle(dsn)
-            r = run_workers(n, url, dsn, pids, args, work, now + (i + 1) * 3_600_000, pg.datadir)
+            r = run_workers(n, url, dsn, pids, args, work, now + (i + 1) * 3_600_000, datadir)
             emit(r)
             runs.append(r)
         bridge = bridge_run(args, work, now + 50 * 3_600_000) if args.bridge_seconds else None
         if bridge:
             emit(bridge)
         st = sizes(dsn, ("readings", "gateway_batches"))
-        backfill = backfill_refresh(dsn, url, pg.datadir, now + 2 * 3_600_000, runs[0]["inserted"], args.gateways)
-        steady = rollup_steady(dsn, url, pg.datadir)
+        backfill = backfill_refresh(dsn, url, datadir, now + 2 * 3_600_000, runs[0]["inserted"], args.gateways)
+        steady = rollup_steady(dsn, url, datadir)
         st.update(sizes(dsn, ROLLUPS))  # after both refreshes: with the churn a refresh leaves
         emit({"phase": "storage", **st})
         emit({"phase": "rollup_refresh", "backfill": backfill, "steady_every_30s": steady})

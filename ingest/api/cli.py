@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import sys
 import time
 from types import FrameType
 
 from parkmon.env import default_db
+from parkmon.secrecy import is_loopback
 
 
 def _serve_parser() -> argparse.ArgumentParser:
@@ -55,17 +55,8 @@ def main(argv: list[str]) -> int:
     return _serve(_serve_parser().parse_args(argv))
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _serve(args: argparse.Namespace) -> int:
-    if args.no_auth and not _loopback(args.host):
+    if args.no_auth and not is_loopback(args.host):
         print(f"parkmon api: --no-auth on {args.host} would let anyone on the network read and write every park; "
               "serve on 127.0.0.1, or make tokens with `parkmon api token create`", file=sys.stderr)
         return 2
