@@ -25,13 +25,12 @@ from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, insert, select
 
+from analytics.factors import load_factors
+from analytics.indicators.new_energy_share import Flows, compute_share
+from analytics.park_energy import energy_results, uses_by_enterprise
+from analytics.park_share import CHINA, ParkFlows, park_flows
+from analytics.targets import ShareSettings, load_share_settings, target_for
 from ingest import schema as s
-
-from .factors import load_factors
-from .indicators.new_energy_share import Flows, compute_share
-from .park_energy import energy_results, uses_by_enterprise
-from .park_share import CHINA, ParkFlows, park_flows
-from .targets import ShareSettings, load_share_settings, target_for
 
 log = logging.getLogger(__name__)
 

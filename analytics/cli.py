@@ -96,8 +96,8 @@ def _period(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def _share(args: argparse.Namespace) -> int:
-    from .park_share import compute_park_share
-    from .targets import load_share_settings
+    from analytics.park_share import compute_park_share
+    from analytics.targets import load_share_settings
 
     start, end = _period(args)
     return _answer(args.db, "parkmon indicators", lambda store: compute_park_share(
@@ -107,8 +107,8 @@ def _share(args: argparse.Namespace) -> int:
 
 
 def _energy(args: argparse.Namespace) -> int:
-    from .factors import load_factors
-    from .park_energy import compute_energy
+    from analytics.factors import load_factors
+    from analytics.park_energy import compute_energy
 
     start, end = _period(args)
 
@@ -124,7 +124,7 @@ def _energy(args: argparse.Namespace) -> int:
 def _activity(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from .park_activity import compute_activity
+    from analytics.park_activity import compute_activity
 
     try:
         first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
@@ -135,7 +135,7 @@ def _activity(args: argparse.Namespace) -> int:
 
 
 def _all(args: argparse.Namespace) -> int:
-    from .report.gather import park_report
+    from analytics.report.gather import park_report
 
     def compute(store: Store) -> dict[str, Any]:
         store.refresh_rollups()
@@ -146,7 +146,7 @@ def _all(args: argparse.Namespace) -> int:
 
 
 def _compliance(args: argparse.Namespace) -> int:
-    from .park_compliance import compute_compliance
+    from analytics.park_compliance import compute_compliance
 
     start, end = _period(args)
     return _answer(args.db, "parkmon indicators compliance",
@@ -154,9 +154,8 @@ def _compliance(args: argparse.Namespace) -> int:
 
 
 def _feed(args: argparse.Namespace) -> int:
+    from analytics.board_feed import BoardFeed
     from ingest.store import open_store
-
-    from .board_feed import BoardFeed
 
     since = _ms(args.since, "since")
     store = open_store(args.db)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from .counters import Reading
-from .indicators.activity_index import DayIndex, ElectricityActivityIndex, compute_index
-from .indicators.base import IndicatorResult
-from .park_share import CHINA, FLOW_METRICS, ShareStore, pooled_flows, require_park
-from .targets import ShareSettings, load_share_settings
+from analytics.counters import Reading
+from analytics.indicators.activity_index import DayIndex, ElectricityActivityIndex, compute_index
+from analytics.indicators.base import IndicatorResult
+from analytics.park_share import CHINA, FLOW_METRICS, ShareStore, pooled_flows, require_park
+from analytics.targets import ShareSettings, load_share_settings
 
 
 def day_edges(first: date, last: date) -> list[int]:

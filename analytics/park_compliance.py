@@ -26,12 +26,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from analytics import emissions as em
+from analytics.indicators.pollutant_compliance import Judgement, PollutantCompliance, judge
+from analytics.park_share import CHINA, ShareStore, require_park
+from analytics.targets import defaults_section
 from parkmon.hj212_codes import METRIC_CODES
-
-from . import emissions as em
-from .indicators.pollutant_compliance import Judgement, PollutantCompliance, judge
-from .park_share import CHINA, ShareStore, require_park
-from .targets import defaults_section
 
 HOUR_RECORDS, SAMPLES = "hj212_hour_records", "samples"
 O2_METRIC, FLOW_METRICS = "cems.o2", {"gas": "cems.flow", "water": "ww.flow"}

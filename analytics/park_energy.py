@@ -9,10 +9,10 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from .counters import interval_energy
-from .factors import Factors, load_factors
-from .indicators.base import IndicatorResult
-from .indicators.comprehensive_energy import (
+from analytics.counters import interval_energy
+from analytics.factors import Factors, load_factors
+from analytics.indicators.base import IndicatorResult
+from analytics.indicators.comprehensive_energy import (
     CarbonPerTce,
     ComprehensiveEnergy,
     ElectricityMethod,
@@ -20,8 +20,8 @@ from .indicators.comprehensive_energy import (
     SteamMethod,
     compute,
 )
-from .park_share import CHINA, ShareStore, require_park
-from .rollup_feed import Source, StepStore, plan, point_totals
+from analytics.park_share import CHINA, ShareStore, require_park
+from analytics.rollup_feed import Source, StepStore, plan, point_totals
 
 # EnergyUse field -> the counter metrics summed into it (the metrics' units are the field's)
 CARRIERS: dict[str, tuple[str, ...]] = {

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .factors import Factors
-from .indicators.base import IndicatorResult, Status
-from .indicators.intensity import (
+from analytics.factors import Factors
+from analytics.indicators.base import IndicatorResult, Status
+from analytics.indicators.intensity import (
     EnergyIntensity,
     WaterIntensity,
     WaterIntensitySettings,
@@ -17,8 +17,8 @@ from .indicators.intensity import (
     load_water_settings,
     water_target,
 )
-from .park_energy import compute_energy, counter_totals
-from .park_share import CHINA, ShareStore
+from analytics.park_energy import compute_energy, counter_totals
+from analytics.park_share import CHINA, ShareStore
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from .counters import Reading, edges, interval_energy
-from .indicators.base import IndicatorResult
-from .indicators.new_energy_share import Flows, NewEnergyShare, compute_share
-from .rollup_feed import Source, StepStore, plan, pooled_steps
-from .targets import ShareSettings, Target, load_share_settings, target_for
+from analytics.counters import Reading, edges, interval_energy
+from analytics.indicators.base import IndicatorResult
+from analytics.indicators.new_energy_share import Flows, NewEnergyShare, compute_share
+from analytics.rollup_feed import Source, StepStore, plan, pooled_steps
+from analytics.targets import ShareSettings, Target, load_share_settings, target_for
 
 CHINA = ZoneInfo("Asia/Shanghai")  # target years follow the calendar the park reports in
 

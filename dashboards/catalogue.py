@@ -10,8 +10,8 @@ from typing import Any
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from . import enterprise, gateways, park_overview, region, scorecard
-from .common import number_ids
+from dashboards import enterprise, gateways, park_overview, region, scorecard
+from dashboards.common import number_ids
 
 DASHBOARDS: list[ModuleType] = [park_overview, enterprise, region, scorecard, gateways]
 FOLDER_UID = "parkmon"

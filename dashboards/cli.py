@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from .catalogue import DASHBOARDS, all_json
+from dashboards.catalogue import DASHBOARDS, all_json
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
             print(args.out / f"{uid}.json")
         return 0
     if args.cmd == "provision":
-        from .provision import write
+        from dashboards.provision import write
 
         for path in write(args.out):
             print(path)
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .push import Database, PushError, push
+    from dashboards.push import Database, PushError, push
 
     credential: str | tuple[str, str] | None = args.token
     if credential is None and args.user:

@@ -14,7 +14,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 
-from .sql_query import DATASOURCE, Sql
+from dashboards.sql_query import DATASOURCE, Sql
 
 TAGS = ["parkmon", "智慧园区"]
 REFRESH = "30s"

@@ -6,9 +6,9 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.models import common as cm
 
-from . import queries as q
-from .common import base, device_variable, enterprise_variable, link_to, panel, park_variable, steps
-from .sql_query import Sql
+from dashboards import queries as q
+from dashboards.common import base, device_variable, enterprise_variable, link_to, panel, park_variable, steps
+from dashboards.sql_query import Sql
 
 UID = "parkmon-enterprise"
 TITLE_ZH, TITLE_EN = "企业详情", "Enterprise detail"

@@ -7,9 +7,9 @@ from grafana_foundation_sdk.builders import gauge, stat, table, timeseries
 from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig, StackingConfig
 from grafana_foundation_sdk.models import common as cm
 
-from . import queries as q
-from .common import base, link_to, panel, park_variable, steps
-from .sql_query import Sql
+from dashboards import queries as q
+from dashboards.common import base, link_to, panel, park_variable, steps
+from dashboards.sql_query import Sql
 
 UID = "parkmon-park"
 TITLE_ZH, TITLE_EN = "园区总览", "Park overview"

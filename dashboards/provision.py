@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from .catalogue import DASHBOARDS, FOLDER_TITLE, FOLDER_UID, all_json
-from .sql_query import DATASOURCE_UID, PG_TYPE
+from dashboards.catalogue import DASHBOARDS, FOLDER_TITLE, FOLDER_UID, all_json
+from dashboards.sql_query import DATASOURCE_UID, PG_TYPE
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/parkmon"  # where deploy/compose.yaml mounts dashboards/
 

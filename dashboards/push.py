@@ -15,8 +15,8 @@ from typing import Any
 from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from .catalogue import DASHBOARDS, FOLDER_TITLE, FOLDER_UID, all_json
-from .sql_query import DATASOURCE_UID, PG_TYPE
+from dashboards.catalogue import DASHBOARDS, FOLDER_TITLE, FOLDER_UID, all_json
+from dashboards.sql_query import DATASOURCE_UID, PG_TYPE
 
 _VOLATILE = ("id", "version")  # Grafana's bookkeeping, not ours
 

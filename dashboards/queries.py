@@ -7,9 +7,8 @@ enterprise and its chosen devices; every query keeps Grafana's macros so the tim
 from __future__ import annotations
 
 from analytics.park_compliance import limits
+from dashboards.common import cases, point_joins, quoted
 from parkmon.metrics import SYSTEM_LABELS
-
-from .common import cases, point_joins, quoted
 
 PARK = "p.key = '$park'"
 ENTERPRISE = "p.key = '$park' AND e.key = '$enterprise'"

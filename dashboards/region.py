@@ -8,10 +8,9 @@ from grafana_foundation_sdk.builders.common import ReduceDataOptions
 from grafana_foundation_sdk.models import common as cm
 
 from analytics.indicators.key_energy_users import THRESHOLD_TCE
-
-from .common import base, link_to, panel, region_variable, steps
-from .park_overview import SHARE_STEPS
-from .sql_query import Sql
+from dashboards.common import base, link_to, panel, region_variable, steps
+from dashboards.park_overview import SHARE_STEPS
+from dashboards.sql_query import Sql
 
 UID = "parkmon-region"
 TITLE_ZH, TITLE_EN = "区域总览", "Regional overview"

@@ -7,9 +7,9 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders.common import ReduceDataOptions
 from grafana_foundation_sdk.models import common as cm
 
-from . import queries as q
-from .common import base, link_to, panel, park_variable, point_joins, steps
-from .sql_query import Sql
+from dashboards import queries as q
+from dashboards.common import base, link_to, panel, park_variable, point_joins, steps
+from dashboards.sql_query import Sql
 
 UID = "parkmon-scorecard"
 TITLE_ZH, TITLE_EN = "一平台两中心六系统", "Smart-park scorecard"

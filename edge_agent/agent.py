@@ -12,15 +12,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from edge_agent.buffer import DiskBuffer
+from edge_agent.config import AgentConfig, DeviceConfig
+from edge_agent.drivers.base import Driver, Sample, create_driver
+from edge_agent.hj212.forwarder import Forwarder, Upstream
+from edge_agent.hj212.from_samples import PeriodRecords, realtime_records
+from edge_agent.publisher import Publisher
+from edge_agent.sample_filter import SampleFilter
 from parkmon import metrics, quality, wire
-
-from .buffer import DiskBuffer
-from .config import AgentConfig, DeviceConfig
-from .drivers.base import Driver, Sample, create_driver
-from .hj212.forwarder import Forwarder, Upstream
-from .hj212.from_samples import PeriodRecords, realtime_records
-from .publisher import Publisher
-from .sample_filter import SampleFilter
 
 log = logging.getLogger(__name__)
 

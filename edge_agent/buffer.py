@@ -14,9 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from edge_agent.drivers.base import Sample
 from parkmon import wire
-
-from .drivers.base import Sample
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

@@ -10,16 +10,15 @@ import signal
 import sys
 from typing import Any
 
+from edge_agent.config import AgentConfig, ConfigError, load_config
 from parkmon import quality
 from parkmon.secrecy import check_production, mqtt_checks, protect_logs
-
-from .config import AgentConfig, ConfigError, load_config
 
 
 def _check(cfg: AgentConfig) -> int:
     gw = cfg.gateway
     print(f"gateway {gw.park}/{gw.enterprise}/{gw.id} -> mqtt {cfg.mqtt.host}:{cfg.mqtt.port}")
-    from .coalesce import plan_reads
+    from edge_agent.coalesce import plan_reads
 
     total = 0
     for d in cfg.devices:
@@ -55,7 +54,7 @@ def _check(cfg: AgentConfig) -> int:
 
 
 async def _poll_once(cfg: AgentConfig) -> int:
-    from .drivers.base import create_driver
+    from edge_agent.drivers.base import create_driver
 
     shared: dict[object, object] = {}
     drivers = [create_driver(d, shared) for d in cfg.devices]
@@ -76,7 +75,7 @@ async def _poll_once(cfg: AgentConfig) -> int:
 
 
 async def _run(cfg: AgentConfig) -> int:
-    from .agent import Agent
+    from edge_agent.agent import Agent
 
     agent = Agent(cfg)
     loop = asyncio.get_running_loop()
@@ -87,7 +86,7 @@ async def _run(cfg: AgentConfig) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from .scan import make_client, parse_units, scan
+    from edge_agent.scan import make_client, parse_units, scan
 
     if not args.host and not args.serial:
         print("parkmon edge scan: give --host HOST (Modbus TCP / DTU) or --serial DEVICE (RTU)", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import PointConfig
+from edge_agent.config import PointConfig
 
 MAX_BITS = 2000
 

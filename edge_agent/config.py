@@ -147,7 +147,7 @@ class DeviceConfig(_Strict):
         if self.driver not in ("modbus_rtu", "dlt645") and self.serial is not None:
             raise ValueError(f"serial settings are for drivers modbus_rtu and dlt645, not {self.driver}")
         if self.driver == "dlt645":
-            from .dlt645 import FORMATS
+            from edge_agent.dlt645 import FORMATS
 
             if not self.meter_address:
                 raise ValueError("driver dlt645 needs meter_address: the 12 digits on the meter's nameplate")
@@ -156,7 +156,7 @@ class DeviceConfig(_Strict):
                     known = ", ".join(f"{d:08X}" for d in FORMATS)
                     raise ValueError(f"point {p.name!r}: DL/T 645 points need a di parkmon can decode ({known})")
         elif self.driver == "hj212":
-            from .hj212.points import parse_point_name
+            from edge_agent.hj212.points import parse_point_name
 
             if not self.mn or not self.pw:
                 raise ValueError("driver hj212 needs mn and pw: the data logger's MN and access password")
@@ -292,7 +292,7 @@ def _apply_profile(dev: Any) -> Any:
     """Expand ``profile:`` into points; the device's own points override the profile's by name. An HJ 212
     device without points gets every point its system code reports (edge_agent/hj212/points.py)."""
     if isinstance(dev, dict) and dev.get("driver") == "hj212" and not dev.get("points") and not dev.get("profile"):
-        from .hj212.points import default_points
+        from edge_agent.hj212.points import default_points
 
         return {**dev, "points": default_points(str(dev.get("st") or "31"))}
     if not (isinstance(dev, dict) and dev.get("profile")):

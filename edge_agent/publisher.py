@@ -18,10 +18,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.buffer import DiskBuffer
+from edge_agent.config import AgentConfig
 from parkmon import wire
-
-from .buffer import DiskBuffer
-from .config import AgentConfig
 
 log = logging.getLogger(__name__)
 

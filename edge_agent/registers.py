@@ -12,10 +12,9 @@ import math
 import struct
 from collections.abc import Sequence
 
+from edge_agent.config import PointConfig
 from parkmon import quality
 from parkmon.quality import Reason
-
-from .config import PointConfig
 
 _FORMATS: dict[str, str] = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q", "uint64": ">Q",

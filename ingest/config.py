@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .store.base import UnknownPointPolicy
+from ingest.store.base import UnknownPointPolicy
 
 
 @dataclass(frozen=True)

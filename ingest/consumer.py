@@ -27,13 +27,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.exc import DBAPIError
 
+from ingest.config import IngestConfig
+from ingest.records import logistics
+from ingest.records.base import RecordError
+from ingest.store import Store, StoreError
+from ingest.store.base import IncomingBatch
 from parkmon import wire
-
-from .config import IngestConfig
-from .records import logistics
-from .records.base import RecordError
-from .store import Store, StoreError
-from .store.base import IncomingBatch
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .store import Store, StoreError
-from .store.base import Retention
+from ingest.store import Store, StoreError
+from ingest.store.base import Retention
 
 log = logging.getLogger(__name__)
 

@@ -122,8 +122,8 @@ def plan(gateways: Iterable[tuple[str, str, str]], ingest: str = DEFAULT_INGEST,
 
 def gateways_from_registry(path: Path) -> list[tuple[str, str, str]]:
     """The gateways a registry file (``parkmon records registry`` YAML) lists under its enterprises."""
-    from .records.base import RecordError
-    from .records.registry import read_file
+    from ingest.records.base import RecordError
+    from ingest.records.registry import read_file
 
     try:
         reg = read_file(path)
@@ -134,7 +134,7 @@ def gateways_from_registry(path: Path) -> list[tuple[str, str, str]]:
 
 def gateways_from_db(url: str) -> list[tuple[str, str, str]]:
     """Every gateway the database knows: registered, or seen by ingest."""
-    from .store import open_store
+    from ingest.store import open_store
 
     store = open_store(url)
     try:

@@ -33,7 +33,7 @@ def _guard_api(argv: list[str]) -> None:
     or serving without authentication, refused (parkmon/secrecy.py, docs/security.md)."""
     import argparse
 
-    from .secrecy import check_production, protect_logs, url_checks
+    from parkmon.secrecy import check_production, protect_logs, url_checks
 
     ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     ap.add_argument("--db", default=None)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from . import quality
-from .hj212_codes import CODE_METRICS, DATA_CNS, LEGACY_CODES, VALUE_FIELDS
+from parkmon import quality
+from parkmon.hj212_codes import CODE_METRICS, DATA_CNS, LEGACY_CODES, VALUE_FIELDS
 
 CHINA = ZoneInfo("Asia/Shanghai")  # DataTime and QN are the logger's Beijing time
 MAX_SEGMENT = 1024  # the standard's limit on the data segment

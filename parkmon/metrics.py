@@ -126,7 +126,7 @@ def _hj212_records() -> list[Metric]:
     value at the reference O2 (``cems.so2.ref``) and, per minute / hour / day record, the mean, least
     and greatest value, the same at the reference O2, and the amount emitted (``cems.so2.hour.amount``,
     kg; m³ for the flows). The period's start is the sample's time."""
-    from .hj212_codes import CODE_METRICS
+    from parkmon.hj212_codes import CODE_METRICS
 
     periods = {"minute": ("分钟", "minute"), "hour": ("小时", "hourly"), "day": ("日", "daily")}
     stats = {"avg": ("均值", "mean"), "min": ("最小值", "min"), "max": ("最大值", "max")}

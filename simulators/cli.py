@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from .definition import DefinitionError
-from .physics import CHINA
-from .runner import SimulatedPark
+from simulators.definition import DefinitionError
+from simulators.physics import CHINA
+from simulators.runner import SimulatedPark
 
 
 def _sim_start(text: str) -> int:
@@ -60,7 +60,7 @@ def _write_configs(park: SimulatedPark, args: argparse.Namespace) -> None:
 
 
 def _hj212_parsers(sub: Any) -> None:
-    from .hj212_logger import FAULTS, KINDS
+    from simulators.hj212_logger import FAULTS, KINDS
 
     lg = sub.add_parser(
         "hj212", help="HJ 212 data loggers (CEMS / wastewater) uploading to a platform",
@@ -123,7 +123,7 @@ def _stop_event(duration: float) -> asyncio.Event:
 
 
 async def _run_hj212(args: argparse.Namespace) -> int:
-    from .hj212_logger import DataLogger
+    from simulators.hj212_logger import DataLogger
 
     stations = args.station or ["cems", "wastewater"]
     mns = args.mn or []
@@ -173,7 +173,7 @@ def _iso(ms: int) -> str:
 
 
 async def _run_platform(args: argparse.Namespace) -> int:
-    from .hj212_platform import TestPlatform, describe_dead_letter, describe_received, describe_refusal
+    from simulators.hj212_platform import TestPlatform, describe_dead_letter, describe_received, describe_refusal
 
     allow = None
     if args.allow:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .definition import ParkDef
+from simulators.definition import ParkDef
 
 
 def edge_configs(spec: ParkDef, ports: dict[str, int], mqtt_host: str, mqtt_port: int, buffer_dir: str | Path,

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge_agent.config import PointConfig
-
-from .definition import ParkDef
-from .ground_truth import BalanceRow, GroundTruthWriter, Row
-from .park import BALANCE_FIELDS, ParkModel
-from .registers import FC, device_image, profile_points
+from simulators.definition import ParkDef
+from simulators.ground_truth import BalanceRow, GroundTruthWriter, Row
+from simulators.park import BALANCE_FIELDS, ParkModel
+from simulators.registers import FC, device_image, profile_points
 
 FaultKind = Literal["offline", "sentinel", "meter_reset"]
 FAULTS: tuple[str, ...] = ("offline", "sentinel", "meter_reset")

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from .park import BALANCE_FIELDS
+from simulators.park import BALANCE_FIELDS
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ticks (

@@ -80,9 +80,8 @@ from parkmon.hj212_codes import (
     ST_SYSTEM,
     ST_WATER_SOURCE,
 )
-
-from .definition import ParkDef, load_definition, parse_definition
-from .park import ParkModel
+from simulators.definition import ParkDef, load_definition, parse_definition
+from simulators.park import ParkModel
 
 KINDS: dict[str, str] = {"cems": ST_AIR_SOURCE, "wastewater": ST_WATER_SOURCE}
 SEND_FAULTS = ("bad_crc", "wrong_length", "truncated", "drop_connection")

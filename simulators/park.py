@@ -15,9 +15,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from . import safety
-from .definition import KIND_VALUES, PROFILES, DeviceDef, ParkDef, load_definition, parse_definition
-from .physics import AR1, clear_sky, load_shape, local_hour, wind_power_fraction
+from simulators import safety
+from simulators.definition import KIND_VALUES, PROFILES, DeviceDef, ParkDef, load_definition, parse_definition
+from simulators.physics import AR1, clear_sky, load_shape, local_hour, wind_power_fraction
 
 __all__ = ["BALANCE_FIELDS", "PROFILES", "Device", "Enterprise", "ParkModel", "load_definition"]
 

@@ -26,9 +26,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from parkmon import wire
-
-from .definition import ParkDef
-from .physics import CHINA, local_hour
+from simulators.definition import ParkDef
+from simulators.physics import CHINA, local_hour
 
 OPERATOR = "park"  # the park's operating company: owner of the gates in the registry
 GATES = ("east", "west")

@@ -17,8 +17,8 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from .definition import DeviceDef
-from .physics import AR1
+from simulators.definition import DeviceDef
+from simulators.physics import AR1
 
 Values = dict[str, float]
 

@@ -11,8 +11,7 @@ import pytest
 
 from ingest.embedded_broker import Mosquitto, start_mosquitto
 from ingest.store import Store, open_store
-
-from .pg_server import Postgres, start_postgres
+from tests.pg_server import Postgres, start_postgres
 
 
 @pytest.fixture(scope="session")

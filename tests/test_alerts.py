@@ -27,9 +27,8 @@ from ingest.consumer import Ingestor
 from ingest.embedded_broker import Mosquitto
 from ingest.store import Store, open_store
 from parkmon import wire
-
-from .alert_receivers import HttpReceiver, MailBox
-from .mqtt_util import publish_all, publisher, wait_for
+from tests.alert_receivers import HttpReceiver, MailBox
+from tests.mqtt_util import publish_all, publisher, wait_for
 
 T0 = int(time.time()) * 1000 - 60_000  # a minute ago: alerts are about now
 S = 1000

@@ -34,8 +34,7 @@ from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
 from parkmon import wire
 from simulators.definition import DEFAULT_PARK
-
-from .pg_server import Postgres
+from tests.pg_server import Postgres
 
 NOW = time.time_ns() // 1_000_000
 KNOWN = {  # real keys of the seeded park, by path parameter name

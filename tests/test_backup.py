@@ -11,8 +11,7 @@ from ingest.backup import BackupError, backup, main, restore
 from ingest.store import open_store
 from ingest.store.base import IncomingBatch
 from parkmon import wire
-
-from .pg_server import Postgres
+from tests.pg_server import Postgres
 
 T0 = 1_795_363_200_000
 

@@ -30,9 +30,8 @@ from ingest.embedded_broker import Mosquitto
 from ingest.store import Store, open_store
 from parkmon import quality
 from parkmon.netutil import free_port
-
-from .mqtt_util import wait_for
-from .test_e2e_park import RunningAgents
+from tests.mqtt_util import wait_for
+from tests.test_e2e_park import RunningAgents
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -11,8 +11,7 @@ from analytics.board_feed import BoardFeed, FeedConfig
 from analytics.park_share import compute_park_share
 from ingest import schema as s
 from ingest.store import Store
-
-from .sim_day import load_day
+from tests.sim_day import load_day
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
 H = 3_600_000

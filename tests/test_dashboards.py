@@ -31,9 +31,8 @@ from ingest.records import registry
 from ingest.records import tables as t
 from ingest.store import Store, open_store
 from simulators.ground_truth import GroundTruth
-
-from .pg_server import Postgres
-from .sim_day import load_day
+from tests.pg_server import Postgres
+from tests.sim_day import load_day
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
 H = 3_600_000

@@ -9,8 +9,7 @@ import pytest
 from dashboards.catalogue import DASHBOARDS, FOLDER_TITLE, FOLDER_UID, all_json
 from dashboards.cli import main
 from dashboards.sql_query import DATASOURCE_UID
-
-from .grafana_api import GrafanaStandIn
+from tests.grafana_api import GrafanaStandIn
 
 
 def test_push_creates_then_changes_nothing_then_repairs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,8 +23,7 @@ from ingest.consumer import Ingestor
 from ingest.embedded_broker import Mosquitto
 from ingest.store import Store
 from parkmon import wire
-
-from .mqtt_util import publish_all, publisher, wait_for
+from tests.mqtt_util import publish_all, publisher, wait_for
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

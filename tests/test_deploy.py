@@ -44,10 +44,9 @@ from ingest import mqtt_auth
 from ingest.embedded_broker import find_mosquitto
 from parkmon import cli, wire
 from parkmon.netutil import free_port
-
-from .mqtt_util import publish_all, wait_for
-from .pg_server import Postgres
-from .tls_certs import make_pki
+from tests.mqtt_util import publish_all, wait_for
+from tests.pg_server import Postgres
+from tests.tls_certs import make_pki
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

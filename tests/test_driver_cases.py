@@ -17,8 +17,7 @@ import yaml
 from edge_agent.config import parse_config
 from edge_agent.drivers.modbus import ModbusTcpDriver
 from parkmon import quality
-
-from .modbus_server import register_server
+from tests.modbus_server import register_server
 
 CASES = sorted((Path(__file__).parent / "driver_cases").glob("*.yaml"))
 _FMT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f", "float64": ">d"}

@@ -29,8 +29,7 @@ from simulators.ground_truth import GroundTruth
 from simulators.park import PROFILES
 from simulators.registers import profile_points
 from simulators.runner import ThreadedPark, start_in_thread
-
-from .mqtt_util import wait_for
+from tests.mqtt_util import wait_for
 
 SPEED = 600.0  # a simulated hour every 6 s
 RUN_S = 24.0  # four simulated hours: the afternoon PV ramp-down into the evening battery discharge

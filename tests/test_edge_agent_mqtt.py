@@ -18,9 +18,8 @@ from ingest.config import IngestConfig
 from ingest.consumer import Ingestor
 from ingest.embedded_broker import Mosquitto
 from ingest.store import open_store
-
-from .modbus_server import register_server
-from .mqtt_util import wait_for
+from tests.modbus_server import register_server
+from tests.mqtt_util import wait_for
 
 
 def _config(modbus_port: int, mqtt_port: int, tmp: Path, **extra: object) -> AgentConfig:
@@ -179,8 +178,7 @@ def test_agent_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
     """A mosquitto TLS listener that requires a client certificate signed by the park's CA."""
     from ingest.embedded_broker import start_mosquitto
     from parkmon.netutil import free_port
-
-    from .tls_certs import make_pki
+    from tests.tls_certs import make_pki
 
     pki = make_pki(tmp_path / "pki")
     tls_port = free_port()

@@ -10,8 +10,7 @@ from edge_agent.config import DeviceConfig
 from edge_agent.drivers.modbus import ModbusTcpDriver
 from parkmon import quality
 from parkmon.quality import Reason
-
-from .modbus_server import free_port, register_server
+from tests.modbus_server import free_port, register_server
 
 
 def _read(device: DeviceConfig) -> tuple[list[tuple[str, int, float | None, int]], int]:

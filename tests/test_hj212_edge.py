@@ -20,9 +20,8 @@ from ingest.embedded_broker import Mosquitto
 from ingest.store import open_store
 from parkmon import hj212, quality
 from parkmon.hj212 import Packet
-
-from .mqtt_util import wait_for
-from .test_edge_agent_mqtt import running
+from tests.mqtt_util import wait_for
+from tests.test_edge_agent_mqtt import running
 
 MN, PW = "010000A8900016F000169DC0", "123456"
 T0 = 1_795_363_200_000  # 2026-11-23 00:00 China time

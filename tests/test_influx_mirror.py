@@ -19,8 +19,7 @@ from ingest.mirrors import open_mirror
 from ingest.store import StoreError, open_store
 from ingest.store.base import IncomingBatch
 from parkmon import quality, wire
-
-from .line_protocol import LineProtocolError, parse, parse_line
+from tests.line_protocol import LineProtocolError, parse, parse_line
 
 T0 = 1_795_363_200_000
 

@@ -12,9 +12,8 @@ from ingest.consumer import Ingestor
 from ingest.embedded_broker import Mosquitto
 from ingest.store import Store, open_store
 from parkmon import wire
-
-from .mqtt_util import publish_all, publisher, wait_for
-from .pg_server import start_postgres
+from tests.mqtt_util import publish_all, publisher, wait_for
+from tests.pg_server import start_postgres
 
 T0 = 1_763_800_000_000
 TOPIC = wire.topic("demo", "e01", "gw1", "data")

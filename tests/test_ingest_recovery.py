@@ -25,9 +25,8 @@ import pytest
 
 from ingest.embedded_broker import Mosquitto
 from ingest.store import open_store
-
-from .mqtt_util import wait_for
-from .pg_server import Postgres, start_postgres
+from tests.mqtt_util import wait_for
+from tests.pg_server import Postgres, start_postgres
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]

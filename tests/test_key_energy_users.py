@@ -8,8 +8,7 @@ from fastapi.testclient import TestClient
 from analytics.indicators.key_energy_users import rank
 from ingest.api.app import create_app
 from ingest.store import Store
-
-from .test_comprehensive_energy import _seed
+from tests.test_comprehensive_energy import _seed
 
 
 def test_annualised_by_days_and_ranked() -> None:

@@ -35,12 +35,11 @@ from ingest.embedded_broker import Mosquitto, start_mosquitto
 from ingest.store import Store, open_store
 from parkmon import secrecy, wire
 from parkmon.netutil import free_port
-
-from .modbus_server import register_server
-from .mqtt_util import wait_for
-from .pg_server import Postgres
-from .test_edge_agent_mqtt import running
-from .tls_certs import make_pki
+from tests.modbus_server import register_server
+from tests.mqtt_util import wait_for
+from tests.pg_server import Postgres
+from tests.test_edge_agent_mqtt import running
+from tests.tls_certs import make_pki
 
 GW_A = ("demo", "e01", "gw-e01")
 GW_B = ("demo", "e02", "gw-e02")

@@ -23,8 +23,7 @@ from parkmon.netutil import free_port
 from simulators.definition import load_definition, parse_definition
 from simulators.park_office import GATES, ParkOffice
 from simulators.runner import default_sim_start
-
-from .mqtt_util import wait_for
+from tests.mqtt_util import wait_for
 
 
 @pytest.fixture

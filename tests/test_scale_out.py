@@ -33,8 +33,7 @@ from ingest.embedded_broker import Mosquitto, bridge_conf, start_mosquitto
 from ingest.store import open_store
 from ingest.store.base import IncomingBatch
 from parkmon import wire
-
-from .mqtt_util import wait_for
+from tests.mqtt_util import wait_for
 
 PARK = "p01"
 

@@ -24,8 +24,7 @@ from ingest.store.base import IncomingBatch
 from parkmon import wire
 from simulators.definition import DEFAULT_PARK
 from simulators.physics import CHINA
-
-from .mqtt_util import publish_all, publisher, wait_for
+from tests.mqtt_util import publish_all, publisher, wait_for
 
 NOW = time.time_ns() // 1_000_000
 DAY = 86_400_000

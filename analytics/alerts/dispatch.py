@@ -20,9 +20,8 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, select, update
 
+from analytics.alerts.channels import Channel, DeliveryError, load
 from ingest.records import tables as t
-
-from .channels import Channel, DeliveryError, load
 
 log = logging.getLogger("parkmon.alerts")
 

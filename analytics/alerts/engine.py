@@ -20,15 +20,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from analytics.alerts import store as db
+from analytics.alerts.rules import Rule, load_rules, parse_rules
+from analytics.alerts.state import Tracker, Transition
 from ingest import schema as s
 from ingest.records import tables as t
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.metrics import METRICS
-
-from . import store as db
-from .rules import Rule, load_rules, parse_rules
-from .state import Tracker, Transition
 
 log = logging.getLogger("parkmon.alerts")
 HOUR_MS = 3_600_000

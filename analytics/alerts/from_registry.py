@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .rules import Rule, parse_rules
+from analytics.alerts.rules import Rule, parse_rules
 
 KIND_ZH = {"pressure_vessel": ("压力容器超压", "Pressure vessel above design pressure"),
            "pipeline": ("管道超压", "Pipeline above design pressure")}

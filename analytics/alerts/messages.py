@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from analytics.alerts.rules import SEVERITY_ZH
 from analytics.park_share import CHINA
-
-from .rules import SEVERITY_ZH
 
 EVENT_ZH = {"firing": "告警", "resolved": "恢复", "escalated": "升级", "acknowledged": "已确认",
             "manual_resolve": "人工关闭"}

@@ -6,12 +6,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from analytics.alerts.dispatch import Dispatcher
+from analytics.alerts.engine import AlertEngine, as_listener
+from analytics.alerts.rules import Rule, load_rules
 from ingest.consumer import Ingestor
 from ingest.store import Store
-
-from .dispatch import Dispatcher
-from .engine import AlertEngine, as_listener
-from .rules import Rule, load_rules
 
 
 class AlertService:

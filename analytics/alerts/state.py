@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from analytics.alerts.rules import Rule
 from parkmon import quality
-
-from .rules import Rule
 
 State = Literal["ok", "pending", "firing"]
 

@@ -11,11 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from analytics.alerts.messages import render
+from analytics.alerts.rules import SEVERITIES, Rule
 from ingest.records import tables as t
 from ingest.records.base import NotFound, RecordError, audit, now_ms
-
-from .messages import render
-from .rules import SEVERITIES, Rule
 
 
 @dataclass(frozen=True)

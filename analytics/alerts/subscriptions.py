@@ -9,11 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, delete, select
 
+from analytics.alerts.channels import CHANNELS, load
+from analytics.alerts.rules import Kind, Severity
 from ingest.records import tables as t
 from ingest.records.base import NotFound, RecordError, audit, now_ms
-
-from .channels import CHANNELS, load
-from .rules import Kind, Severity
 
 SECRET_FIELDS = ("secret", "password")
 

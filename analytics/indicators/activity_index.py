@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .base import IndicatorResult
+from analytics.indicators.base import IndicatorResult
 
 METHOD = ("consumption = import + RE generation − export per China calendar day; baseline = mean of the "
           "previous {n} days with data (at least {m}); index = 100 × consumption / baseline")

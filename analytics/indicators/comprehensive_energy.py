@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..factors import Factors
+from analytics.factors import Factors
 
 ElectricityMethod = Literal["equivalent", "equal_value"]
 SteamMethod = Literal["fixed", "enthalpy"]

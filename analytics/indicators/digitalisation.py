@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..targets import defaults_section
+from analytics.targets import defaults_section
 
 
 def settings() -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..targets import defaults_section
+from analytics.targets import defaults_section
 
 
 class WaterIntensitySettings(BaseModel):

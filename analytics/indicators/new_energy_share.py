@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .base import IndicatorResult, status_for
+from analytics.indicators.base import IndicatorResult, status_for
 
 MaybeSeries = Sequence[float | None]
 

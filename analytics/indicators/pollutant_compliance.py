@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .. import emissions as em
+from analytics import emissions as em
 
 MINUTE_MS, HOUR_MS, DAY_MS = em.MINUTE_MS, em.HOUR_MS, em.DAY_MS
 DAY_OFFSET_MS = em.DAY_OFFSET_MS  # days are China days (UTC+8)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..targets import defaults_section
+from analytics.targets import defaults_section
 
 Level = Literal["benchmark", "between", "below_baseline"]
 LEVEL_ZH = {"benchmark": "达到标杆", "between": "基准-标杆之间", "below_baseline": "未达基准"}

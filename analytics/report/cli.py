@@ -29,12 +29,11 @@ def main(argv: list[str]) -> int:
                     help="do not bring the rollups up to date first (they are, if ingest is running)")
     args = ap.parse_args(argv)
 
+    from analytics.report.excel import write_excel
+    from analytics.report.gather import park_report
+    from analytics.report.pdf import write_pdf
+    from analytics.report.region import region_report, write_region_excel, write_region_pdf
     from ingest.store import open_store
-
-    from .excel import write_excel
-    from .gather import park_report
-    from .pdf import write_pdf
-    from .region import region_report, write_region_excel, write_region_pdf
 
     def say(step: str) -> None:
         print(f"parkmon report: {step} …", file=sys.stderr, flush=True)

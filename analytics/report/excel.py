@@ -11,7 +11,7 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
-from . import rows
+from analytics.report import rows
 
 _HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
 

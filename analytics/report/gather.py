@@ -12,21 +12,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
+from analytics.factors import load_factors
+from analytics.indicators.comprehensive_energy import clean_energy_share
+from analytics.indicators.digitalisation import rate
+from analytics.indicators.digitalisation import settings as digitalisation_settings
+from analytics.indicators.key_energy_users import THRESHOLD_TCE, rank
+from analytics.indicators.pue import TARGET as PUE_TARGET
+from analytics.indicators.pue import pue
+from analytics.park_compliance import compute_compliance
+from analytics.park_energy import energy_results, park_use, totals_by_enterprise, uses_by_enterprise
+from analytics.park_intensity import compute_intensity, month_bounds
+from analytics.park_share import CHINA, FLOW_METRICS, compute_park_share, raw_flows, require_park
+from analytics.rollup_feed import StepStore, plan, pooled_steps
 from ingest.records import economy, registry
 from ingest.store import Store
-
-from ..factors import load_factors
-from ..indicators.comprehensive_energy import clean_energy_share
-from ..indicators.digitalisation import rate
-from ..indicators.digitalisation import settings as digitalisation_settings
-from ..indicators.key_energy_users import THRESHOLD_TCE, rank
-from ..indicators.pue import TARGET as PUE_TARGET
-from ..indicators.pue import pue
-from ..park_compliance import compute_compliance
-from ..park_energy import energy_results, park_use, totals_by_enterprise, uses_by_enterprise
-from ..park_intensity import compute_intensity, month_bounds
-from ..park_share import CHINA, FLOW_METRICS, compute_park_share, raw_flows, require_park
-from ..rollup_feed import StepStore, plan, pooled_steps
 
 DAY_MS = 86_400_000
 Progress = Callable[[str], None]

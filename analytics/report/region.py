@@ -14,12 +14,11 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate
 
+from analytics.park_share import region_share
+from analytics.report import rows
+from analytics.report.gather import Progress, park_report
+from analytics.report.pdf import BLUE, BODY, FONT, GREEN, H1, H2, table
 from ingest.store import Store
-
-from ..park_share import region_share
-from . import rows
-from .gather import Progress, park_report
-from .pdf import BLUE, BODY, FONT, GREEN, H1, H2, table
 
 HEAD = ["园区 Park", "类型 Class", "新能源消纳比例 Share", "目标 Target", "状态 Status", "综合能耗 tce",
         "tCO₂/tce", "重点用能单位 Key users", "污染物达标率 Compliance"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from edge_agent.config import DeviceConfig
 from parkmon.seams import resolve
-
-from ..config import DeviceConfig
 
 Sample = tuple[str, int, float | None, int]  # (device.point, ts_ms, value, quality): parkmon.wire
 

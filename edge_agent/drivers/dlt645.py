@@ -8,12 +8,11 @@ import logging
 import time
 from typing import Any
 
+from edge_agent import dlt645
+from edge_agent.config import DeviceConfig
+from edge_agent.drivers.base import Sample
 from parkmon import quality
 from parkmon.quality import Reason
-
-from .. import dlt645
-from ..config import DeviceConfig
-from .base import Sample
 
 log = logging.getLogger(__name__)
 

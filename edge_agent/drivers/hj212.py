@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge_agent.config import DeviceConfig
+from edge_agent.drivers.base import Sample
+from edge_agent.hj212.server import ReceiverServer
 from parkmon import hj212, quality
-
-from ..config import DeviceConfig
-from ..hj212.server import ReceiverServer
-from .base import Sample
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,12 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from edge_agent.coalesce import Block, plan_reads, split
+from edge_agent.config import DeviceConfig
+from edge_agent.drivers.base import Sample
+from edge_agent.registers import decode_bit, decode_words
 from parkmon import quality
 from parkmon.quality import Reason
-
-from ..coalesce import Block, plan_reads, split
-from ..config import DeviceConfig
-from ..registers import decode_bit, decode_words
-from .base import Sample
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ from asyncua.client.client import Client
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.status_codes import StatusCodes
 
+from edge_agent.config import DeviceConfig, PointConfig
+from edge_agent.drivers.base import Sample
 from parkmon import quality
 from parkmon.quality import QualityClass, Reason
-
-from ..config import DeviceConfig, PointConfig
-from .base import Sample
 
 log = logging.getLogger(__name__)
 

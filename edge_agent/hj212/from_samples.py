@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from typing import Literal
 
 from analytics import emissions  # pure: standard library and parkmon only (tests/test_emissions.py proves it)
+from edge_agent.config import DeviceConfig
+from edge_agent.drivers.base import Sample
+from edge_agent.hj212.forwarder import Forwarder
 from parkmon import hj212, quality
 from parkmon.hj212_codes import CN_HOUR, CN_MINUTE, CN_REALTIME, METRIC_CODES, ST_AIR_SOURCE
-
-from ..config import DeviceConfig
-from ..drivers.base import Sample
-from .forwarder import Forwarder
 
 _REASON_FLAGS = {quality.Reason.MAINTENANCE: "M", quality.Reason.CALIBRATION: "C", quality.Reason.MANUAL: "S",
                  quality.Reason.STOPPED: "F", quality.Reason.OUT_OF_RANGE: "T", quality.Reason.LINK_FAILURE: "B"}

@@ -12,11 +12,10 @@ from sqlalchemy import Connection, select
 from analytics.alerts import store as alert_store
 from analytics.alerts import subscriptions as subs
 from analytics.alerts.rules import Rule, load_rules, parse_rules
-
-from ..records import tables as t
-from ..records.base import RecordError, audit, now_ms, park_id
-from .deps import ID_MAX, MS_MAX, ActorDep, EngineDep, PrincipalDep, RowId
-from .tenancy import alert_scope, forbid, owns_subscription
+from ingest.api.deps import ID_MAX, MS_MAX, ActorDep, EngineDep, PrincipalDep, RowId
+from ingest.api.tenancy import alert_scope, forbid, owns_subscription
+from ingest.records import tables as t
+from ingest.records.base import RecordError, audit, now_ms, park_id
 
 router = APIRouter(tags=["alerts 告警"])
 

@@ -11,10 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from analytics.targets import ShareSettings
-
-from ..records.base import RecordError, audit
-from ..store import Store
-from . import (
+from ingest.api import (
     alerts,
     board,
     deps,
@@ -32,6 +29,8 @@ from . import (
     systems,
     tenancy,
 )
+from ingest.records.base import RecordError, audit
+from ingest.store import Store
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,

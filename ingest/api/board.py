@@ -40,13 +40,12 @@ from sqlalchemy import Engine, and_, case, func, select
 
 from analytics.park_share import CHINA, FLOW_METRICS, compute_park_share
 from analytics.targets import ShareSettings
+from ingest import schema as s
+from ingest.api.indicators import period_bounds
+from ingest.records import tables as t
+from ingest.store import Store
+from ingest.store.base import ParkInfo
 from parkmon import quality
-
-from .. import schema as s
-from ..records import tables as t
-from ..store import Store
-from ..store.base import ParkInfo
-from .indicators import period_bounds
 
 log = logging.getLogger(__name__)
 

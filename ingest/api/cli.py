@@ -63,10 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from analytics.targets import load_share_settings
-
-    from ..store import open_store
-    from .app import create_app
-    from .tenancy import Auth, OidcConfig, OidcVerifier
+    from ingest.api.app import create_app
+    from ingest.api.tenancy import Auth, OidcConfig, OidcVerifier
+    from ingest.store import open_store
 
     store = open_store(args.db)
     store.create_schema()
@@ -88,8 +87,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from ..store import open_store
-    from .tenancy import create_token, list_tokens, principal_of, revoke_token
+    from ingest.api.tenancy import create_token, list_tokens, principal_of, revoke_token
+    from ingest.store import open_store
 
     store = open_store(args.db)
     try:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from sqlalchemy import Engine
 
-from ..store import Store, StoreError
-from .tenancy import Principal, principal
+from ingest.api.tenancy import Principal, principal
+from ingest.store import Store, StoreError
 
 # Bounds of numbers that reach SQL: beyond them SQLite (64-bit) or PostgreSQL (INTEGER ids are 32-bit)
 # fails with an overflow, a 500; with them the caller gets a 422 naming the parameter.

@@ -8,9 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile
 
-from ..records import economy
-from ..records.base import audit_trail
-from .deps import ActorDep, EngineDep
+from ingest.api.deps import ActorDep, EngineDep
+from ingest.records import economy
+from ingest.records.base import audit_trail
 
 router = APIRouter(tags=["economy 经济运行"])
 

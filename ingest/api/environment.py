@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from ..records import hazwaste
-from ..records.base import now_ms
-from .deps import MS_MAX, ActorDep, EngineDep, QueryMs
+from ingest.api.deps import MS_MAX, ActorDep, EngineDep, QueryMs
+from ingest.records import hazwaste
+from ingest.records.base import now_ms
 
 router = APIRouter(tags=["environment 环境保护"])
 

@@ -24,9 +24,8 @@ from analytics.park_energy import compute_energy, counter_totals, energy_by_ente
 from analytics.park_intensity import compute_intensity, month_bounds
 from analytics.park_share import CHINA, compute_park_share
 from analytics.targets import ShareSettings
-
-from ..records import economy, registry
-from .deps import StoreDep, require_park
+from ingest.api.deps import StoreDep, require_park
+from ingest.records import economy, registry
 
 router = APIRouter(tags=["indicators"])
 

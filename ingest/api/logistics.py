@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from ..records import logistics
-from ..records.base import RecordError, now_ms
-from .deps import EngineDep, QueryMs, StoreDep
+from ingest.api.deps import EngineDep, QueryMs, StoreDep
+from ingest.records import logistics
+from ingest.records.base import RecordError, now_ms
 
 router = APIRouter(tags=["logistics 交通物流"])
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from ingest.api.deps import StoreDep
 from parkmon import quality
-
-from .deps import StoreDep
 
 router = APIRouter(tags=["readings"])
 

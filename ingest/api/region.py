@@ -13,11 +13,10 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy
 from analytics.park_share import CHINA, compute_park_share, region_share
-
-from .deps import PrincipalDep, StoreDep
-from .indicators import Period, window
-from .scorecard import scorecard
-from .tenancy import visible_parks
+from ingest.api.deps import PrincipalDep, StoreDep
+from ingest.api.indicators import Period, window
+from ingest.api.scorecard import scorecard
+from ingest.api.tenancy import visible_parks
 
 router = APIRouter(tags=["region 区域监管"])
 

@@ -8,11 +8,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ingest.api.deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
+from ingest.api.tenancy import visible_parks
+from ingest.records import registry as reg
 from parkmon.metrics import System
-
-from ..records import registry as reg
-from .deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
-from .tenancy import visible_parks
 
 router = APIRouter(tags=["registry"])
 

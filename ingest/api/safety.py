@@ -6,8 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path
 
-from ..records import safety
-from .deps import MS_MAX, ActorDep, EngineDep, RowId
+from ingest.api.deps import MS_MAX, ActorDep, EngineDep, RowId
+from ingest.records import safety
 
 router = APIRouter(tags=["safety 安全应急"])
 

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
 from analytics.indicators import scorecard as sc
-
-from .. import schema as s
-from ..records import registry
-from ..records import tables as t
-from ..records.base import now_ms
-from .deps import StoreDep, require_park
+from ingest import schema as s
+from ingest.api.deps import StoreDep, require_park
+from ingest.records import registry
+from ingest.records import tables as t
+from ingest.records.base import now_ms
 
 router = APIRouter(tags=["indicators"])
 DAY_MS = 86_400_000

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from ..records import services
-from .deps import ActorDep, EngineDep, RowId
+from ingest.api.deps import ActorDep, EngineDep, RowId
+from ingest.records import services
 
 router = APIRouter(tags=["services 综合服务"])
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from ..store.rollups import DAY_MS, LEVELS
-from .deps import MS_MAX, RowId, StoreDep, require_park
-from .readings import iso
+from ingest.api.deps import MS_MAX, RowId, StoreDep, require_park
+from ingest.api.readings import iso
+from ingest.store.rollups import DAY_MS, LEVELS
 
 router = APIRouter(tags=["storage"])
 CST = timezone(timedelta(hours=8))

@@ -6,11 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from ingest.api.deps import EngineDep
+from ingest.records import economy, hazwaste, logistics, registry, safety, services
+from ingest.records.base import now_ms
 from parkmon.metrics import SYSTEM_LABELS, System
-
-from ..records import economy, hazwaste, logistics, registry, safety, services
-from ..records.base import now_ms
-from .deps import EngineDep
 
 router = APIRouter(tags=["six systems 六系统"])
 YEAR_S = 366 * 86_400  # windows in seconds: longer ones overflow as milliseconds before now

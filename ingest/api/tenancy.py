@@ -25,8 +25,8 @@ from typing import Any, Literal, cast
 from fastapi import HTTPException, Request
 from sqlalchemy import ColumnElement, Connection, and_, false, insert, select, true, update
 
-from ..records import tables as t
-from ..store import Store
+from ingest.records import tables as t
+from ingest.store import Store
 
 Role = Literal["admin", "regulator", "operator", "enterprise", "gateway"]
 ROLES: tuple[Role, ...] = ("admin", "regulator", "operator", "enterprise", "gateway")
@@ -272,7 +272,7 @@ def _target(store: Store, route: str, path: dict[str, Any]) -> tuple[str, str | 
 
 
 def _lookup(store: Store, what: str, key: int) -> tuple[str, str | None]:
-    from .. import schema as s
+    from ingest import schema as s
 
     with store.engine.connect() as conn:
         if what == "point":

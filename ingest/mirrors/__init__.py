@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from ingest.store.base import ReadingsMirror
 from parkmon.seams import resolve
-
-from ..store.base import ReadingsMirror
 
 MIRRORS: dict[str, str] = {
     "influxdb": "ingest.mirrors.influx:InfluxMirror",  # http

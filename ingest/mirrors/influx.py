@@ -22,7 +22,7 @@ from influxdb_client.rest import ApiException
 from urllib3 import Retry
 from urllib3.exceptions import HTTPError
 
-from ..store.base import MirrorRow, StoreError
+from ingest.store.base import MirrorRow, StoreError
 
 log = logging.getLogger(__name__)
 CHUNK = 5000  # lines per request

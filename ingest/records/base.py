@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from .. import schema as s
-from . import tables as t
+from ingest import schema as s
+from ingest.records import tables as t
 
 
 class RecordError(ValueError):

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from ingest.records.base import RecordError
+from ingest.store import open_store
 from parkmon.env import default_db
-
-from ..store import open_store
-from .base import RecordError
 
 DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
 
@@ -40,7 +39,7 @@ def main(argv: list[str]) -> int:
     store.create_schema()
     try:
         if args.cmd == "registry":
-            from . import registry
+            from ingest.records import registry
 
             doc = registry.read_file(args.file)
             with store.engine.begin() as conn:
@@ -48,7 +47,7 @@ def main(argv: list[str]) -> int:
                                        progress=lambda e: print(f"  enterprise {e}", file=sys.stderr))
             print(json.dumps({"park": doc.park.key, **counts}, ensure_ascii=False))
             return 0
-        from . import economy
+        from ingest.records import economy
 
         rows = economy.read_table(args.file)
         with store.engine.begin() as conn:

@@ -22,11 +22,10 @@ from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ingest import schema as s
+from ingest.records import tables as t
+from ingest.records.base import RecordError, audit, enterprise_id, park_id
 from parkmon.metrics import SYSTEM_LABELS, System
-
-from .. import schema as s
-from . import tables as t
-from .base import RecordError, audit, enterprise_id, park_id
 
 # the system a device kind serves when the registry does not say
 KIND_SYSTEMS: dict[str, System] = {

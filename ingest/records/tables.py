@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ..schema import metadata
+from ingest.schema import metadata
 
 # every write through the API or an import, with what it changed (before / after as JSON)
 audit_log = Table(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ingest.store.base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
 from parkmon.seams import resolve
 from parkmon.secrecy import mask_url
-
-from .base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
 
 __all__ = ["STORES", "Store", "StoreError", "open_store"]
 

@@ -8,9 +8,8 @@ from typing import Literal, Protocol
 
 from sqlalchemy import Engine
 
+from ingest.store.rollups import CounterStep, CounterTotal, RollupRow
 from parkmon import wire
-
-from .rollups import CounterStep, CounterTotal, RollupRow
 
 UnknownPointPolicy = Literal["register", "quarantine"]
 

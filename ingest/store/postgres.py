@@ -14,9 +14,9 @@ from operator import itemgetter
 import psycopg
 from sqlalchemy import Connection, create_engine, text
 
-from . import pg_layout, rollups
-from .base import ReadingsMirror, StoreError, UnknownPointPolicy
-from .sql import Row, SqlStore
+from ingest.store import pg_layout, rollups
+from ingest.store.base import ReadingsMirror, StoreError, UnknownPointPolicy
+from ingest.store.sql import Row, SqlStore
 
 _TEMP = ("CREATE TEMP TABLE IF NOT EXISTS readings_in "
          "(point_id int4, ts int8, value float8, quality int2) ON COMMIT DELETE ROWS")

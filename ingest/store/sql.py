@@ -18,12 +18,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from parkmon import wire
-from parkmon.metrics import get as get_metric
-
-from .. import schema as s
-from . import migrate, rollups
-from .base import (
+from ingest import schema as s
+from ingest.store import migrate, rollups
+from ingest.store.base import (
     DeadLetter,
     GatewayCompleteness,
     GatewayInfo,
@@ -39,7 +36,9 @@ from .base import (
     UnknownPointPolicy,
     WriteResult,
 )
-from .rollups import CounterStep, CounterTotal, Level
+from ingest.store.rollups import CounterStep, CounterTotal, Level
+from parkmon import wire
+from parkmon.metrics import get as get_metric
 
 Row = tuple[int, int, float | None, int]
 PARK_CLASSES = ("low_carbon", "zero_carbon", "none")  # 低碳园区 / 零碳园区 / neither

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, event
 
-from .base import ReadingsMirror, UnknownPointPolicy
-from .sql import Row, SqlStore
+from ingest.store.base import ReadingsMirror, UnknownPointPolicy
+from ingest.store.sql import Row, SqlStore
 
 
 class SqliteStore(SqlStore):

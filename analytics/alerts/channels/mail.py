@@ -7,8 +7,8 @@ import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from . import DeliveryError
-from .http import require
+from channels import DeliveryError
+from channels.http import require
 
 
 class Email:

@@ -20,8 +20,8 @@ import time
 import urllib.parse
 from typing import Any
 
-from . import DeliveryError
-from .http import post_json, require
+from channels import DeliveryError
+from channels.http import post_json, require
 
 
 def _ok(url: str, raw: bytes, *fields: str) -> None:
