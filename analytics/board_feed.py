@@ -30,7 +30,7 @@ from analytics.indicators.new_energy_share import Flows, compute_share
 from analytics.park_energy import energy_results, uses_by_enterprise
 from analytics.park_share import CHINA, ParkFlows, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
-from ingest import schema as s
+from ingest.store import schema as s
 
 log = logging.getLogger(__name__)
 

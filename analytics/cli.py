@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from parkmon.env import default_db
+from parkmon.common.env import default_db
 
 if TYPE_CHECKING:
     from ingest.store import Store

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from parkmon import quality
+from parkmon.common import quality
 
 Reading = tuple[int, float | None, int]  # (ts_ms, value, quality)
 

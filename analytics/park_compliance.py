@@ -1,16 +1,16 @@
 """Feed pollutant compliance from stored readings, outlet (enterprise, device) by outlet and pollutant
 by pollutant, judged against the permit limits (analytics/defaults.yaml ``pollutant_limits``,
-overridable), with the HJ 212-2017 rules of :mod:`analytics.emissions`. Two sources, and each result
+overridable), with the HJ 212-2017 rules of :mod:`parkmon.common.emissions`. Two sources, and each result
 says which it used (``data_source``):
 
 - ``hj212_hour_records``: the outlet's data logger sent hour records (CN 2061) for the period — points
   whose metric is ``<base>.hour.ref_avg`` (flue gas, already at the logger's reference O2) or
-  ``<base>.hour.avg`` (wastewater), with ``<base>.hour.amount`` for the amount (``parkmon.hj212.metric_of``).
+  ``<base>.hour.avg`` (wastewater), with ``<base>.hour.amount`` for the amount (``parkmon.common.hj212.metric_of``).
   Those official hours are judged as they are: valid when flagged N (the flag is the reading's quality,
-  ``parkmon.hj212.flag_quality``); days roll up from them by the same day rule. A year is 8 760 rows
+  ``parkmon.common.hj212.flag_quality``); days roll up from them by the same day rule. A year is 8 760 rows
   a pollutant instead of millions of samples.
 - ``samples``: otherwise, the outlet's real-time samples → valid minutes → hours → days
-  (:func:`analytics.emissions.outlet_minutes` and :func:`~analytics.emissions.roll_up`), flue gas at the
+  (:func:`parkmon.common.emissions.outlet_minutes` and :func:`~parkmon.common.emissions.roll_up`), flue gas at the
   reference O2 of ``flue_gas_reference_o2``.
 
 On the same data both give the same hours, days and amounts (tests/test_emissions.py), except that the
@@ -26,11 +26,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from analytics import emissions as em
 from analytics.indicators.pollutant_compliance import Judgement, PollutantCompliance, judge
 from analytics.park_share import CHINA, ShareStore, require_park
 from analytics.targets import defaults_section
-from parkmon.hj212_codes import METRIC_CODES
+from parkmon.common import emissions as em
+from parkmon.common.hj212_codes import METRIC_CODES
 
 HOUR_RECORDS, SAMPLES = "hj212_hour_records", "samples"
 O2_METRIC, FLOW_METRICS = "cems.o2", {"gas": "cems.flow", "water": "ww.flow"}
@@ -138,7 +138,7 @@ def compute_compliance(store: ShareStore, park: str, start_ms: int, end_ms: int,
     return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit,
             "value": within / valid if valid else None, "valid_hours": valid, "source": lim["source"],
             "amount_kg_by_pollutant": {m: round(v, 6) for m, v in sorted(totals.items())},
-            "method": "HJ 212-2017 (analytics/emissions.py): the data logger's hour records where an outlet has "
+            "method": "HJ 212-2017 (parkmon/common/emissions.py): the data logger's hour records where an outlet has "
                       "them (valid when flagged N), else from samples: minute ≥ 12 normal samples, hour ≥ 45 valid "
                       "minutes, day (China) ≥ 20 valid hours; flue gas ≥ 75 % normal values and at the reference "
                       "O2; wastewater minutes, hours and days with any abnormal value are not valid; amount = Σ "

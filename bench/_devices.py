@@ -19,7 +19,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 
 VALUES = 25
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from parkmon import wire
+from parkmon.common import wire
 
 
 def point_names(points: int) -> list[str]:

@@ -44,11 +44,11 @@ from analytics.alerts.rules import load_rules
 from analytics.alerts.service import AlertService
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import start_mosquitto
+from ingest.mqtt.broker import start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 
 HI, LO = 600, 50  # register words: 60.0 and 5.0 %LEL (scale 0.1)
 

@@ -35,9 +35,9 @@ from _proc import cpu_s, peak_rss_mb, rss_mb
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.buffer import DiskBuffer
-from ingest.embedded_broker import start_mosquitto
-from parkmon import wire
-from parkmon.netutil import free_port
+from ingest.mqtt.broker import start_mosquitto
+from parkmon.common import wire
+from parkmon.common.netutil import free_port
 
 HERE = Path(__file__).resolve().parent
 

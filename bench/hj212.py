@@ -1,6 +1,6 @@
 """HJ 212 figures: the codec's speed, and records per second a gateway takes from data loggers.
 
-1. codec: frames/s cut from a byte stream, CRC-checked and decoded into records (``parkmon/hj212.py``),
+1. codec: frames/s cut from a byte stream, CRC-checked and decoded into records (``parkmon/common/hj212.py``),
    beside the bare CRC over the same bytes (the part no parser can skip);
 2. gateway: N simulated loggers (``simulators/hj212_logger.DataLogger``) dial into the edge agent's
    receiver; every record is on the gateway's disk (fsync) before its 9014 — records/s acknowledged.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from parkmon import hj212
+from parkmon.common import hj212
 
 T0 = 1_795_363_200_000
 

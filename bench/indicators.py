@@ -40,7 +40,7 @@ from analytics.park_share import CHINA, compute_park_share
 from analytics.report.gather import park_report
 from ingest.store import open_store
 from ingest.store.rollups import LEVELS, Dialect, _recompute_sql
-from parkmon import wire
+from parkmon.common import wire
 
 # key -> (metric, unit, kind, per-minute rate, active China hours [from, to))
 COUNTERS = {"imp": ("elec.import.energy", "kWh", 12.0, (0, 24)), "exp": ("elec.export.energy", "kWh", 1.5, (11, 14)),

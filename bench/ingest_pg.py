@@ -47,12 +47,12 @@ import psycopg
 from _gateways import point_names
 from _proc import cpu_s, rss_mb
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import start_mosquitto
+from ingest.mqtt.broker import start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store, pg_layout
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.common import wire
 
 DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "1GB",
            "max_wal_size": "8GB", "checkpoint_timeout": "30min", "max_connections": "50"}

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import yaml
 from _proc import cpu_s, rss_mb
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import start_mosquitto
+from ingest.mqtt.broker import start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
 from ingest.store.base import IncomingBatch
 from simulators.park import load_definition

@@ -19,7 +19,7 @@ For every worker count:
    The WAL PostgreSQL wrote over the drain, per row, is what replication and archiving carry.
 Then, once:
 - the producer alone (gateways as fast as mosquitto acknowledges, no worker running);
-- one bridge's throughput: gateways -> park broker -> bridge (ingest/embedded_broker.py's
+- one bridge's throughput: gateways -> park broker -> bridge (ingest/mqtt/broker.py's
   ``bridge_conf``) -> regional broker -> a counting subscriber;
 - the rollups: a back-fill (one run's rows of 20 enterprises refreshed at once, as after a gateway
   replays its buffer) and the steady state (every point with half an hour of minutes and half a day
@@ -64,12 +64,12 @@ from _proc import cpu_s, rss_mb
 from ingest_pg import DURABLE, durable_park, emit, limit_copy, postgres_pids, preload, run_gateways, settle
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import bridge_conf, start_mosquitto
+from ingest.mqtt.broker import bridge_conf, start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store, pg_layout
 from ingest.store.rollups import DAY_MS, HOUR_MS
-from parkmon import wire
+from parkmon.common import wire
 
 GROUP = "bench"
 DATA = f"{wire.TOPIC_ROOT}/+/+/+/data"

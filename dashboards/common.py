@@ -75,7 +75,7 @@ def point_joins(alias: str = "r") -> str:
             "JOIN enterprises e ON e.id = d.enterprise_id JOIN parks p ON p.id = e.park_id")
 
 
-GOOD = 64  # quality below this is good or uncertain (parkmon/quality.py); rollups count only these
+GOOD = 64  # quality below this is good or uncertain (parkmon/common/quality.py); rollups count only these
 
 
 def quoted(values: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from analytics.park_compliance import limits
 from dashboards.common import cases, point_joins, quoted
-from parkmon.metrics import SYSTEM_LABELS
+from parkmon.common.metrics import SYSTEM_LABELS
 
 PARK = "p.key = '$park'"
 ENTERPRISE = "p.key = '$park' AND e.key = '$enterprise'"

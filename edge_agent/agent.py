@@ -19,7 +19,7 @@ from edge_agent.hj212.forwarder import Forwarder, Upstream
 from edge_agent.hj212.from_samples import PeriodRecords, realtime_records
 from edge_agent.publisher import Publisher
 from edge_agent.sample_filter import SampleFilter
-from parkmon import metrics, quality, wire
+from parkmon.common import metrics, quality, wire
 
 log = logging.getLogger(__name__)
 

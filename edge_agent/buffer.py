@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from edge_agent.drivers.base import Sample
-from parkmon import wire
+from parkmon.common import wire
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from edge_agent.config import AgentConfig, ConfigError, load_config
-from parkmon import quality
-from parkmon.secrecy import check_production, mqtt_checks, protect_logs
+from parkmon.common import quality
+from parkmon.common.secrecy import check_production, mqtt_checks, protect_logs
 
 
 def _check(cfg: AgentConfig) -> int:
@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
 
 def _refuse_defaults(cfg: AgentConfig) -> None:
     """PARKMON_ENV=production: a login with a real password, and TLS to a broker off this machine
-    (parkmon/secrecy.py, docs/security.md)."""
+    (parkmon/common/secrecy.py, docs/security.md)."""
     m = cfg.mqtt
     secrets, problems = mqtt_checks(m.host, m.username, m.password, tls=m.tls is not None,
                                     where="MQTT (the config's mqtt:)")

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from parkmon import metrics, wire
-from parkmon.locate import describe_location
-from parkmon.yamlfile import read_mapping
+from parkmon.common import metrics, wire
+from parkmon.common.locate import describe_location
+from parkmon.common.yamlfile import read_mapping
 
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal[

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.buffer import DiskBuffer
 from edge_agent.config import AgentConfig
-from parkmon import wire
+from parkmon.common import wire
 
 log = logging.getLogger(__name__)
 

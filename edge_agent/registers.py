@@ -13,8 +13,8 @@ import struct
 from collections.abc import Sequence
 
 from edge_agent.config import PointConfig
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 
 _FORMATS: dict[str, str] = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q", "uint64": ">Q",

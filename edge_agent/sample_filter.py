@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from edge_agent.config import AgentConfig, PointConfig
 from edge_agent.drivers.base import Sample
-from parkmon import metrics, quality
-from parkmon.quality import Reason
+from parkmon.common import metrics, quality
+from parkmon.common.quality import Reason
 
 _WIDTH = {"uint16": 2**16, "int16": 2**16, "uint32": 2**32, "int32": 2**32, "uint64": 2**64, "int64": 2**64}
 ROLLOVER_FRACTION = 0.9  # a previous raw value above 90 % of the register's range means it wrapped

@@ -12,15 +12,15 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from ingest.config import IngestConfig
+from ingest.mqtt.config import IngestConfig
 from ingest.store import Store, open_store
 from ingest.store.base import Retention
-from parkmon.env import default_db
-from parkmon.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
+from parkmon.common.env import default_db
+from parkmon.common.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
 if TYPE_CHECKING:
     from analytics.alerts.service import AlertService
-    from ingest.consumer import Ingestor
+    from ingest.mqtt.consumer import Ingestor
 
 CST = timezone(timedelta(hours=8), "UTC+8")
 DB_HELP = ("database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user@host/parkmon (password: PGPASSWORD); "
@@ -43,12 +43,12 @@ def _retention(args: argparse.Namespace) -> Retention:
 
 def main(argv: list[str]) -> int:
     if argv[:1] in (["backup"], ["restore"]):
-        from ingest.backup import main as backup_main
+        from ingest.store.backup import main as backup_main
 
         code: int = backup_main(argv)
         return code
     if argv[:1] == ["mqtt-auth"]:
-        from ingest.mqtt_auth import main as mqtt_auth_main
+        from ingest.mqtt.auth import main as mqtt_auth_main
 
         return mqtt_auth_main(argv[1:])
     ap = argparse.ArgumentParser(prog="parkmon ingest", description="MQTT -> database ingest (数据接入与存储)")
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
         return _migrate(args.db, args.show)
     mirrors = []
     if args.cmd == "run" and args.mirror:
-        from ingest.mirrors import open_mirror
+        from ingest.store.mirrors import open_mirror
 
         mirrors = [open_mirror(u) for u in args.mirror]
     store = open_store(args.db, unknown_points=getattr(args, "unknown_points", "register"), mirrors=mirrors)
@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
                 print(f"#{d.id} {at} {d.topic}\n  reason: {d.reason}\n  payload: {d.payload[:200]!r}")
             return 0
         if args.cmd == "maintain":
-            from ingest.maintenance import Maintenance, MaintenanceConfig
+            from ingest.store.maintenance import Maintenance, MaintenanceConfig
 
             t0 = time.monotonic()
             done = Maintenance(store, MaintenanceConfig(retention=_retention(args))).run_once()
@@ -183,8 +183,8 @@ def _completeness(store: Store, park: str, days: int) -> int:
 
 
 def _run(args: argparse.Namespace, store: Store) -> int:
-    from ingest.consumer import Ingestor
-    from ingest.maintenance import Maintenance, MaintenanceConfig
+    from ingest.mqtt.consumer import Ingestor
+    from ingest.store.maintenance import Maintenance, MaintenanceConfig
 
     cfg = IngestConfig(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, mqtt_username=args.mqtt_username,
                        mqtt_password=args.mqtt_password, client_id=args.client_id,
@@ -228,7 +228,7 @@ def _run(args: argparse.Namespace, store: Store) -> int:
 
 def _refuse_defaults(args: argparse.Namespace) -> None:
     """PARKMON_ENV=production: no default, empty or weak secret, no anonymous or clear-text MQTT
-    (parkmon/secrecy.py, docs/security.md)."""
+    (parkmon/common/secrecy.py, docs/security.md)."""
     mqtt, problems = mqtt_checks(args.mqtt_host, args.mqtt_username, args.mqtt_password,
                                  tls=bool(args.mqtt_tls_ca), where="MQTT (--mqtt-username, --mqtt-password)")
     urls = [s for u in args.mirror for s in url_checks("--mirror", u)]

@@ -23,8 +23,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ingest.store import open_store
-from parkmon import metrics
-from parkmon.env import default_db
+from parkmon.common import metrics
+from parkmon.common.env import default_db
 
 HEADERS = {"timestamp": "timestamp", "time": "timestamp", "时间": "timestamp", "采集时间": "timestamp",
            "point": "point", "测点": "point", "value": "value", "数值": "value", "值": "value",

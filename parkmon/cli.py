@@ -12,7 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("edge_agent.cli:main", "gateway agent: run / check / poll (边缘采集网关)"),
     "sim": ("simulators.cli:main", "simulated park of Modbus devices (园区仿真)"),
     "ingest": ("ingest.cli:main", "MQTT -> database ingest (数据接入)"),
-    "api": ("ingest.api.cli:main", "HTTP API server (接口服务)"),
+    "api": ("parkmon.api.cli:main", "HTTP API server (接口服务)"),
     "import": ("ingest.importer:main", "historical readings from CSV (历史数据导入)"),
     "records": ("ingest.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
@@ -28,12 +28,12 @@ def _usage() -> str:
 
 
 def _guard_api(argv: list[str]) -> None:
-    """``parkmon api``'s secrets, checked here before its own command parses them (ingest/api/cli.py):
+    """``parkmon api``'s secrets, checked here before its own command parses them (parkmon/api/cli.py):
     the database URL's password kept out of the logs; with PARKMON_ENV=production a default or weak one,
-    or serving without authentication, refused (parkmon/secrecy.py, docs/security.md)."""
+    or serving without authentication, refused (parkmon/common/secrecy.py, docs/security.md)."""
     import argparse
 
-    from parkmon.secrecy import check_production, protect_logs, url_checks
+    from parkmon.common.secrecy import check_production, protect_logs, url_checks
 
     ap = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     ap.add_argument("--db", default=None)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 from simulators.physics import CHINA
 
 
@@ -76,12 +76,12 @@ def main(argv: list[str]) -> int:
     from analytics.alerts.from_registry import pressure_rules
     from analytics.alerts.rules import load_rules
     from analytics.alerts.service import AlertService
-    from ingest.api.app import create_app
-    from ingest.config import IngestConfig
-    from ingest.consumer import Ingestor
-    from ingest.embedded_broker import start_mosquitto
-    from ingest.maintenance import Maintenance, MaintenanceConfig
+    from ingest.mqtt.broker import start_mosquitto
+    from ingest.mqtt.config import IngestConfig
+    from ingest.mqtt.consumer import Ingestor
     from ingest.store import open_store
+    from ingest.store.maintenance import Maintenance, MaintenanceConfig
+    from parkmon.api.app import create_app
     from simulators.runner import start_in_thread
 
     if args.api_port and not _port_free(args.api_port):

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_agent.config import load_profile
-from parkmon.locate import describe_location
-from parkmon.yamlfile import read_mapping
+from parkmon.common.locate import describe_location
+from parkmon.common.yamlfile import read_mapping
 
 DEFAULT_PARK = Path(__file__).with_name("park_default.yaml")
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from parkmon.hj212 import (
+from parkmon.common.hj212 import (
     Framer,
     Hj212Error,
     Packet,
@@ -57,7 +57,7 @@ from parkmon.hj212 import (
     parse_time,
     record,
 )
-from parkmon.hj212_codes import (
+from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_DAY,
     CN_EXE_RETURN,

@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from parkmon import metrics
-from parkmon.hj212 import (
+from parkmon.common import metrics
+from parkmon.common.hj212 import (
     Framer,
     Hj212Error,
     Packet,
@@ -46,7 +46,7 @@ from parkmon.hj212 import (
     parse_time,
     record,
 )
-from parkmon.hj212_codes import (
+from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_DAY,
     CN_EXE_RETURN,

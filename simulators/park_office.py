@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from parkmon import wire
+from parkmon.common import wire
 from simulators.definition import ParkDef
 from simulators.physics import CHINA, local_hour
 

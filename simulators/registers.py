@@ -15,7 +15,7 @@ from functools import cache
 from pymodbus.client import ModbusTcpClient
 
 from edge_agent.config import PointConfig, load_profile
-from parkmon import metrics
+from parkmon.common import metrics
 
 DT = ModbusTcpClient.DATATYPE
 _TYPES = {"int16": DT.INT16, "uint16": DT.UINT16, "int32": DT.INT32, "uint32": DT.UINT32,

@@ -26,7 +26,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 from simulators.definition import ParkDef, load_definition, parse_definition
 from simulators.edge_configs import edge_configs, park_info
 from simulators.engine import FAULTS, TickEngine

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingest.embedded_broker import Mosquitto, start_mosquitto
+from ingest.mqtt.broker import Mosquitto, start_mosquitto
 from ingest.store import Store, open_store
 from tests.pg_server import Postgres, start_postgres
 

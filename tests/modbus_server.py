@@ -20,7 +20,7 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 

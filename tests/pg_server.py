@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from parkmon.netutil import free_port
+from parkmon.common.netutil import free_port
 
 
 def _bindir() -> Path:

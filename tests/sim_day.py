@@ -15,7 +15,7 @@ from typing import Any
 from ingest.records import registry
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import metrics, wire
+from parkmon.common import metrics, wire
 from simulators.definition import PROFILES, load_definition, parse_definition
 from simulators.engine import simulate
 from simulators.ground_truth import GroundTruth

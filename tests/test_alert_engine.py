@@ -11,7 +11,7 @@ from analytics.alerts.from_registry import pressure_rules
 from analytics.alerts.rules import load_rules, parse_rules
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.common import wire
 
 H, S5 = 3_600_000, 5_000
 HOUR0 = 1_795_363_200_000  # 2026-11-23 00:00 China time

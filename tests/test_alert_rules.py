@@ -8,7 +8,7 @@ import pytest
 from analytics.alerts.messages import render
 from analytics.alerts.rules import load_rules, parse_rules
 from analytics.alerts.state import Tracker
-from parkmon import quality
+from parkmon.common import quality
 
 S = 1000
 MAINT = quality.uncertain(quality.Reason.MAINTENANCE)

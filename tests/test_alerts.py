@@ -21,12 +21,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from analytics.alerts.dispatch import Dispatcher
 from analytics.alerts.engine import AlertEngine, as_listener
 from analytics.alerts.rules import load_rules
-from ingest.api.app import create_app
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 from tests.alert_receivers import HttpReceiver, MailBox
 from tests.mqtt_util import publish_all, publisher, wait_for
 

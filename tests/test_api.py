@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from ingest.api.app import create_app
 from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
-from parkmon import quality, wire
+from parkmon.api.app import create_app
+from parkmon.common import quality, wire
 
 T0 = 1_763_800_000_000
 

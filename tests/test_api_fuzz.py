@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from ingest.api.app import create_app
 from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 from simulators.definition import DEFAULT_PARK
 from tests.pg_server import Postgres
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.backup import BackupError, backup, main, restore
 from ingest.store import open_store
+from ingest.store.backup import BackupError, backup, main, restore
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.common import wire
 from tests.pg_server import Postgres
 
 T0 = 1_795_363_200_000

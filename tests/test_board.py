@@ -25,11 +25,11 @@ from sqlalchemy import text
 from analytics.alerts import store as alert_store
 from analytics.alerts.rules import Rule, load_rules
 from analytics.park_share import CHINA, compute_park_share
-from ingest.api.app import create_app
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
 from ingest.store import Store, open_store
-from parkmon import quality
-from parkmon.netutil import free_port
+from parkmon.api.app import create_app
+from parkmon.common import quality
+from parkmon.common.netutil import free_port
 from tests.mqtt_util import wait_for
 from tests.test_e2e_park import RunningAgents
 
@@ -225,9 +225,9 @@ class Pipeline:
 @pytest.fixture
 def pipeline(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Pipeline]:
     from analytics.alerts.service import AlertService
-    from ingest.config import IngestConfig
-    from ingest.consumer import Ingestor
-    from ingest.maintenance import Maintenance, MaintenanceConfig
+    from ingest.mqtt.config import IngestConfig
+    from ingest.mqtt.consumer import Ingestor
+    from ingest.store.maintenance import Maintenance, MaintenanceConfig
     from simulators.runner import start_in_thread
 
     db_url = f"sqlite:///{tmp_path / 'parkmon.db'}"
@@ -408,7 +408,7 @@ def test_demo_prints_the_board_and_opens_it_where_there_is_a_display(
 
 
 def test_snapshot_json_has_no_nan() -> None:
-    from ingest.api.board import _finite
+    from parkmon.api.board import _finite
 
     assert _finite({"a": float("nan"), "b": [float("inf"), 1.5, {"c": -float("inf")}], "d": "x"}) == {
         "a": None, "b": [None, 1.5, {"c": None}], "d": "x"}
@@ -419,7 +419,7 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
     (EventSource sends no headers); a token revoked while the board is open shows 未授权 and why."""
     from playwright.sync_api import sync_playwright
 
-    from ingest.api.tenancy import TOKEN_COOKIE, Auth, create_token, principal_of, revoke_token
+    from parkmon.api.tenancy import TOKEN_COOKIE, Auth, create_token, principal_of, revoke_token
 
     chromium = _chromium()
     store = open_store(f"sqlite:///{tmp_path / 'auth.db'}")

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from analytics.board_feed import BoardFeed, FeedConfig
 from analytics.park_share import compute_park_share
-from ingest import schema as s
 from ingest.store import Store
+from ingest.store import schema as s
 from tests.sim_day import load_day
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 China time

@@ -11,8 +11,8 @@ import pytest
 
 from ingest.store import migrate, open_store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
 from parkmon.cli import COMMANDS
+from parkmon.common import wire
 
 T0 = 1_763_800_000_000
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from analytics.factors import load_factors
 from analytics.indicators.comprehensive_energy import EnergyUse, compute
-from ingest.api.app import create_app
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 
 F = load_factors()
 USE = EnergyUse(grid_import_kwh=1_000_000, grid_export_kwh=100_000, renewable_generation_kwh=400_000,

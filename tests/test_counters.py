@@ -7,7 +7,7 @@ import time
 import pytest
 
 from analytics.counters import edges, interval_energy
-from parkmon import quality
+from parkmon.common import quality
 
 BAD = quality.bad(quality.Reason.COMM_FAILURE)
 RESET_FLAG = quality.uncertain(quality.Reason.COUNTER_RESET)

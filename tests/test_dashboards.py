@@ -28,8 +28,8 @@ from dashboards.catalogue import DASHBOARDS, all_json, model
 from dashboards.provision import files
 from dashboards.sql_query import DATASOURCE_UID, SqlQuery
 from ingest.records import registry
-from ingest.records import tables as t
 from ingest.store import Store, open_store
+from ingest.store import record_tables as t
 from simulators.ground_truth import GroundTruth
 from tests.pg_server import Postgres
 from tests.sim_day import load_day

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store
-from parkmon import wire
+from parkmon.common import wire
 from tests.mqtt_util import publish_all, publisher, wait_for
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

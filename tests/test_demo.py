@@ -73,7 +73,7 @@ def _all_six_systems_live(st: Store) -> None:
         assert all(d["industry"] for d in services.directory(conn, "demo") if d["enterprise"] != "park")
     from fastapi.testclient import TestClient
 
-    from ingest.api.app import create_app
+    from parkmon.api.app import create_app
 
     card = {e["key"]: e for e in TestClient(create_app(st)).get("/api/v1/parks/demo/scorecard").json()["elements"]}
     for key in ("energy", "safety", "environment", "logistics", "economy", "services"):

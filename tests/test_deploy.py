@@ -40,10 +40,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.engine import make_url
 
 from dashboards.provision import DASHBOARDS_PATH
-from ingest import mqtt_auth
-from ingest.embedded_broker import find_mosquitto
-from parkmon import cli, wire
-from parkmon.netutil import free_port
+from ingest.mqtt import auth as mqtt_auth
+from ingest.mqtt.broker import find_mosquitto
+from parkmon import cli
+from parkmon.common import wire
+from parkmon.common.netutil import free_port
 from tests.mqtt_util import publish_all, wait_for
 from tests.pg_server import Postgres
 from tests.tls_certs import make_pki

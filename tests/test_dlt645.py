@@ -11,9 +11,9 @@ import pytest
 from edge_agent import dlt645
 from edge_agent.config import ConfigError, DeviceConfig, parse_config
 from edge_agent.drivers.dlt645 import Dlt645Driver
-from parkmon import quality
-from parkmon.netutil import free_port
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.netutil import free_port
+from parkmon.common.quality import Reason
 from simulators.dlt645_meter import Dlt645Line
 
 # verified frames, ../shared/reference/domain.md §7

@@ -16,7 +16,7 @@ import yaml
 
 from edge_agent.config import parse_config
 from edge_agent.drivers.modbus import ModbusTcpDriver
-from parkmon import quality
+from parkmon.common import quality
 from tests.modbus_server import register_server
 
 CASES = sorted((Path(__file__).parent / "driver_cases").glob("*.yaml"))

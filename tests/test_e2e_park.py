@@ -21,9 +21,9 @@ from analytics.park_share import CHINA, compute_park_share, pooled_flows
 from analytics.targets import load_share_settings
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
 from simulators.ground_truth import GroundTruth
 from simulators.park import PROFILES

@@ -14,9 +14,9 @@ from pathlib import Path
 from edge_agent.agent import Agent
 from edge_agent.buffer import DiskBuffer
 from edge_agent.config import AgentConfig, parse_config
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
 from tests.modbus_server import register_server
 from tests.mqtt_util import wait_for
@@ -176,8 +176,8 @@ def test_sigkill_mid_replay_loses_no_batch(mosquitto: Mosquitto, tmp_path: Path)
 
 def test_agent_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
     """A mosquitto TLS listener that requires a client certificate signed by the park's CA."""
-    from ingest.embedded_broker import start_mosquitto
-    from parkmon.netutil import free_port
+    from ingest.mqtt.broker import start_mosquitto
+    from parkmon.common.netutil import free_port
     from tests.tls_certs import make_pki
 
     pki = make_pki(tmp_path / "pki")
@@ -211,8 +211,8 @@ def test_agent_with_username_and_password(tmp_path: Path) -> None:
     """A listener that refuses anonymous clients: the gateway logs in with its own credentials."""
     import subprocess
 
-    from ingest.embedded_broker import start_mosquitto
-    from parkmon.netutil import free_port
+    from ingest.mqtt.broker import start_mosquitto
+    from parkmon.common.netutil import free_port
 
     pwfile = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "gw-e01", "s3cret-e01"], check=True)

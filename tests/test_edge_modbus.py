@@ -8,8 +8,8 @@ import time
 
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.modbus import ModbusTcpDriver
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 from tests.modbus_server import free_port, register_server
 
 

@@ -1,4 +1,4 @@
-"""HJ 212-2017 emissions arithmetic (analytics/emissions.py): every rule and formula on hand-computed
+"""HJ 212-2017 emissions arithmetic (parkmon/common/emissions.py): every rule and formula on hand-computed
 numbers, the records a data logger sends for a synthetic outlet, the module importing without server
 libraries (the gateway has none), and pollutant compliance agreeing whether it is computed from the
 samples or from the hour records derived from them."""
@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from analytics import emissions as em
 from analytics.park_compliance import compute_compliance
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import hj212, quality, wire
-from parkmon.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE
+from parkmon.common import emissions as em
+from parkmon.common import hj212, quality, wire
+from parkmon.common.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 China time (a China day and an hour start)
 M, H, S5 = 60_000, 3_600_000, 5_000
@@ -49,7 +49,7 @@ def test_imports_without_server_libraries() -> None:
                 return None
         sys.meta_path.insert(0, Block())
         before = set(sys.modules)
-        from analytics import emissions as em
+        from parkmon.common import emissions as em
         recs = em.records({"a21026": [(k * 5000, 1.0, 0) for k in range(720)]}, "gas", 3_600_000)
         assert len(recs) == 61, len(recs)
         std = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])

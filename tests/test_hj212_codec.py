@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parkmon import hj212, quality
-from parkmon.hj212 import Hj212Error, Packet
+from parkmon.common import hj212, quality
+from parkmon.common.hj212 import Hj212Error, Packet
 
 # --- test vectors, each with its source ------------------------------------------------------------------
 APP_A = (b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;"

@@ -14,12 +14,12 @@ import pytest
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from edge_agent.hj212.forwarder import Forwarder
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
-from parkmon import hj212, quality
-from parkmon.hj212 import Packet
+from parkmon.common import hj212, quality
+from parkmon.common.hj212 import Packet
 from tests.mqtt_util import wait_for
 from tests.test_edge_agent_mqtt import running
 
@@ -119,7 +119,7 @@ def _accepts(port: int) -> bool:
 def _readings(store: object) -> list[object]:
     from sqlalchemy import select
 
-    from ingest import schema as s
+    from ingest.store import schema as s
 
     q = (select(s.points.c.name.label("point"), s.readings.c.ts, s.readings.c.value, s.readings.c.quality)
          .join(s.points, s.points.c.id == s.readings.c.point_id))
@@ -206,11 +206,11 @@ def _count(store: object, point: str) -> int:
 
 def test_a_polled_outlet_gets_the_records_its_data_logger_would_send(tmp_path: Path) -> None:
     """A Modbus CEMS polled every 5 s: the gateway makes each minute's record as it ends and rolls the
-    hour up from the minute records on its disk, equal to what analytics/emissions.py makes of the
+    hour up from the minute records on its disk, equal to what parkmon/common/emissions.py makes of the
     whole two hours at once."""
-    from analytics import emissions
     from edge_agent.hj212.forwarder import Upstream
     from edge_agent.hj212.from_samples import PeriodRecords, codes_of
+    from parkmon.common import emissions
 
     cfg = parse_config({"gateway": {"park": "demo", "enterprise": "e01", "id": "gw"},
                         "devices": [{"id": "cems1", "port": 1502, "profile": "sim_cems"}]})

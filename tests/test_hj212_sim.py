@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from parkmon.hj212 import Hj212Error, Packet, build, cp_of, metric_of, parse, parse_time, split
+from parkmon.common.hj212 import Hj212Error, Packet, build, cp_of, metric_of, parse, parse_time, split
 from simulators.definition import load_definition
 from simulators.engine import TickEngine
 from simulators.hj212_logger import DataLogger, OutletModel

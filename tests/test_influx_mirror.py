@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ingest.mirrors import open_mirror
 from ingest.store import StoreError, open_store
 from ingest.store.base import IncomingBatch
-from parkmon import quality, wire
+from ingest.store.mirrors import open_mirror
+from parkmon.common import quality, wire
 from tests.line_protocol import LineProtocolError, parse, parse_line
 
 T0 = 1_795_363_200_000
@@ -138,7 +138,7 @@ def test_influxdb_down_commits_nothing_and_the_retry_writes_once(influx: tuple[R
 
 
 def test_unreachable_influxdb_and_bad_urls_are_clear_errors(tmp_path: Path) -> None:
-    from parkmon.netutil import free_port
+    from parkmon.common.netutil import free_port
 
     mirror = open_mirror(f"influxdb://t@127.0.0.1:{free_port()}/b?org=o")
     st = open_store(f"sqlite:///{tmp_path / 'p.db'}", mirrors=[mirror])

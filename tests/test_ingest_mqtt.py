@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
-from parkmon import wire
+from parkmon.common import wire
 from tests.mqtt_util import publish_all, publisher, wait_for
 from tests.pg_server import start_postgres
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
 from ingest.store import open_store
 from tests.mqtt_util import wait_for
 from tests.pg_server import Postgres, start_postgres

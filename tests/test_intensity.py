@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from analytics.indicators.intensity import intensity, load_water_settings, water_target
 from analytics.park_share import CHINA
-from ingest.api.app import create_app
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 
 S = load_water_settings()
 

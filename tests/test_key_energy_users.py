@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.indicators.key_energy_users import rank
-from ingest.api.app import create_app
 from ingest.store import Store
+from parkmon.api.app import create_app
 from tests.test_comprehensive_energy import _seed
 
 

@@ -19,8 +19,8 @@ from pymodbus import FramerType
 
 from edge_agent.config import parse_config
 from edge_agent.drivers.base import create_driver
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 from tests.modbus_server import register_server
 
 UNITS = {1: {"holding": {0: 2301, 1: 125}}, 2: {"holding": {0: 2287, 1: 90}}}

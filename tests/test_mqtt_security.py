@@ -1,6 +1,6 @@
 """MQTT security against a real mosquitto configured by the files `parkmon ingest mqtt-auth` writes: the
 per-gateway logins and ACL, the TLS listener, ingest's own check of the payload's gateway; secrets kept
-out of the logs, and production refusing default ones (parkmon/secrecy.py)."""
+out of the logs, and production refusing default ones (parkmon/common/secrecy.py)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
-from ingest import mqtt_auth
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto, start_mosquitto
+from ingest.mqtt import auth as mqtt_auth
+from ingest.mqtt.broker import Mosquitto, start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
-from parkmon import secrecy, wire
-from parkmon.netutil import free_port
+from parkmon.common import secrecy, wire
+from parkmon.common.netutil import free_port
 from tests.modbus_server import register_server
 from tests.mqtt_util import wait_for
 from tests.pg_server import Postgres

@@ -10,9 +10,9 @@ import pytest
 
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.opcua import OpcUaDriver
-from parkmon import quality
-from parkmon.netutil import free_port
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.netutil import free_port
+from parkmon.common.quality import Reason
 from simulators.opcua_server import OpcUaMeter, StatusCodes
 
 

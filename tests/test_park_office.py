@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from ingest.api.app import create_app
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
+from parkmon.api.app import create_app
+from parkmon.common.netutil import free_port
 from parkmon.demo import _start_api
-from parkmon.netutil import free_port
 from simulators.definition import load_definition, parse_definition
 from simulators.park_office import GATES, ParkOffice
 from simulators.runner import default_sim_start

@@ -7,10 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.indicators.pollutant_compliance import hours, judge, minutes, to_reference_o2
-from ingest.api.app import create_app
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import quality, wire
+from parkmon.api.app import create_app
+from parkmon.common import quality, wire
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 UTC+8 (16:00 UTC the day before)
 H, S5 = 3_600_000, 5_000

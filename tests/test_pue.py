@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.indicators.pue import pue
-from ingest.api.app import create_app
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 from simulators.engine import simulate
 from simulators.ground_truth import GroundTruth
 from simulators.park import PUE_AFTERNOON, PUE_NIGHT

@@ -8,7 +8,7 @@ import pytest
 
 from edge_agent.config import PointConfig
 from edge_agent.registers import decode_words
-from parkmon import quality
+from parkmon.common import quality
 
 
 def _point(**kw: object) -> PointConfig:

@@ -14,7 +14,7 @@ from analytics.park_energy import compute_energy, counter_totals
 from analytics.park_share import CHINA, compute_park_share
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.common import wire
 
 MIN, H, DAY = 60_000, 3_600_000, 86_400_000
 JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from edge_agent.config import parse_config
 from edge_agent.sample_filter import SampleFilter
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 
 
 def _filter(**point: object) -> SampleFilter:

@@ -1,7 +1,7 @@
 """Scale-out on one machine: a park's mosquitto bridged to a regional mosquitto, two ingest workers
 on one shared subscription at the region, a real PostgreSQL (issue 10).
 
-The bridge is the one ``ingest.embedded_broker.bridge_conf`` writes (docs/capacity.md). It reaches
+The bridge is the one ``ingest.mqtt.broker.bridge_conf`` writes (docs/capacity.md). It reaches
 the regional broker through a TCP relay the test controls, so the link can be broken the ways a WAN
 link breaks: cut outright, or dead in one direction (the regional broker's PUBACKs lost, so the park
 sends again what the region already has: the region sees those messages twice). The park broker is
@@ -27,12 +27,12 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto, bridge_conf, start_mosquitto
+from ingest.mqtt.broker import Mosquitto, bridge_conf, start_mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.common import wire
 from tests.mqtt_util import wait_for
 
 PARK = "p01"

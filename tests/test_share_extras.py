@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.park_share import CHINA
-from ingest.api.app import create_app
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 
 H = 3_600_000
 JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from edge_agent.config import PointConfig
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 from simulators.definition import KIND_VALUES, DefinitionError, parse_definition
 from simulators.engine import simulate
 from simulators.ground_truth import GroundTruth

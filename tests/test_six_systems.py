@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
-from ingest.api.app import create_app
-from ingest.config import IngestConfig
-from ingest.consumer import Ingestor
-from ingest.embedded_broker import Mosquitto
+from ingest.mqtt.broker import Mosquitto
+from ingest.mqtt.config import IngestConfig
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.common import wire
 from simulators.definition import DEFAULT_PARK
 from simulators.physics import CHINA
 from tests.mqtt_util import publish_all, publisher, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
-from parkmon import quality, wire
+from parkmon.common import quality, wire
 
 T0 = 1_763_800_000_000  # 2025-11-22T08:26:40Z in epoch ms
 

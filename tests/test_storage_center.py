@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 from ingest.store import Store, migrate, open_store
 from ingest.store.base import IncomingBatch, Retention
 from ingest.store.rollups import DAY_MS, HOUR_MS, LEVELS, MINUTE_MS
-from parkmon import quality, wire
+from parkmon.common import quality, wire
 
 DAY0 = 1_795_363_200_000  # 2026-11-23 00:00 UTC+8
 BAD = quality.bad(quality.Reason.COMM_FAILURE)

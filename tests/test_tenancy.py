@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from ingest.api.app import create_app
-from ingest.api.tenancy import Auth, OidcConfig, OidcVerifier, create_token, principal_of, revoke_token
-from ingest.records import tables as t
 from ingest.store import Store, open_store
+from ingest.store import record_tables as t
 from ingest.store.base import IncomingBatch
-from parkmon import wire
+from parkmon.api.app import create_app
+from parkmon.api.tenancy import Auth, OidcConfig, OidcVerifier, create_token, principal_of, revoke_token
+from parkmon.common import wire
 
 H = 3_600_000
 T0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
@@ -74,7 +74,7 @@ def _get(c: TestClient, token: str, url: str, **params: Any) -> Any:
 
 
 def _ids(store: Store) -> dict[str, Any]:
-    from ingest import schema as s
+    from ingest.store import schema as s
 
     with store.engine.connect() as conn:
         alerts = {r.enterprise: r.id for r in conn.execute(select(t.alerts.c.id, t.alerts.c.enterprise))}

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select, update
 
 from analytics.alerts.channels import Channel, DeliveryError, load
-from ingest.records import tables as t
+from ingest.store import record_tables as t
 
 log = logging.getLogger("parkmon.alerts")
 

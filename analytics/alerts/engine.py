@@ -23,11 +23,11 @@ from sqlalchemy import func, select
 from analytics.alerts import store as db
 from analytics.alerts.rules import Rule, load_rules, parse_rules
 from analytics.alerts.state import Tracker, Transition
-from ingest import schema as s
-from ingest.records import tables as t
 from ingest.store import Store
+from ingest.store import record_tables as t
+from ingest.store import schema as s
 from ingest.store.base import IncomingBatch
-from parkmon.metrics import METRICS
+from parkmon.common.metrics import METRICS
 
 log = logging.getLogger("parkmon.alerts")
 HOUR_MS = 3_600_000

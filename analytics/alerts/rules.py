@@ -24,8 +24,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from parkmon import quality
-from parkmon.metrics import METRICS
+from parkmon.common import quality
+from parkmon.common.metrics import METRICS
 
 Kind = Literal["threshold", "rate", "stale", "quality", "pollutant", "indicator"]
 Severity = Literal["info", "warning", "critical"]
@@ -65,7 +65,7 @@ class Rule(BaseModel):
         if needs_metric and not self.metric:
             raise ValueError(f"a {self.kind} rule needs a metric")
         if self.metric and self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r} (parkmon.metrics lists them)")
+            raise ValueError(f"unknown metric {self.metric!r} (parkmon.common.metrics lists them)")
         if self.kind in ("threshold", "rate", "stale") and self.threshold is None:
             raise ValueError(f"a {self.kind} rule needs a threshold"
                              + (" (seconds of silence)" if self.kind == "stale" else ""))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from analytics.alerts.dispatch import Dispatcher
 from analytics.alerts.engine import AlertEngine, as_listener
 from analytics.alerts.rules import Rule, load_rules
-from ingest.consumer import Ingestor
+from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store
 
 

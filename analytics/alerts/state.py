@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from analytics.alerts.rules import Rule
-from parkmon import quality
+from parkmon.common import quality
 
 State = Literal["ok", "pending", "firing"]
 

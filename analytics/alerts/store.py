@@ -13,8 +13,8 @@ from sqlalchemy import Connection, select, update
 
 from analytics.alerts.messages import render
 from analytics.alerts.rules import SEVERITIES, Rule
-from ingest.records import tables as t
 from ingest.records.base import NotFound, RecordError, audit, now_ms
+from ingest.store import record_tables as t
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, delete, select
 
 from analytics.alerts.channels import CHANNELS, load
 from analytics.alerts.rules import Kind, Severity
-from ingest.records import tables as t
 from ingest.records.base import NotFound, RecordError, audit, now_ms
+from ingest.store import record_tables as t
 
 SECRET_FIELDS = ("secret", "password")
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from parkmon.seams import resolve
+from parkmon.common.seams import resolve
 
 Status = Literal["met", "below_target", "no_target", "insufficient_data"]
 

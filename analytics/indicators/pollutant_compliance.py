@@ -2,7 +2,7 @@
 valid hours (and, separately, valid China days). Pure: hourly values in, their judgement out.
 
 The HJ 212-2017 rules the values come from (minute ≥ 12 samples, hour ≥ 45 valid minutes, day ≥ 20 valid
-hours, the data-flag roll-up, reference O2, amounts) live in :mod:`analytics.emissions`, once; the
+hours, the data-flag roll-up, reference O2, amounts) live in :mod:`parkmon.common.emissions`, once; the
 functions below keep the value-only form (``{start: value or None}``) this module always offered, and
 only translate to it.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from analytics import emissions as em
+from parkmon.common import emissions as em
 
 MINUTE_MS, HOUR_MS, DAY_MS = em.MINUTE_MS, em.HOUR_MS, em.DAY_MS
 DAY_OFFSET_MS = em.DAY_OFFSET_MS  # days are China days (UTC+8)

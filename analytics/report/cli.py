@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parkmon.env import default_db
+from parkmon.common.env import default_db
 
 FORMATS = ("xlsx", "pdf", "json")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from edge_agent.config import DeviceConfig
-from parkmon.seams import resolve
+from parkmon.common.seams import resolve
 
-Sample = tuple[str, int, float | None, int]  # (device.point, ts_ms, value, quality): parkmon.wire
+Sample = tuple[str, int, float | None, int]  # (device.point, ts_ms, value, quality): parkmon.common.wire
 
 
 class Driver(Protocol):

@@ -11,8 +11,8 @@ from typing import Any
 from edge_agent import dlt645
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 
 log = logging.getLogger(__name__)
 

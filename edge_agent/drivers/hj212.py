@@ -18,7 +18,7 @@ from typing import Any
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.hj212.server import ReceiverServer
-from parkmon import hj212, quality
+from parkmon.common import hj212, quality
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from edge_agent.coalesce import Block, plan_reads, split
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.registers import decode_bit, decode_words
-from parkmon import quality
-from parkmon.quality import Reason
+from parkmon.common import quality
+from parkmon.common.quality import Reason
 
 log = logging.getLogger(__name__)
 

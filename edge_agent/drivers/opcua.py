@@ -21,8 +21,8 @@ from asyncua.ua.status_codes import StatusCodes
 
 from edge_agent.config import DeviceConfig, PointConfig
 from edge_agent.drivers.base import Sample
-from parkmon import quality
-from parkmon.quality import QualityClass, Reason
+from parkmon.common import quality
+from parkmon.common.quality import QualityClass, Reason
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from parkmon import hj212
-from parkmon.hj212_codes import (
+from parkmon.common import hj212
+from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_EXE_RETURN,
     CN_GET_TIME,

@@ -1,7 +1,7 @@
 """Records a data logger would send, built from a polled outlet's samples (Modbus / OPC UA CEMS).
 
 Real-time (2011): one record per poll instant, each point's metric mapped to its HJ 212 code
-(parkmon/hj212_codes.py METRIC_CODES), the sample's quality as the data flag. Minute / hour / day:
+(parkmon/common/hj212_codes.py METRIC_CODES), the sample's quality as the data flag. Minute / hour / day:
 :class:`PeriodRecords`.
 """
 
@@ -11,12 +11,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Literal
 
-from analytics import emissions  # pure: standard library and parkmon only (tests/test_emissions.py proves it)
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.hj212.forwarder import Forwarder
-from parkmon import hj212, quality
-from parkmon.hj212_codes import CN_HOUR, CN_MINUTE, CN_REALTIME, METRIC_CODES, ST_AIR_SOURCE
+from parkmon.common import (
+    emissions,  # pure: standard library and parkmon only (tests/test_emissions.py proves it)
+    hj212,
+    quality,
+)
+from parkmon.common.hj212_codes import CN_HOUR, CN_MINUTE, CN_REALTIME, METRIC_CODES, ST_AIR_SOURCE
 
 _REASON_FLAGS = {quality.Reason.MAINTENANCE: "M", quality.Reason.CALIBRATION: "C", quality.Reason.MANUAL: "S",
                  quality.Reason.STOPPED: "F", quality.Reason.OUT_OF_RANGE: "T", quality.Reason.LINK_FAILURE: "B"}
@@ -49,7 +52,7 @@ def realtime_records(device: DeviceConfig, samples: Sequence[Sample], mn: str, s
 
 class PeriodRecords:
     """Minute, hour and day records of a polled outlet, as its data logger would make them
-    (analytics/emissions.py: the validity rules, reference O2, amounts).
+    (parkmon/common/emissions.py: the validity rules, reference O2, amounts).
 
     Samples are kept only for the minute being measured; each ended minute becomes a record, and an
     ended hour (China day) is rolled up from the minute (hour) records the forwarder already holds on

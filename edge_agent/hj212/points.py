@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from parkmon import hj212, metrics
-from parkmon.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE, CN_REALTIME, DATA_CNS, ST_AIR_SOURCE
+from parkmon.common import hj212, metrics
+from parkmon.common.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE, CN_REALTIME, DATA_CNS, ST_AIR_SOURCE
 
 GAS_CODES = ("a21026", "a21002", "a34013", "a19001", "a00000", "a01012")  # SO2 NOx dust O2 flow temperature
 WATER_CODES = ("w00000", "w01018", "w21003", "w01001", "w21011", "w21001")  # flow COD NH3-N pH TP TN

@@ -1,7 +1,7 @@
 """The TCP server HJ 212 data loggers and DTUs dial into.
 
 One server per listening address, shared by every ``hj212`` device of the gateway (loggers are told
-apart by their MN). Each connection's byte stream is cut into frames (``parkmon.hj212.Framer``); a
+apart by their MN). Each connection's byte stream is cut into frames (``parkmon.common.hj212.Framer``); a
 frame that breaks the standard is kept as a dead letter with the codec's reason (and, when its header
 can still be read, answered with 9011 so the logger re-sends); a packet from an unknown MN or with the
 wrong PW is refused with 9011 QnRtn 4 / 3 and kept; data uploads (2011 / 2051 / 2061 / 2031) go to the
@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from parkmon import hj212
-from parkmon.hj212_codes import (
+from parkmon.common import hj212
+from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_EXE_RETURN,
     CN_NOTICE_RETURN,

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from ingest import schema as s
-from ingest.records import tables as t
+from ingest.store import record_tables as t
+from ingest.store import schema as s
 
 
 class RecordError(ValueError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ingest.records.base import RecordError
 from ingest.store import open_store
-from parkmon.env import default_db
+from parkmon.common.env import default_db
 
 DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
 

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, select
 
-from ingest import schema as s
-from ingest.records import tables as t
 from ingest.records.base import RecordError, audit, enterprise_id, now_ms, park_id
+from ingest.store import record_tables as t
+from ingest.store import schema as s
 
 CHINA = timezone(timedelta(hours=8))
 MAX_10K_YUAN = 1e8  # 1 万亿元 a month: beyond any single enterprise, so a unit mistake (元 for 万元)

@@ -24,8 +24,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ingest.records import tables as t
 from ingest.records.base import RecordError, park_id
+from ingest.store import record_tables as t
 
 VehicleClass = Literal["car", "bus", "truck", "tanker", "van", "other"]
 VEHICLE_CLASSES: dict[str, tuple[str, str]] = {

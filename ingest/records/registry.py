@@ -22,10 +22,10 @@ from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ingest import schema as s
-from ingest.records import tables as t
 from ingest.records.base import RecordError, audit, enterprise_id, park_id
-from parkmon.metrics import SYSTEM_LABELS, System
+from ingest.store import record_tables as t
+from ingest.store import schema as s
+from parkmon.common.metrics import SYSTEM_LABELS, System
 
 # the system a device kind serves when the registry does not say
 KIND_SYSTEMS: dict[str, System] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ingest.store.base import ReadingsMirror, Store, StoreError, UnknownPointPolicy
-from parkmon.seams import resolve
-from parkmon.secrecy import mask_url
+from parkmon.common.seams import resolve
+from parkmon.common.secrecy import mask_url
 
 __all__ = ["STORES", "Store", "StoreError", "open_store"]
 

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from sqlalchemy import Engine
 
 from ingest.store.rollups import CounterStep, CounterTotal, RollupRow
-from parkmon import wire
+from parkmon.common import wire
 
 UnknownPointPolicy = Literal["register", "quarantine"]
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 DAY_OFFSET_MS = 8 * HOUR_MS  # a day starts at 00:00 UTC+8 = 16:00 UTC the day before
-GOOD = "quality < 64 AND value IS NOT NULL"  # parkmon.quality: class GOOD
+GOOD = "quality < 64 AND value IS NOT NULL"  # parkmon.common.quality: class GOOD
 
 
 @dataclass(frozen=True, slots=True)

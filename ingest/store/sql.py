@@ -18,8 +18,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from ingest import schema as s
 from ingest.store import migrate, rollups
+from ingest.store import schema as s
 from ingest.store.base import (
     DeadLetter,
     GatewayCompleteness,
@@ -37,8 +37,8 @@ from ingest.store.base import (
     WriteResult,
 )
 from ingest.store.rollups import CounterStep, CounterTotal, Level
-from parkmon import wire
-from parkmon.metrics import get as get_metric
+from parkmon.common import wire
+from parkmon.common.metrics import get as get_metric
 
 Row = tuple[int, int, float | None, int]
 PARK_CLASSES = ("low_carbon", "zero_carbon", "none")  # 低碳园区 / 零碳园区 / neither

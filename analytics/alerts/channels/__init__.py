@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from parkmon.seams import resolve
+from parkmon.common.seams import resolve
 
 
 class DeliveryError(Exception):

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from channels import DeliveryError
+from analytics.alerts.channels import DeliveryError
 
 TIMEOUT_S = 10.0
 

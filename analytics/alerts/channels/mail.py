@@ -7,8 +7,8 @@ import smtplib
 from email.message import EmailMessage
 from typing import Any
 
-from channels import DeliveryError
-from channels.http import require
+from analytics.alerts.channels import DeliveryError
+from analytics.alerts.channels.http import require
 
 
 class Email:

@@ -10,8 +10,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from channels import DeliveryError
-from channels.http import require
+from analytics.alerts.channels import DeliveryError
+from analytics.alerts.channels.http import require
 
 
 class Mqtt:

@@ -20,8 +20,8 @@ import time
 import urllib.parse
 from typing import Any
 
-from channels import DeliveryError
-from channels.http import post_json, require
+from analytics.alerts.channels import DeliveryError
+from analytics.alerts.channels.http import post_json, require
 
 
 def _ok(url: str, raw: bytes, *fields: str) -> None:

@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from channels.http import post_json, require
+from analytics.alerts.channels.http import post_json, require
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

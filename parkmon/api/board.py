@@ -1,0 +1,397 @@
+"""The built-in live board (实时看板): one page per park, fed by a server-sent-events stream.
+
+``GET /board/`` lists the parks, ``GET /board/{park}`` is the page (static HTML + JS, Apache ECharts
+served from this package: parks run offline). ``GET /api/v1/parks/{park}/live`` streams a snapshot
+every ``every`` seconds; ``…/live/snapshot`` answers the same body once. A snapshot holds:
+
+- today's new-energy share (China day so far) from :func:`analytics.park_share.compute_park_share`
+  with the app's share settings, as the indicator API computes it, with target, status and inputs;
+- the share of each hour of today (closed hours are kept for a few minutes, the open one recomputed);
+- live power by source (PV, wind, storage with discharge positive, grid import at the boundary
+  meters): the latest good, fresh reading of every point summed over the park, and the last
+  30 minutes per minute (the 1-minute rollups up to the rollup backlog, the raw readings after it);
+- the park's firing alerts with their Chinese and English text;
+- devices whose latest readings are all bad or stale, so a device going offline shows.
+
+Snapshots are computed in a worker thread and shared: however many boards watch a park, it is
+computed at most once per :attr:`LiveBoard.ttl_s`, and the day's share (the costly part) at most at
+the duty cycle :attr:`LiveBoard.share_duty`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine, and_, case, func, select
+
+from analytics.park_share import CHINA, FLOW_METRICS, compute_park_share
+from analytics.targets import ShareSettings
+from ingest.store import Store
+from ingest.store import record_tables as t
+from ingest.store import schema as s
+from ingest.store.base import ParkInfo
+from parkmon.api.indicators import period_bounds
+from parkmon.common import quality
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+HOUR_MS, MINUTE_MS = 3_600_000, 60_000
+HISTORY_MINUTES = 30
+
+# source -> the metric of its power; grid: active power of the meters that count the park's import/export
+POWER_METRICS: dict[str, str] = {"pv": "pv.power", "wind": "wind.power", "storage": "storage.power",
+                                 "grid": "elec.active_power"}
+GRID_COUNTERS = frozenset(FLOW_METRICS["imp"] + FLOW_METRICS["exp"])
+
+router = APIRouter(tags=["live board 实时看板"])
+
+
+def static_files() -> StaticFiles:
+    """The board's script, style sheet and the vendored ECharts, mounted at ``/static``."""
+    return StaticFiles(directory=STATIC_DIR)
+
+
+@dataclass
+class _Park:
+    """What the board keeps of one park; touched only under its lock."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    snap: tuple[float, int, dict[str, Any]] | None = None  # (at, stale_after_s, body)
+    share: tuple[float, float, int, dict[str, Any], list[dict[str, Any]]] | None = None  # (at, took, day, …)
+    hours: dict[int, tuple[float, float, dict[str, Any]]] = field(default_factory=dict)  # hour -> (at, wall, point)
+
+
+class LiveBoard:
+    """Snapshots of parks for the board, shared by all the clients watching them."""
+
+    ttl_s = 1.0  # a snapshot younger than this is served again
+    hour_ttl_s = 300.0  # a closed hour of the trend is recomputed this often (late data)
+    # the day's share reads the day's raw counter readings (decision 0007: periods under a day do), which
+    # grows through the day; it is recomputed when its last computation is older than took / share_duty,
+    # so a park's share keeps at most this fraction of a thread busy (power, devices, alerts: every event)
+    share_duty = 0.25
+
+    def __init__(self, store: Store, settings: ShareSettings | None = None) -> None:
+        self.store, self.settings = store, settings
+        self.streams = 0  # open event streams (the event loop's thread only)
+        self.closing = threading.Event()  # set by close(): the streams end so the server can stop
+        self._lock = threading.Lock()
+        self._parks: dict[str, _Park] = {}
+
+    def close(self) -> None:
+        """End every open stream within a quarter second (call before stopping the server: uvicorn
+        otherwise waits for them, then cancels them with an error)."""
+        self.closing.set()
+
+    def snapshot(self, park: str, stale_after_s: int = 300) -> dict[str, Any]:
+        """The park now; LookupError for a park that is not registered."""
+        info = next((p for p in self.store.parks() if p.key == park), None)
+        if info is None:
+            raise LookupError(f"park {park!r} is not registered")
+        with self._lock:
+            state = self._parks.setdefault(park, _Park())
+        with state.lock:  # one computation per park at a time; the others wait and take its result
+            if state.snap is not None and state.snap[1] == stale_after_s \
+                    and time.monotonic() - state.snap[0] < self.ttl_s:
+                return state.snap[2]
+            body: dict[str, Any] = _finite(self._compute(state, info, stale_after_s))
+            state.snap = (time.monotonic(), stale_after_s, body)
+            return body
+
+    def _compute(self, state: _Park, info: ParkInfo, stale_after_s: int) -> dict[str, Any]:
+        now = datetime.fromtimestamp(time.time(), tz=CHINA)
+        start, end = period_bounds("today", now)
+        start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        share, trend = self._share(state, info.key, start_ms, end_ms)
+        engine = self.store.engine
+        latest = _latest(engine, info.key, end_ms - stale_after_s * 1000)
+        return {
+            "park": {"key": info.key, "name_zh": info.name_zh, "name_en": info.name_en,
+                     "park_class": info.park_class, "region": info.region},
+            "at_ms": end_ms,
+            "at": end.isoformat(timespec="seconds"),
+            "share": share,
+            "share_trend": trend,
+            "power": _power(self.store, latest, end_ms),
+            "devices": _devices(latest, stale_after_s),
+            "alerts": _alerts(engine, info.key),
+        }
+
+    def _share(self, state: _Park, park: str, start_ms: int,
+               end_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Today's share as the indicator API computes it (its window in period_start/end) and the hourly
+        trend; the last ones again while they are fresh enough for the share's duty cycle."""
+        last = state.share
+        if last is not None and last[2] == start_ms and time.monotonic() - last[0] < last[1] / self.share_duty:
+            return last[3], last[4]
+        t0 = time.monotonic()
+        share = compute_park_share(self.store, park, start_ms, end_ms, self.settings).to_json()
+        trend = self._trend(state, park, start_ms, end_ms)
+        state.share = (t0, time.monotonic() - t0, start_ms, share, trend)
+        return share, trend
+
+    def _trend(self, state: _Park, park: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """The share of each hour of today up to now (the hour still running so far)."""
+        out = []
+        for h in [h for h in state.hours if h < start_ms]:
+            del state.hours[h]  # yesterday's hours
+        for h in range(start_ms, end_ms, HOUR_MS):
+            h_end = min(h + HOUR_MS, end_ms)
+            cached = state.hours.get(h)
+            if cached is not None and h_end == h + HOUR_MS and cached[1] >= h_end + MINUTE_MS \
+                    and time.monotonic() - cached[0] < self.hour_ttl_s:
+                out.append(cached[2])
+                continue
+            r = compute_park_share(self.store, park, h, h_end, self.settings)
+            point = {"start_ms": h, "end_ms": h_end, "value": r.value, "status": r.status,
+                     "completeness": round(r.completeness, 4)}
+            state.hours[h] = (time.monotonic(), time.time() * 1000, point)
+            out.append(point)
+        return out
+
+
+def _finite(x: Any) -> Any:
+    """The body with every NaN or infinity as None: JSON has no such numbers (browsers refuse them)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _latest(engine: Engine, park: str, since_ms: int) -> list[dict[str, Any]]:
+    """Every point of the park with its device and its newest reading since ``since_ms`` (None: none)."""
+    pt, dv, en, pk, rd = s.points, s.devices, s.enterprises, s.parks, s.readings
+    newest = (select(func.max(rd.c.ts)).where(rd.c.point_id == pt.c.id, rd.c.ts >= since_ms)
+              .correlate(pt).scalar_subquery())
+    x = (select(pt.c.id.label("pid"), pt.c.metric, en.c.key.label("ent"), dv.c.key.label("dev"),
+                dv.c.name.label("dev_name"), dv.c.kind.label("dev_kind"), newest.label("ts"))
+         .select_from(pt.join(dv, dv.c.id == pt.c.device_id).join(en, en.c.id == dv.c.enterprise_id)
+                      .join(pk, pk.c.id == en.c.park_id))
+         .where(pk.c.key == park).subquery())
+    q = (select(x, rd.c.value, rd.c.quality)
+         .select_from(x.outerjoin(rd, and_(rd.c.point_id == x.c.pid, rd.c.ts == x.c.ts)))
+         .order_by(x.c.ent, x.c.dev, x.c.pid))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _usable(v: float | None) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _power_points(latest: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The power points of each source; grid: active power of the devices metering the park's import
+    or export (the boundary meters the share counts), not of sub-meters."""
+    boundary = {(r["ent"], r["dev"]) for r in latest if r["metric"] in GRID_COUNTERS or r["dev_kind"] == "grid_meter"}
+    out: dict[str, list[dict[str, Any]]] = {k: [] for k in POWER_METRICS}
+    for r in latest:
+        for source, metric in POWER_METRICS.items():
+            if r["metric"] == metric and (source != "grid" or (r["ent"], r["dev"]) in boundary):
+                out[source].append(r)
+    return out
+
+
+def _power(store: Store, latest: Sequence[dict[str, Any]], now_ms: int) -> dict[str, Any]:
+    by_source = _power_points(latest)
+    now: dict[str, Any] = {}
+    for source, rows in by_source.items():
+        good = [r for r in rows if r["ts"] is not None and quality.is_good(r["quality"]) and _usable(r["value"])]
+        now[source] = {"kw": round(sum(r["value"] for r in good), 3) if good else None,
+                       "points": len(rows), "reporting": len(good)}
+    return {"unit": "kW", "now": now, "history": _history(store, by_source, now_ms)}
+
+
+def _history(store: Store, by_source: dict[str, list[dict[str, Any]]], now_ms: int) -> dict[str, Any]:
+    """Per minute of the last ``HISTORY_MINUTES``: each source's points' mean good values, summed."""
+    start = (now_ms // MINUTE_MS - HISTORY_MINUTES + 1) * MINUTE_MS
+    buckets = list(range(start, now_ms + 1, MINUTE_MS))
+    ids = [r["pid"] for rows in by_source.values() for r in rows]
+    means: dict[int, dict[int, float]] = {pid: {} for pid in ids}
+    # minutes before the rollups' backlog come from the rollups, the rest (at least the minute still
+    # running) from the raw readings: the whole window only when nothing refreshes the rollups
+    backlog = store.rollup_backlog_from()
+    raw_from = now_ms // MINUTE_MS * MINUTE_MS if backlog is None else max(start, backlog // MINUTE_MS * MINUTE_MS)
+    rolled = store.rollups(ids, start, raw_from, "1m") if raw_from > start else {}
+    for pid, rolled_rows in rolled.items():
+        for row in rolled_rows:
+            if row.bucket_ms < raw_from and row.mean is not None and math.isfinite(row.mean):
+                means[pid][row.bucket_ms] = row.mean
+    sums: dict[tuple[int, int], list[float]] = {}
+    for pid, raw in store.readings(ids, raw_from, now_ms + 1).items():
+        for ts, value, q in raw:
+            if value is not None and quality.is_good(q) and math.isfinite(value):
+                sums.setdefault((pid, ts // MINUTE_MS * MINUTE_MS), []).append(value)
+    for (pid, bucket), values in sums.items():
+        means[pid][bucket] = sum(values) / len(values)
+    out: dict[str, Any] = {"bucket_ms": MINUTE_MS, "t": buckets}
+    for source, rows in by_source.items():
+        series: list[float | None] = []
+        for b in buckets:
+            have = [means[r["pid"]][b] for r in rows if b in means[r["pid"]]]
+            series.append(round(sum(have), 3) if have else None)
+        out[source] = series
+    return out
+
+
+def _devices(latest: Sequence[dict[str, Any]], stale_after_s: int) -> dict[str, Any]:
+    """Devices with no usable (good or uncertain) fresh reading on any point: bad quality (the reason of
+    one of them), or silent for ``stale_after_s``; ``degraded`` counts devices with any such point."""
+    devices: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in latest:
+        devices.setdefault((r["ent"], r["dev"]), []).append(r)
+    offline, degraded = [], 0
+    for (ent, dev), rows in devices.items():
+        fresh = [r for r in rows if r["ts"] is not None]
+        ok = [r for r in fresh if quality.quality_class(r["quality"]) != quality.QualityClass.BAD]
+        if len(ok) < len(rows):
+            degraded += 1
+        if ok:
+            continue
+        if fresh:
+            why = quality.reason(fresh[0]["quality"]).name.lower()
+            last = max(r["ts"] for r in fresh)
+        else:
+            why, last = "stale", None
+        offline.append({"enterprise": ent, "device": dev, "name": rows[0]["dev_name"] or "", "reason": why,
+                        "last_ms": last})
+    return {"total": len(devices), "offline": len(offline), "degraded": degraded, "stale_after_s": stale_after_s,
+            "offline_devices": offline}
+
+
+def _alerts(engine: Engine, park: str, limit: int = 50) -> dict[str, Any]:
+    """The park's firing alerts, most severe and newest first, with the text of their firing event."""
+    a, ev = t.alerts, t.alert_events
+    rank = case((a.c.severity == "critical", 0), (a.c.severity == "warning", 1), else_=2)
+    q = (select(a.c.id, a.c.rule_id, a.c.severity, a.c.kind, a.c.system, a.c.enterprise, a.c.device, a.c.metric,
+                a.c.fired_ms, a.c.value, a.c.threshold, a.c.unit, a.c.acked_by, a.c.detail,
+                ev.c.title_zh, ev.c.text_zh, ev.c.text_en)
+         .join(ev, and_(ev.c.alert_id == a.c.id, ev.c.event == "firing"))
+         .where(a.c.park == park, a.c.state == "firing")
+         .order_by(rank, a.c.fired_ms.desc(), a.c.id.desc()))
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(a).where(a.c.park == park, a.c.state == "firing")
+                             ).scalar_one()
+        rows = conn.execute(q.limit(limit)).all()
+    items = []
+    for r in rows:
+        d = dict(r._mapping)
+        detail = json.loads(d.pop("detail") or "{}")
+        d["name_zh"], d["name_en"] = detail.get("name_zh", ""), detail.get("name_en", "")
+        items.append(d)
+    return {"firing": int(total), "items": items}
+
+
+# ---- routes ------------------------------------------------------------------------------------
+def _board(request: Request) -> LiveBoard:
+    board: LiveBoard = request.app.state.board
+    return board
+
+
+StaleAfter = Annotated[int, Query(ge=10, le=86_400, description="a reading older than this (s) is stale")]
+
+
+async def _snapshot(board: LiveBoard, park: str, stale_after_s: int) -> dict[str, Any]:
+    try:
+        return await anyio.to_thread.run_sync(board.snapshot, park, stale_after_s)
+    except LookupError as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+
+
+async def _pause(board: LiveBoard, seconds: float) -> bool:
+    """Sleep ``seconds`` in quarter-second steps; True as soon as the board closes."""
+    steps = max(1, math.ceil(seconds / 0.25))
+    for _ in range(steps):
+        if board.closing.is_set():
+            return True
+        await anyio.sleep(seconds / steps)
+    return board.closing.is_set()
+
+
+def _event(body: dict[str, Any], n: int, event: str | None = None) -> bytes:
+    head = f"id: {n}\n" + (f"event: {event}\n" if event else "") + ("retry: 3000\n" if n == 1 else "")
+    return (head + "data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
+
+
+@router.get("/api/v1/parks/{park}/live", summary="Live board stream: the park every few seconds (实时数据流, SSE)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "server-sent events; each `data:` is the snapshot body"}})
+async def live(request: Request, park: str,
+               every: Annotated[float, Query(ge=1, le=60, description="seconds between events")] = 2.0,
+               stale_after_s: StaleAfter = 300) -> StreamingResponse:
+    board = _board(request)
+    first = await _snapshot(board, park, stale_after_s)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[bytes]:
+        board.streams += 1
+        try:
+            body: dict[str, Any] | None = first
+            n = 0
+            while True:
+                n += 1
+                if body is not None:
+                    yield _event(body, n)
+                if await _pause(board, every):  # cancelled when the client goes (Starlette watches)
+                    return
+                try:
+                    body = await anyio.to_thread.run_sync(board.snapshot, park, stale_after_s)
+                except LookupError as exc:
+                    yield _event({"detail": str(exc)}, n + 1, "problem")
+                    return
+                except Exception as exc:  # e.g. the database away for a moment: say so, try again
+                    log.warning("live board %s: %s", park, exc)
+                    body = None
+                    yield _event({"detail": f"snapshot failed: {exc}"}, n, "problem")
+        finally:
+            board.streams -= 1
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/v1/parks/{park}/live/snapshot", summary="The live board's data once (实时看板数据)")
+async def live_snapshot(request: Request, park: str, stale_after_s: StaleAfter = 300) -> dict[str, Any]:
+    return await _snapshot(_board(request), park, stale_after_s)
+
+
+@router.get("/board/", response_class=HTMLResponse, summary="The parks' live boards (实时看板列表)")
+async def boards(request: Request) -> HTMLResponse:
+    parks = await anyio.to_thread.run_sync(_board(request).store.parks)
+    items = "".join(f'<li><a href="{html.escape(p.key)}">{html.escape(p.name_zh)} · {html.escape(p.name_en)}</a>'
+                    f" <code>{html.escape(p.key)}</code></li>" for p in parks)
+    return HTMLResponse(_PAGE_FRAME.format(title="园区实时看板 · Live boards",
+                                           body=f"<ul>{items}</ul>" if parks else
+                                           "<p>还没有登记园区 · no park is registered yet</p>"))
+
+
+@router.get("/board/{park}", response_class=HTMLResponse, summary="A park's live board (园区实时看板)")
+async def board_page(request: Request, park: str) -> HTMLResponse:
+    parks = await anyio.to_thread.run_sync(_board(request).store.parks)
+    if park not in {p.key for p in parks}:
+        msg = (f"<p>园区 <code>{html.escape(park)}</code> 未登记 · park <code>{html.escape(park)}</code> is not "
+               'registered. <a href="./">所有园区 · all parks</a></p>')
+        return HTMLResponse(_PAGE_FRAME.format(title="404", body=msg), status_code=404)
+    page = (STATIC_DIR / "board.html").read_text(encoding="utf-8")
+    return HTMLResponse(page.replace("{{park}}", html.escape(park)))
+
+
+_PAGE_FRAME = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="../static/board.css"></head><body class="plain"><h1>{title}</h1>{body}</body></html>"""

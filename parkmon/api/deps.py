@@ -1,0 +1,99 @@
+"""Shared dependencies (``Annotated`` aliases) and the health route."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from sqlalchemy import Engine
+
+from ingest.store import Store, StoreError
+from parkmon.api.tenancy import Principal, principal
+
+# Bounds of numbers that reach SQL: beyond them SQLite (64-bit) or PostgreSQL (INTEGER ids are 32-bit)
+# fails with an overflow, a 500; with them the caller gets a 422 naming the parameter.
+ID_MAX = 2**31 - 1
+MS_MAX = 32_503_680_000_000  # 3000-01-01 UTC in epoch ms, the wire contract's limit
+RowId = Annotated[int, Path(ge=1, le=ID_MAX)]
+QueryMs = Annotated[int | None, Query(ge=0, lt=MS_MAX, description="epoch ms")]
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def require_park(store: Store, park: str) -> None:
+    """404 with the way out, unless ``park`` is registered."""
+    if park not in {p.key for p in store.parks()}:
+        raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.store.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def actor_of(request: Request) -> str:
+    """Who makes a write, for the audit log: the token's holder; with authentication off (demo, tests)
+    the X-Parkmon-Actor header or "api"."""
+    if getattr(request.app.state, "auth", None) is not None:
+        return principal(request).name
+    return (request.headers.get("x-parkmon-actor") or "api")[:128]
+
+
+def get_actor(request: Request, x_parkmon_actor: Annotated[str | None, Header(max_length=128)] = None) -> str:
+    return actor_of(request)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+async def refuse_nul(request: Request) -> None:
+    """422 for a NUL character (U+0000) in the path, the query or a JSON body: no parkmon text holds one,
+    and PostgreSQL text cannot store one (it was a 500 from deep inside the handler)."""
+    where = "path" if "\x00" in request.scope["path"] else next(
+        (f"query parameter {k!r}" for k, v in request.query_params.multi_items() if "\x00" in k + v), None)
+    if where is None and request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()  # read once by FastAPI already: cached
+        if b"\\u0000" in body:
+            with contextlib.suppress(ValueError):  # not JSON: FastAPI's own 422 says so
+                where = _nul_at(json.loads(body), "body")
+    if where is not None:
+        raise HTTPException(422, f"{where} contains a NUL character (\\u0000); parkmon accepts none in any text")
+
+
+def _nul_at(value: Any, at: str) -> str | None:
+    """Where in a JSON document a text holds NUL (e.g. body.events[0].id), or None."""
+    if isinstance(value, str):
+        return at if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        key = f"{at}.{k}" if isinstance(k, str) else f"{at}[{k}]"
+        found = at if isinstance(k, str) and "\x00" in k else _nul_at(v, key)
+        if found:
+            return found
+    return None
+
+
+ActorDep = Annotated[str, Depends(get_actor)]
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/health", summary="Liveness: the database answers (健康检查); ?readings=true adds the row count")
+def health(store: StoreDep, readings: bool = False) -> dict[str, Any]:
+    # probes call this every few seconds: a ping, not a count over every reading (a full scan on a big park)
+    try:
+        store.ping()
+    except StoreError as exc:
+        raise HTTPException(503, f"the database does not answer: {exc}") from None
+    return {"status": "ok", "readings": store.count_readings()} if readings else {"status": "ok"}

@@ -1,0 +1,82 @@
+"""Registry routes: parks and their points."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ingest.records import registry as reg
+from parkmon.api.deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
+from parkmon.api.tenancy import visible_parks
+from parkmon.common.metrics import System
+
+router = APIRouter(tags=["registry"])
+
+
+class DeviceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    kind: str = ""
+    system: System | None = None
+    expected: bool = True
+    production: bool = False
+
+
+@router.get("/parks", summary="Parks (园区列表): those the caller may see")
+def parks(store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
+    seen = visible_parks(who, store)
+    return [
+        {"key": p.key, "name_zh": p.name_zh, "name_en": p.name_en, "park_class": p.park_class, "region": p.region}
+        for p in store.parks() if seen is None or p.key in seen
+    ]
+
+
+@router.get("/parks/{park}/points", summary="Points of a park (测点列表)")
+def points(store: StoreDep, park: str, metric: str | None = None) -> list[dict[str, Any]]:
+    require_park(store, park)
+    found = store.points(park, metrics=[metric] if metric else None)
+    return [
+        {"id": p.id, "key": p.key, "enterprise": p.enterprise, "device": p.device, "point": p.point,
+         "metric": p.metric, "unit": p.unit, "kind": p.kind, "label": p.label}
+        for p in found
+    ]
+
+
+@router.get("/parks/{park}/gateways", summary="Gateways: online, buffer backlog, device health (网关状态)")
+def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
+    require_park(store, park)
+    return [
+        {"enterprise": g.enterprise, "gateway": g.gateway, "online": g.online, "status_ms": g.status_ms,
+         "health_ms": g.health_ms, "health": json.loads(g.health_json) if g.health_json else None}
+        for g in store.gateways(park)
+    ]
+
+
+@router.get("/parks/{park}/devices", summary="Devices with kind, system and expectation (设备台账)")
+def devices(engine: EngineDep, park: str) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return reg.devices(conn, park)
+
+
+@router.put("/parks/{park}/enterprises/{enterprise}/devices/{device}",
+            summary="Register or edit a device (设备登记)")
+def put_device(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, device: str,
+               body: DeviceBody) -> dict[str, Any]:
+    try:
+        entry = reg.DeviceEntry.model_validate({"id": device, **body.model_dump(exclude_none=True)})
+    except ValidationError as exc:
+        raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
+    with engine.begin() as conn:
+        return reg.put_device_api(conn, park, enterprise, entry, actor)
+
+
+@router.put("/parks/{park}", summary="Register or edit a park, enterprises and devices from a registry document "
+            "(园区登记, the shape of a registry YAML file)")
+def put_park(engine: EngineDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
+    if body.park.key != park:
+        raise HTTPException(422, f"the document describes park {body.park.key!r}, not {park!r}")
+    with engine.begin() as conn:
+        return reg.load(conn, body, actor)
