@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,13 +27,13 @@ from sqlalchemy import and_, delete, func, insert, select
 from analytics.factors import load_factors
 from analytics.indicators.new_energy_share import Flows, compute_share
 from analytics.park_energy import energy_results, uses_by_enterprise
-from analytics.park_share import CHINA, ParkFlows, park_flows
+from analytics.park_share import ParkFlows, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
 from ingest.store import schema as s
+from parkmon.common.clock import CHINA, HOUR_MS, now_ms
 
 log = logging.getLogger(__name__)
 
-HOUR_MS = 3_600_000
 _DAY_OFFSET_MS = 8 * HOUR_MS  # China days start at 16:00 UTC
 _SHARE_COLUMNS = ("imp", "exp", "re_gen", "charge", "discharge", "curtailed", "re_used", "consumption",
                   "pool_kwh", "pool_re_kwh", "target")  # park rows only
@@ -69,7 +68,7 @@ class BoardFeed:
         self.config = config or FeedConfig()
         self.settings = settings or load_share_settings()
         self.factors = load_factors()
-        self._clock = clock or (lambda: time.time_ns() // 1_000_000)
+        self._clock = clock or (lambda: now_ms())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="board-feed", daemon=True)
         self.rounds = 0

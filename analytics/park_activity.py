@@ -8,8 +8,9 @@ from datetime import date, datetime, time, timedelta
 from analytics.counters import Reading
 from analytics.indicators.activity_index import DayIndex, ElectricityActivityIndex, compute_index
 from analytics.indicators.base import IndicatorResult
-from analytics.park_share import CHINA, FLOW_METRICS, ShareStore, pooled_flows, require_park
+from analytics.park_share import FLOW_METRICS, ShareStore, pooled_flows, require_park
 from analytics.targets import ShareSettings, load_share_settings
+from parkmon.common.clock import CHINA
 
 
 def day_edges(first: date, last: date) -> list[int]:

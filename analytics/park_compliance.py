@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.indicators.pollutant_compliance import Judgement, PollutantCompliance, judge
-from analytics.park_share import CHINA, ShareStore, require_park
+from analytics.park_share import ShareStore, require_park
 from analytics.targets import defaults_section
 from parkmon.common import emissions as em
+from parkmon.common.clock import CHINA
 from parkmon.common.hj212_codes import METRIC_CODES
 
 HOUR_RECORDS, SAMPLES = "hj212_hour_records", "samples"

@@ -20,8 +20,9 @@ from analytics.indicators.comprehensive_energy import (
     SteamMethod,
     compute,
 )
-from analytics.park_share import CHINA, ShareStore, require_park
+from analytics.park_share import ShareStore, require_park
 from analytics.rollup_feed import Source, StepStore, plan, point_totals
+from parkmon.common.clock import CHINA
 
 # EnergyUse field -> the counter metrics summed into it (the metrics' units are the field's)
 CARRIERS: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,8 @@ from analytics.indicators.intensity import (
     water_target,
 )
 from analytics.park_energy import compute_energy, counter_totals
-from analytics.park_share import CHINA, ShareStore
+from analytics.park_share import ShareStore
+from parkmon.common.clock import CHINA
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:

@@ -6,15 +6,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
-from zoneinfo import ZoneInfo
 
 from analytics.counters import Reading, edges, interval_energy
 from analytics.indicators.base import IndicatorResult
 from analytics.indicators.new_energy_share import Flows, NewEnergyShare, compute_share
 from analytics.rollup_feed import Source, StepStore, plan, pooled_steps
 from analytics.targets import ShareSettings, Target, load_share_settings, target_for
-
-CHINA = ZoneInfo("Asia/Shanghai")  # target years follow the calendar the park reports in
+from parkmon.common.clock import CHINA
 
 # flow -> metrics whose counters feed it (summed over the park's enterprises and devices)
 FLOW_METRICS: dict[str, tuple[str, ...]] = {

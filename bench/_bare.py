@@ -14,6 +14,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.client import AsyncModbusTcpClient
 
+from parkmon.common.clock import now_ms
+
 
 async def main(mqtt_port: int, ports: list[int], units: int, topic: str) -> None:
     pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bare-loop")
@@ -29,7 +31,7 @@ async def main(mqtt_port: int, ports: list[int], units: int, topic: str) -> None
     while not stop.is_set():
         await asyncio.sleep(max(0.0, next_at - time.time()))
         next_at += 1
-        ts = time.time_ns() // 1_000_000
+        ts = now_ms()
 
         async def read(c: AsyncModbusTcpClient, u: int) -> tuple[float, ...]:
             rr = await c.read_holding_registers(0, count=50, device_id=u)

@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 
 def point_names(points: int) -> list[str]:
@@ -32,7 +33,7 @@ def point_names(points: int) -> list[str]:
 def main() -> None:
     port, first, count, points, rate = (int(a) for a in sys.argv[1:6])
     seconds, stats = float(sys.argv[6]), Path(sys.argv[7])
-    t0 = int(sys.argv[8]) if len(sys.argv) > 8 else time.time_ns() // 1_000_000
+    t0 = int(sys.argv[8]) if len(sys.argv) > 8 else now_ms()
     window = 200
     acked = threading.Semaphore(window)
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-gw-{first}",
@@ -54,7 +55,7 @@ def main() -> None:
     while time.monotonic() < deadline:
         ts = t0 + cycle * 1000  # every cycle is one more second of meter time: distinct (point, ts)
         for gw, topic in gws:
-            payload = (f'{{"v":{wire.VERSION},"gw":"{gw}","seq":{cycle + 1},"sent":{time.time_ns() // 1_000_000},'
+            payload = (f'{{"v":{wire.VERSION},"gw":"{gw}","seq":{cycle + 1},"sent":{now_ms()},'
                        f'"samples":[{samples_tmpl.format(ts=ts, v=cycle % 1000)}]}}').encode()
             while not acked.acquire(timeout=1.0):
                 if time.monotonic() > deadline + 30:

@@ -53,6 +53,7 @@ from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store, pg_layout
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on", "shared_buffers": "1GB",
            "max_wal_size": "8GB", "checkpoint_timeout": "30min", "max_connections": "50"}
@@ -366,7 +367,7 @@ def main() -> int:
         work = Path(tmp)
 
         url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
         # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape

@@ -70,6 +70,7 @@ from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store, pg_layout
 from ingest.store.rollups import DAY_MS, HOUR_MS
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 GROUP = "bench"
 DATA = f"{wire.TOPIC_ROOT}/+/+/+/data"
@@ -323,7 +324,7 @@ def rollup_steady(dsn: str, url: str, pg_datadir: Path, cadence_s: float = 30.0)
     from raw, the hour from its minutes and the day from its hours. Here every point has half an
     hour of minute rows and half a day of hour rows already (the average position in an hour and a
     day), then 30 s of readings at 10 s (3 per point) arrive and the rollups are refreshed; twice."""
-    day0 = (time.time_ns() // 1_000_000 + 3 * DAY_MS + 8 * HOUR_MS) // DAY_MS * DAY_MS - 8 * HOUR_MS
+    day0 = (now_ms() + 3 * DAY_MS + 8 * HOUR_MS) // DAY_MS * DAY_MS - 8 * HOUR_MS
     t = day0 + 12 * HOUR_MS + 30 * 60_000  # 12:30 in the park's day (UTC+8)
 
     def at(ms: int) -> datetime:
@@ -439,7 +440,7 @@ def main() -> int:
     with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-scale-") as tmp:
         work = Path(tmp)
         url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         emit({"phase": "setup", "points": len(pids), "cores": os.cpu_count(),
               "preload": preload(dsn, pids, args.preload, now) if args.preload else {"rows": 0},
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})

@@ -20,6 +20,7 @@ from edge_agent.hj212.from_samples import PeriodRecords, realtime_records
 from edge_agent.publisher import Publisher
 from edge_agent.sample_filter import SampleFilter
 from parkmon.common import metrics, quality, wire
+from parkmon.common.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def build_meta(cfg: AgentConfig) -> wire.Meta:
         for d in cfg.devices
         for p in d.points
     }
-    return wire.Meta(wire.VERSION, cfg.gateway.id, time.time_ns() // 1_000_000, points,
+    return wire.Meta(wire.VERSION, cfg.gateway.id, now_ms(), points,
                      {d.id: d.name for d in cfg.devices})
 
 
@@ -120,13 +121,13 @@ class Agent:
             samples = await drv.read()
             h.polls += 1
             h.requests = int(getattr(drv, "requests", 0))
-            h.last_poll_ms = time.time_ns() // 1_000_000
+            h.last_poll_ms = now_ms()
             self._note_state(dev, h, samples)
             if dev.id in self.forwarders and dev.id not in self._pushing:
                 for fw in self.forwarders[dev.id]:  # a polled outlet: the gateway is its data logger
                     fw.relay_all(realtime_records(dev, samples, fw.up.mn, fw.up.st))
                     periods = self._periods.setdefault((dev.id, id(fw)), PeriodRecords(dev, fw))
-                    periods.add(samples, time.time_ns() // 1_000_000)
+                    periods.add(samples, now_ms())
             self._pending.extend(self.filter.apply(samples))
             next_at += step
             now = time.time()
@@ -152,7 +153,7 @@ class Agent:
     def health_report(self) -> wire.Health:
         batches, samples, oldest = self.buffer.depth()
         return wire.Health(
-            wire.VERSION, self.cfg.gateway.id, time.time_ns() // 1_000_000,
+            wire.VERSION, self.cfg.gateway.id, now_ms(),
             round(time.monotonic() - self._started, 1),
             {d: wire.DeviceHealth(h.up, h.polls, h.errors, h.late_cycles, h.requests)
              for d, h in self.health.items()},

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 from edge_agent.drivers.base import Sample
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -47,7 +47,7 @@ class DiskBuffer:
     def append(self, samples: list[Sample], max_samples: int) -> list[int]:
         """Write samples as one or more batches in one transaction; returns their seqs."""
         seqs: list[int] = []
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

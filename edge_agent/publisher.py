@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.buffer import DiskBuffer
 from edge_agent.config import AgentConfig
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Publisher:
 
     def _status(self, state: str) -> bytes:
         return wire.encode(wire.Status(wire.VERSION, self.cfg.gateway.id, state,  # type: ignore[arg-type]
-                                       time.time_ns() // 1_000_000, "parkmon-edge"))
+                                       now_ms(), "parkmon-edge"))
 
     def _make_client(self) -> mqtt.Client:
         m = self.cfg.mqtt

@@ -9,12 +9,14 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ingest.mqtt.config import IngestConfig
 from ingest.store import Store, open_store
 from ingest.store.base import Retention
+from parkmon.common.clock import CHINA as CST
+from parkmon.common.clock import now_ms
 from parkmon.common.env import default_db
 from parkmon.common.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
     from analytics.alerts.service import AlertService
     from ingest.mqtt.consumer import Ingestor
 
-CST = timezone(timedelta(hours=8), "UTC+8")
 DB_HELP = ("database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user@host/parkmon (password: PGPASSWORD); "
            "default: $PARKMON_DB_URL, else sqlite:///parkmon.db")
 
@@ -160,7 +161,7 @@ def _migrate(db: str, show: bool) -> int:
 def _completeness(store: Store, park: str, days: int) -> int:
     from ingest.store.rollups import DAY_MS, LEVELS
 
-    today = LEVELS["1d"].floor(time.time_ns() // 1_000_000)
+    today = LEVELS["1d"].floor(now_ms())
     rows = store.completeness(park, today - (days - 1) * DAY_MS, today + DAY_MS, daily=True)
     if not rows:
         print(f"no batches from park {park!r} in the last {days} days: check the park id and that ingest runs",

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
+from parkmon.common.clock import CHINA
 from parkmon.common.netutil import free_port
-from simulators.physics import CHINA
 
 
 def _parser() -> argparse.ArgumentParser:

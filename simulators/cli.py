@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
+from parkmon.common.clock import CHINA
 from simulators.definition import DefinitionError
-from simulators.physics import CHINA
 from simulators.runner import SimulatedPark
 
 

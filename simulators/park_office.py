@@ -16,7 +16,6 @@ import math
 import random
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -26,8 +25,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from parkmon.common import wire
+from parkmon.common.clock import CHINA, now_ms
 from simulators.definition import ParkDef
-from simulators.physics import CHINA, local_hour
+from simulators.physics import local_hour
 
 OPERATOR = "park"  # the park's operating company: owner of the gates in the registry
 GATES = ("east", "west")
@@ -163,7 +163,7 @@ class ParkOffice:
 
     # ---- loop ---------------------------------------------------------------------------------
     def tick(self, sim_ms: int, dt_s: float) -> int:
-        wall_ms = time.time_ns() // 1_000_000
+        wall_ms = now_ms()
         events = self.traffic.step(sim_ms, dt_s, wall_ms)
         for ev in events:  # a camera stamps each passage on its own; compressed time must not merge them
             ev["ts"] = self._last_ts = max(ev["ts"], self._last_ts + 1)
@@ -174,7 +174,7 @@ class ParkOffice:
 
     def start(self, sim_clock: Any, every_s: float = 1.0) -> ParkOffice:
         """Run in a thread; ``sim_clock()`` gives the simulator's current simulated time (ms)."""
-        self.setup(time.time_ns() // 1_000_000)
+        self.setup(now_ms())
 
         def run() -> None:
             last = sim_clock()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
-CHINA = timezone(timedelta(hours=8))
+from parkmon.common.clock import CHINA
 
 
 def local_hour(sim_ms: int) -> float:

@@ -26,13 +26,13 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from parkmon.common.clock import CHINA
 from parkmon.common.netutil import free_port
 from simulators.definition import ParkDef, load_definition, parse_definition
 from simulators.edge_configs import edge_configs, park_info
 from simulators.engine import FAULTS, TickEngine
 from simulators.ground_truth import GroundTruthWriter
 from simulators.park import PROFILES, ParkModel
-from simulators.physics import CHINA
 from simulators.registers import BIT_TABLES, FC, profile_points, table_sizes
 
 __all__ = ["FAULTS", "PROFILES", "SimulatedPark", "ThreadedPark", "default_sim_start", "start_in_thread"]

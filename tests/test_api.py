@@ -11,6 +11,7 @@ from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import quality, wire
+from parkmon.common.clock import now_ms
 
 T0 = 1_763_800_000_000
 
@@ -112,11 +113,10 @@ def test_gateways_show_status_and_latest_health(store: Store) -> None:
 
 
 def test_completeness_per_day_and_rollups_of_a_point(store: Store) -> None:
-    import time
 
     from ingest.store.rollups import LEVELS
 
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     store.upsert_park("demo", "示范零碳产业园", "Demo zero-carbon park", "zero_carbon", "内蒙古")
     for seq in (1, 2, 4):  # seq 3 never arrived
         store.write_batches([IncomingBatch("demo", "e01", "gw1", wire.Batch(

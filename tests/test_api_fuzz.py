@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,11 @@ from ingest.store import Store, open_store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 from simulators.definition import DEFAULT_PARK
 from tests.pg_server import Postgres
 
-NOW = time.time_ns() // 1_000_000
+NOW = now_ms()
 KNOWN = {  # real keys of the seeded park, by path parameter name
     "park": ["demo"], "enterprise": ["e01", "e02"], "device": ["grid", "pv1", "gd1"], "region": ["内蒙古自治区"],
     "key": ["tank1"], "manifest_no": ["M1-01"],

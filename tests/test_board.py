@@ -29,6 +29,7 @@ from ingest.mqtt.broker import Mosquitto
 from ingest.store import Store, open_store
 from parkmon.api.app import create_app
 from parkmon.common import quality
+from parkmon.common.clock import now_ms
 from parkmon.common.netutil import free_port
 from tests.mqtt_util import wait_for
 from tests.test_e2e_park import RunningAgents
@@ -87,17 +88,17 @@ def small_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
     url = f"sqlite:///{tmp_path / 'board.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     store = open_store(url)
     store.create_schema()
-    now_ms = time.time_ns() // 1_000_000
-    _small_park(store, now_ms)
+    t_now = now_ms()
+    _small_park(store, t_now)
     rule = Rule(id="pv_low", kind="threshold", metric="pv.power", threshold=500, op="<", severity="critical",
                 system="energy", name_zh="光伏功率偏低", name_en="PV power low")
     with store.engine.begin() as conn:
         alert_store.fire(conn, rule, alert_store.Subject("p1/e1/pv1/power", "p1", "e1", "pv1", "pv.power", "kW",
-                                                         "光伏功率", "测试零碳园区"), now_ms, now_ms, 360.0, 360.0)
+                                                         "光伏功率", "测试零碳园区"), t_now, t_now, 360.0, 360.0)
     app = create_app(store)
     try:
         with serve(app) as api:
-            yield api.base, app, now_ms
+            yield api.base, app, t_now
     finally:
         store.close()
 
@@ -356,7 +357,7 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             #    share is exactly what the indicator API answers for the same window
             p.agents.stop()
             wait_for(lambda: _settled(p.store), timeout=20, what="the last readings stored and rolled up")
-            settled_ms = time.time_ns() // 1_000_000
+            settled_ms = now_ms()
             page.wait_for_function(f"Date.parse(window.parkmonBoard.last.share.period_end) > {settled_ms}",
                                    timeout=10_000)
             last = page.evaluate("window.parkmonBoard.last.share")
@@ -424,7 +425,7 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
     chromium = _chromium()
     store = open_store(f"sqlite:///{tmp_path / 'auth.db'}")
     store.create_schema()
-    _small_park(store, time.time_ns() // 1_000_000)
+    _small_park(store, now_ms())
     with store.engine.begin() as conn:
         token = create_token(conn, principal_of("operator", "park office", park="p1"))
         token_id = conn.execute(text("SELECT max(id) FROM api_tokens")).scalar_one()

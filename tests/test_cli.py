@@ -13,6 +13,7 @@ from ingest.store import migrate, open_store
 from ingest.store.base import IncomingBatch
 from parkmon.cli import COMMANDS
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 T0 = 1_763_800_000_000
 
@@ -69,7 +70,6 @@ def test_indicators_share_on_a_stored_park(tmp_path: Path) -> None:
 
 
 def test_ingest_store_commands_migrate_maintain_and_report_completeness(tmp_path: Path) -> None:
-    import time
 
     url = f"sqlite:///{tmp_path / 'p.db'}"
     out = _parkmon("ingest", "migrate", "--db", url)
@@ -77,7 +77,7 @@ def test_ingest_store_commands_migrate_maintain_and_report_completeness(tmp_path
     assert f"none -> {migrate.head()}" in out.stdout
     st = open_store(url)
     st.create_schema()
-    now = time.time_ns() // 1_000_000
+    now = now_ms()
     for seq in (1, 2, 4):  # seq 3 lost
         st.write_batches([IncomingBatch("demo", "e01", "gw", wire.Batch(1, "gw", seq, now, [
             ("m.p", now - 5000 + seq, 1.0, 0)]), now)])

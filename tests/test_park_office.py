@@ -6,7 +6,6 @@ simulator sent (its own count is the ground truth)."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from ingest.mqtt.config import IngestConfig
 from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
 from parkmon.api.app import create_app
+from parkmon.common.clock import now_ms
 from parkmon.common.netutil import free_port
 from parkmon.demo import _start_api
 from simulators.definition import load_definition, parse_definition
@@ -51,7 +51,7 @@ def test_a_simulated_day_of_the_park_office_arrives_whole(pg_store: Store, mosqu
     office = ParkOffice(spec, seed=7, api_base=base, mqtt_host="127.0.0.1", mqtt_port=mosquitto.port)
     try:
         assert ing.connected.wait(10)
-        office.setup(time.time_ns() // 1_000_000)
+        office.setup(now_ms())
         sent_in = sent_out = messages = 0
         sim = default_sim_start()
         for _minute in range(24 * 60):  # a simulated day, a tick per simulated minute

@@ -33,6 +33,7 @@ from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 from tests.mqtt_util import wait_for
 
 PARK = "p01"
@@ -148,7 +149,7 @@ class Gateway(threading.Thread):
         while not self.halt.is_set():
             seq += 1
             ts = self.t0_ms + seq * 1000
-            payload = wire.encode(wire.Batch(1, self.gw, seq, time.time_ns() // 1_000_000,
+            payload = wire.encode(wire.Batch(1, self.gw, seq, now_ms(),
                                              [(f"m0.p{j:02d}", ts, self.value(seq, j), 0)
                                               for j in range(self.points)]))
             info = self.client.publish(topic, payload, qos=1)
@@ -234,7 +235,7 @@ def test_bridged_region_two_workers_nothing_lost_or_doubled(
         wait_for(lambda: bridge_state(park) == "1", 15, "the bridge up")
 
         n_gw, points, every = 4, 40, 0.05  # 4 gateways x 20 batches/s, until the phases are done
-        t0 = time.time_ns() // 1_000_000 - 3_600_000
+        t0 = now_ms() - 3_600_000
         gateways += [Gateway(park.port, i, points, every, t0) for i in range(n_gw)]
         for g in gateways:
             g.start()

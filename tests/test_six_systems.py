@@ -6,7 +6,6 @@ refused with a clear error and nothing else is lost."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 from simulators.definition import DEFAULT_PARK
 from simulators.physics import CHINA
 from tests.mqtt_util import publish_all, publisher, wait_for
 
-NOW = time.time_ns() // 1_000_000
+NOW = now_ms()
 DAY = 86_400_000
 API = "/api/v1/parks/demo"
 

@@ -27,12 +27,10 @@ from ingest.store import Store
 from ingest.store import record_tables as t
 from ingest.store import schema as s
 from ingest.store.base import IncomingBatch
+from parkmon.common.clock import HOUR_MS
 from parkmon.common.metrics import METRICS
 
 log = logging.getLogger("parkmon.alerts")
-HOUR_MS = 3_600_000
-
-
 @dataclass(frozen=True)
 class _PointCtx:
     subject: db.Subject
@@ -270,7 +268,8 @@ class AlertEngine:
 
         from analytics.indicators.key_energy_users import rank
         from analytics.park_energy import energy_by_enterprise
-        from analytics.park_share import CHINA, compute_park_share
+        from analytics.park_share import compute_park_share
+        from parkmon.common.clock import CHINA
 
         out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
         rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]

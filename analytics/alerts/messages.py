@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from analytics.alerts.rules import SEVERITY_ZH
-from analytics.park_share import CHINA
+from parkmon.common.clock import CHINA
 
 EVENT_ZH = {"firing": "告警", "resolved": "恢复", "escalated": "升级", "acknowledged": "已确认",
             "manual_resolve": "人工关闭"}

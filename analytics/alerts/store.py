@@ -13,8 +13,9 @@ from sqlalchemy import Connection, select, update
 
 from analytics.alerts.messages import render
 from analytics.alerts.rules import SEVERITIES, Rule
-from ingest.records.base import NotFound, RecordError, audit, now_ms
+from ingest.records.base import NotFound, RecordError, audit
 from ingest.store import record_tables as t
+from parkmon.common.clock import now_ms
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from sqlalchemy import Connection, delete, select
 
 from analytics.alerts.channels import CHANNELS, load
 from analytics.alerts.rules import Kind, Severity
-from ingest.records.base import NotFound, RecordError, audit, now_ms
+from ingest.records.base import NotFound, RecordError, audit
 from ingest.store import record_tables as t
+from parkmon.common.clock import now_ms
 
 SECRET_FIELDS = ("secret", "password")
 

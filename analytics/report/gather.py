@@ -22,12 +22,12 @@ from analytics.indicators.pue import pue
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import energy_results, park_use, totals_by_enterprise, uses_by_enterprise
 from analytics.park_intensity import compute_intensity, month_bounds
-from analytics.park_share import CHINA, FLOW_METRICS, compute_park_share, raw_flows, require_park
+from analytics.park_share import FLOW_METRICS, compute_park_share, raw_flows, require_park
 from analytics.rollup_feed import StepStore, plan, pooled_steps
 from ingest.records import economy, registry
 from ingest.store import Store
+from parkmon.common.clock import CHINA, DAY_MS
 
-DAY_MS = 86_400_000
 Progress = Callable[[str], None]
 
 

@@ -12,6 +12,7 @@ from edge_agent import dlt645
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from parkmon.common import quality
+from parkmon.common.clock import now_ms
 from parkmon.common.quality import Reason
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class Dlt645Driver:
                 try:
                     self.requests += 1
                     raw = await self.link.exchange(dlt645.build_read(self.address, di), self.device.timeout_s)
-                    ts = time.time_ns() // 1_000_000
+                    ts = now_ms()
                     frame = dlt645.parse(raw)
                     if frame.address != self.address and self.address != dlt645.WILDCARD:
                         raise dlt645.Dlt645Error(f"reply from meter {frame.address}, asked {self.address}")
@@ -120,11 +121,11 @@ class Dlt645Driver:
                     out.append((key, ts, value, quality.GOOD))
                 except dlt645.Dlt645Error as exc:  # the meter answered, but not with this value
                     log.debug("%s: %s", key, exc)
-                    out.append((key, time.time_ns() // 1_000_000, None, quality.bad(Reason.DEVICE_FAILURE)))
+                    out.append((key, now_ms(), None, quality.bad(Reason.DEVICE_FAILURE)))
                 except (TimeoutError, ConnectionError, OSError) as exc:
                     log.debug("%s: %s", self.device.id, exc)
                     await self.link.reset()
-                    ts = time.time_ns() // 1_000_000
+                    ts = now_ms()
                     out += [(f"{self.device.id}.{q.name}", ts, None, quality.bad(Reason.COMM_FAILURE))
                             for q in self.device.points[i:]]
                     break

@@ -11,7 +11,6 @@ been silent longer than ``stale_after_s``, a comm-failure sample per real-time p
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.hj212.server import ReceiverServer
 from parkmon.common import hj212, quality
+from parkmon.common.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Hj212Driver:
         self._server = server
         assert self.device.mn is not None and self.device.pw is not None, "checked when the config loads"
         server.register(self.device.mn, self.device.pw, self._sink)
-        self._opened_ms = time.time_ns() // 1_000_000
+        self._opened_ms = now_ms()
 
     def samples_of(self, rec: hj212.Record) -> list[Sample]:
         out: list[Sample] = []
@@ -65,7 +65,7 @@ class Hj212Driver:
 
     async def _sink(self, rec: hj212.Record) -> None:
         self.requests += 1
-        self._last_ms = time.time_ns() // 1_000_000
+        self._last_ms = now_ms()
         for forwarder in self.shared.get("hj212_relay", {}).get(self.device.id, []):
             forwarder.relay(rec)  # on the forwarder's disk before the logger hears the ack
         samples = self.samples_of(rec)
@@ -77,7 +77,7 @@ class Hj212Driver:
 
     async def read(self) -> list[Sample]:
         out, self._queue = self._queue, []
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         if now - max(self._last_ms, self._opened_ms) > self.device.stale_after_s * 1000:
             bad = quality.bad(quality.Reason.COMM_FAILURE)
             out += [(f"{self.device.id}.{n}", now, None, bad) for n in self._realtime]

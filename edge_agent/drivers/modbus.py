@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from pymodbus import FramerType
@@ -22,6 +21,7 @@ from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.registers import decode_bit, decode_words
 from parkmon.common import quality
+from parkmon.common.clock import now_ms
 from parkmon.common.quality import Reason
 
 log = logging.getLogger(__name__)
@@ -164,5 +164,3 @@ class ModbusDriver:
 ModbusTcpDriver = ModbusDriver
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from asyncua.ua.status_codes import StatusCodes
 from edge_agent.config import DeviceConfig, PointConfig
 from edge_agent.drivers.base import Sample
 from parkmon.common import quality
+from parkmon.common.clock import now_ms
 from parkmon.common.quality import QualityClass, Reason
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def status_to_quality(code: int) -> int:
 
 def _ms(dt: datetime | None) -> int:
     if dt is None:
-        return time.time_ns() // 1_000_000
+        return now_ms()
     if dt.tzinfo is None:  # asyncua hands out naive datetimes in UTC
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
@@ -132,7 +132,7 @@ class OpcUaDriver:
             self._queue.append(self._sample(p, dv))
 
     def _all_bad(self, why: Reason) -> list[Sample]:
-        ts = time.time_ns() // 1_000_000
+        ts = now_ms()
         return [(f"{self.device.id}.{p.name}", ts, None, quality.bad(why)) for p in self.device.points]
 
     async def read(self) -> list[Sample]:

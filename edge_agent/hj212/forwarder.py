@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from parkmon.common import hj212
+from parkmon.common.clock import now_ms
 from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_EXE_RETURN,
@@ -74,7 +74,7 @@ class Outbox:
 
     def add(self, cn: str, data_time_ms: int, cp: str) -> bool:
         cur = self._db.execute("INSERT OR IGNORE INTO outbox (cn, data_time_ms, cp, created_ms) VALUES (?, ?, ?, ?)",
-                               (cn, data_time_ms, cp, time.time_ns() // 1_000_000))
+                               (cn, data_time_ms, cp, now_ms()))
         return cur.rowcount == 1
 
     def next_open(self) -> tuple[int, str, str] | None:
@@ -85,7 +85,7 @@ class Outbox:
         self._db.execute("UPDATE outbox SET tries = tries + 1 WHERE id = ?", (row_id,))
 
     def acked(self, row_id: int) -> None:
-        self._db.execute("UPDATE outbox SET acked_ms = ? WHERE id = ?", (time.time_ns() // 1_000_000, row_id))
+        self._db.execute("UPDATE outbox SET acked_ms = ? WHERE id = ?", (now_ms(), row_id))
 
     def history(self, cn: str, begin_ms: int, end_ms: int) -> list[str]:
         return [r[0] for r in self._db.execute(
@@ -96,7 +96,7 @@ class Outbox:
         return int(self._db.execute("SELECT count(*) FROM outbox WHERE acked_ms IS NULL").fetchone()[0])
 
     def prune(self, keep_ms: int) -> int:
-        cut = time.time_ns() // 1_000_000 - keep_ms
+        cut = now_ms() - keep_ms
         return self._db.execute("DELETE FROM outbox WHERE acked_ms IS NOT NULL AND acked_ms < ?", (cut,)).rowcount
 
     def close(self) -> None:
@@ -170,7 +170,7 @@ class Forwarder:
             await asyncio.wait_for(self._stop.wait(), s)
 
     def _qn(self) -> str:
-        ms = max(time.time_ns() // 1_000_000, self._last_qn_ms + 1)  # unique and increasing
+        ms = max(now_ms(), self._last_qn_ms + 1)  # unique and increasing
         self._last_qn_ms = ms
         return hj212.make_qn(ms)
 
@@ -244,7 +244,7 @@ class Forwarder:
             return [self._answer(p, CN_QN_RETURN, f"QnRtn={QN_BAD_PW}")]
         ready = self._answer(p, CN_QN_RETURN, f"QnRtn={QN_READY}")
         if p.cn == CN_GET_TIME:
-            now = hj212.format_time(time.time_ns() // 1_000_000)
+            now = hj212.format_time(now_ms())
             data = hj212.build(hj212.Packet(self.up.st, CN_GET_TIME, self.up.pw, self.up.mn, f"SystemTime={now}",
                                             p.qn, 4))
             return [ready, data, self._answer(p, CN_EXE_RETURN, f"ExeRtn={EXE_SUCCESS}")]

@@ -14,12 +14,12 @@ import asyncio
 import base64
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from parkmon.common import hj212
+from parkmon.common.clock import now_ms
 from parkmon.common.hj212_codes import (
     CN_DATA_ACK,
     CN_EXE_RETURN,
@@ -61,7 +61,7 @@ class DeadLetters:
         log.warning("HJ 212 dead letter from %s: %s", peer, reason)
         if self.path is None:
             return
-        line = {"at_ms": time.time_ns() // 1_000_000, "peer": peer, "field": where, "reason": reason,
+        line = {"at_ms": now_ms(), "peer": peer, "field": where, "reason": reason,
                 "bytes_b64": base64.b64encode(data[:4096]).decode()}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -145,7 +145,7 @@ class ReceiverServer:
                            "MN", item)
             return reply(p, CN_QN_RETURN, f"QnRtn={QN_BAD_MN}")
         lg.packets += 1
-        lg.last_ms = time.time_ns() // 1_000_000
+        lg.last_ms = now_ms()
         if p.pw != lg.pw:
             lg.refused += 1
             self.dead.keep(peer, f"PW of MN {p.mn} does not match the configured one", "PW", item)

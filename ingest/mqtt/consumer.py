@@ -33,6 +33,7 @@ from ingest.records.base import RecordError
 from ingest.store import Store, StoreError
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
+from parkmon.common.clock import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,9 @@ class _Msg:
     mid: int
     qos: int
     generation: int
-    received_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    received_ms: int = field(default_factory=lambda: now_ms())
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Ingestor:

@@ -4,13 +4,13 @@ say how to fix a wrong key, and the audit log every write goes through."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from ingest.store import record_tables as t
 from ingest.store import schema as s
+from parkmon.common.clock import now_ms
 
 
 class RecordError(ValueError):
@@ -27,8 +27,6 @@ class Conflict(RecordError):
     status = 409
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def park_id(conn: Connection, park: str) -> int:

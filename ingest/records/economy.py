@@ -13,18 +13,18 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Connection, select
 
-from ingest.records.base import RecordError, audit, enterprise_id, now_ms, park_id
+from ingest.records.base import RecordError, audit, enterprise_id, park_id
 from ingest.store import record_tables as t
 from ingest.store import schema as s
+from parkmon.common.clock import CHINA, now_ms
 
-CHINA = timezone(timedelta(hours=8))
 MAX_10K_YUAN = 1e8  # 1 万亿元 a month: beyond any single enterprise, so a unit mistake (元 for 万元)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, select
 
-from ingest.records.base import Conflict, RecordError, audit, enterprise_id, enterprise_keys, now_ms, park_id
+from ingest.records.base import Conflict, RecordError, audit, enterprise_id, enterprise_keys, park_id
 from ingest.store import record_tables as t
 from ingest.store import schema as s
+from parkmon.common.clock import now_ms
 
 _CODE = re.compile(r"^\d{3}-\d{3}-(\d{2})$")  # 国家危险废物名录 (2021): 行业来源-序号-类别, e.g. 900-041-49
 _TS = Field(ge=946_684_800_000, lt=32_503_680_000_000, description="epoch milliseconds, UTC")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ingest.records.base import RecordError, audit, enterprise_id, park_id
 from ingest.store import record_tables as t
 from ingest.store import schema as s
+from parkmon.common.clock import CHINA
 from parkmon.common.metrics import SYSTEM_LABELS, System
 
 # the system a device kind serves when the registry does not say
@@ -36,9 +37,6 @@ KIND_SYSTEMS: dict[str, System] = {
     "gate": System.LOGISTICS,
 }
 _KEY = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-CHINA = timezone(timedelta(hours=8))
-
-
 class DeviceEntry(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     key: Annotated[str, _KEY, Field(alias="id")]

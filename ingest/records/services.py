@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
-from ingest.records.base import NotFound, RecordError, audit, enterprise_id, enterprise_keys, now_ms, park_id
+from ingest.records.base import NotFound, RecordError, audit, enterprise_id, enterprise_keys, park_id
 from ingest.store import record_tables as t
 from ingest.store import schema as s
+from parkmon.common.clock import now_ms
 
 _KEY = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
 

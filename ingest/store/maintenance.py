@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ingest.store import Store, StoreError
 from ingest.store.base import Retention
+from parkmon.common.clock import now_ms as clock_now_ms
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Maintenance:
         self.rounds = 0
 
     def run_once(self, now_ms: int | None = None, retention: bool = True) -> dict[str, int]:
-        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        now_ms = clock_now_ms() if now_ms is None else now_ms
         done: dict[str, int] = {"partitions_created": len(self.store.prepare(now_ms)),
                                 "rollup_ranges": self.store.refresh_rollups()}
         if retention:

@@ -12,10 +12,11 @@ from sqlalchemy import Connection, select
 from analytics.alerts import store as alert_store
 from analytics.alerts import subscriptions as subs
 from analytics.alerts.rules import Rule, load_rules, parse_rules
-from ingest.records.base import RecordError, audit, now_ms, park_id
+from ingest.records.base import RecordError, audit, park_id
 from ingest.store import record_tables as t
 from parkmon.api.deps import ID_MAX, MS_MAX, ActorDep, EngineDep, PrincipalDep, RowId
 from parkmon.api.tenancy import alert_scope, forbid, owns_subscription
+from parkmon.common.clock import now_ms
 
 router = APIRouter(tags=["alerts 告警"])
 

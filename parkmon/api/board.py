@@ -38,7 +38,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, and_, case, func, select
 
-from analytics.park_share import CHINA, FLOW_METRICS, compute_park_share
+from analytics.park_share import FLOW_METRICS, compute_park_share
 from analytics.targets import ShareSettings
 from ingest.store import Store
 from ingest.store import record_tables as t
@@ -46,6 +46,7 @@ from ingest.store import schema as s
 from ingest.store.base import ParkInfo
 from parkmon.api.indicators import period_bounds
 from parkmon.common import quality
+from parkmon.common.clock import CHINA
 
 log = logging.getLogger(__name__)
 

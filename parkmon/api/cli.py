@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from types import FrameType
 
+from parkmon.common.clock import now_ms
 from parkmon.common.env import default_db
 from parkmon.common.secrecy import is_loopback
 
@@ -101,7 +101,7 @@ def _token(args: argparse.Namespace) -> int:
                     print(f"parkmon api token create: {exc}", file=sys.stderr)
                     return 2
                 expires = None if args.expires_days is None else \
-                    time.time_ns() // 1_000_000 + int(args.expires_days * 86_400_000)
+                    now_ms() + int(args.expires_days * 86_400_000)
                 token = create_token(conn, p, expires)
                 print(f"{p.describe()}: the token below is shown once; hand it over now "
                       "(`parkmon api token list` never shows it again)", file=sys.stderr)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from ingest.records import hazwaste
-from ingest.records.base import now_ms
 from parkmon.api.deps import MS_MAX, ActorDep, EngineDep, QueryMs
+from parkmon.common.clock import now_ms
 
 router = APIRouter(tags=["environment 环境保护"])
 

@@ -22,10 +22,11 @@ from analytics.park_activity import compute_activity
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy, counter_totals, energy_by_enterprise
 from analytics.park_intensity import compute_intensity, month_bounds
-from analytics.park_share import CHINA, compute_park_share
+from analytics.park_share import compute_park_share
 from analytics.targets import ShareSettings
 from ingest.records import economy, registry
 from parkmon.api.deps import StoreDep, require_park
+from parkmon.common.clock import CHINA
 
 router = APIRouter(tags=["indicators"])
 

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 
 from ingest.records import logistics
-from ingest.records.base import RecordError, now_ms
+from ingest.records.base import RecordError
 from parkmon.api.deps import EngineDep, QueryMs, StoreDep
+from parkmon.common.clock import now_ms
 
 router = APIRouter(tags=["logistics 交通物流"])
 

@@ -12,11 +12,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from analytics.park_compliance import compute_compliance
 from analytics.park_energy import compute_energy
-from analytics.park_share import CHINA, compute_park_share, region_share
+from analytics.park_share import compute_park_share, region_share
 from parkmon.api.deps import PrincipalDep, StoreDep
 from parkmon.api.indicators import Period, window
 from parkmon.api.scorecard import scorecard
 from parkmon.api.tenancy import visible_parks
+from parkmon.common.clock import CHINA
 
 router = APIRouter(tags=["region 区域监管"])
 

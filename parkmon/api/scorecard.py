@@ -10,15 +10,12 @@ from sqlalchemy import func, select
 
 from analytics.indicators import scorecard as sc
 from ingest.records import registry
-from ingest.records.base import now_ms
 from ingest.store import record_tables as t
 from ingest.store import schema as s
 from parkmon.api.deps import StoreDep, require_park
+from parkmon.common.clock import DAY_MS, now_ms
 
 router = APIRouter(tags=["indicators"])
-DAY_MS = 86_400_000
-
-
 @router.get("/parks/{park}/scorecard", summary="一平台两中心六系统: present, live, complete, and why not (建设评分)")
 def scorecard(request: Request, store: StoreDep, park: str) -> dict[str, Any]:
     require_park(store, park)

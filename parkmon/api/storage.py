@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,11 +10,10 @@ from fastapi import APIRouter, HTTPException, Query
 from ingest.store.rollups import DAY_MS, LEVELS
 from parkmon.api.deps import MS_MAX, RowId, StoreDep, require_park
 from parkmon.api.readings import iso
+from parkmon.common.clock import CHINA as CST
+from parkmon.common.clock import now_ms
 
 router = APIRouter(tags=["storage"])
-CST = timezone(timedelta(hours=8))
-
-
 def _known_park(store: Any, park: str) -> None:
     require_park(store, park)
 
@@ -24,7 +22,7 @@ def _known_park(store: Any, park: str) -> None:
             summary="Data completeness per gateway, park and day (数据完整率: 按网关、园区、日)")
 def completeness(store: StoreDep, park: str, days: int = Query(7, ge=1, le=400)) -> dict[str, Any]:
     _known_park(store, park)
-    today = LEVELS["1d"].floor(time.time_ns() // 1_000_000)
+    today = LEVELS["1d"].floor(now_ms())
     rows = store.completeness(park, today - (days - 1) * DAY_MS, today + DAY_MS, daily=True)
     by_day: dict[int, list[int]] = {}
     gateways = []

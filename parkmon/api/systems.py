@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from ingest.records import economy, hazwaste, logistics, registry, safety, services
-from ingest.records.base import now_ms
 from parkmon.api.deps import EngineDep
+from parkmon.common.clock import now_ms
 from parkmon.common.metrics import SYSTEM_LABELS, System
 
 router = APIRouter(tags=["six systems 六系统"])

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Connection, and_, false, insert, select, t
 
 from ingest.store import Store
 from ingest.store import record_tables as t
+from parkmon.common.clock import now_ms
 
 Role = Literal["admin", "regulator", "operator", "enterprise", "gateway"]
 ROLES: tuple[Role, ...] = ("admin", "regulator", "operator", "enterprise", "gateway")
@@ -78,7 +79,7 @@ def create_token(conn: Connection, p: Principal, expires_ms: int | None = None) 
     token = "pkm_" + secrets.token_urlsafe(32)
     conn.execute(insert(t.api_tokens).values(
         token_sha256=token_hash(token), name=p.name, role=p.role, regions=",".join(sorted(p.regions)),
-        park=p.park, enterprise=p.enterprise, created_ms=time.time_ns() // 1_000_000, expires_ms=expires_ms))
+        park=p.park, enterprise=p.enterprise, created_ms=now_ms(), expires_ms=expires_ms))
     return token
 
 
@@ -94,7 +95,7 @@ def lookup_token(conn: Connection, token: str, now_ms: int) -> Principal | None:
 def revoke_token(conn: Connection, token_id: int) -> bool:
     tk = t.api_tokens
     return conn.execute(update(tk).where(tk.c.id == token_id, tk.c.revoked_ms.is_(None))
-                        .values(revoked_ms=time.time_ns() // 1_000_000)).rowcount == 1
+                        .values(revoked_ms=now_ms())).rowcount == 1
 
 
 def list_tokens(conn: Connection) -> list[dict[str, Any]]:
@@ -180,7 +181,7 @@ class Auth:
         hit = self._cache.get(token)
         if hit is None or now - hit[0] >= self.cache_s:
             with self.store.engine.connect() as conn:
-                hit = (now, lookup_token(conn, token, time.time_ns() // 1_000_000))
+                hit = (now, lookup_token(conn, token, now_ms()))
             self._cache[token] = hit
         if hit[1] is None:
             raise HTTPException(401, "the bearer token is unknown, revoked or expired",

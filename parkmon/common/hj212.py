@@ -16,12 +16,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from parkmon.common import quality
+from parkmon.common.clock import CHINA
 from parkmon.common.hj212_codes import CODE_METRICS, DATA_CNS, LEGACY_CODES, VALUE_FIELDS
 
-CHINA = ZoneInfo("Asia/Shanghai")  # DataTime and QN are the logger's Beijing time
 MAX_SEGMENT = 1024  # the standard's limit on the data segment
 _HEADER_FIELDS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _QN = re.compile(r"^\d{17}$")
