@@ -19,12 +19,21 @@ apt_install() {
   fi
 }
 
+# parkmon needs Python 3.11 or newer (Debian 12 has 3.11; Ubuntu 22.04's python3 is 3.10: install python3.11
+# and say PYTHON=python3.11, or use Ubuntu 24.04)
+PYTHON=${PYTHON:-python3}
+
 venv() {
   local extra=$1
-  if ! python3 -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "parkmon needs Python >= 3.11; $PYTHON is $("$PYTHON" --version 2>&1 || echo missing)." >&2
+    echo "On Ubuntu 22.04: sudo apt-get install python3.11 python3.11-venv, then PYTHON=python3.11 ./dev.sh ..." >&2
+    exit 2
+  fi
+  if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then apt_install python3-venv; fi
   if [ ! -x .venv/bin/python ]; then
-    echo "==> python3 -m venv .venv"
-    python3 -m venv .venv || { apt_install python3-venv; rm -rf .venv; python3 -m venv .venv; }
+    echo "==> $PYTHON -m venv .venv"
+    "$PYTHON" -m venv .venv || { apt_install python3-venv; rm -rf .venv; "$PYTHON" -m venv .venv; }
   fi
   echo "==> pip install -e .[$extra]"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
@@ -48,8 +57,10 @@ case "${1:-}" in
     .venv/bin/ruff check .
     echo "==> mypy (strict)"
     .venv/bin/mypy
+    echo "==> import-linter: layers only point down (pyproject.toml [tool.importlinter], docs/architecture.md)"
+    .venv/bin/lint-imports --no-cache
     echo "==> a gateway installs parkmon[edge] alone: no server library, and parkmon edge works"
-    rm -rf .venv-edge && python3 -m venv .venv-edge
+    rm -rf .venv-edge && "$PYTHON" -m venv .venv-edge
     .venv-edge/bin/python -m pip install -q ".[edge]"
     .venv-edge/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('sqlalchemy', 'fastapi', 'psycopg', 'uvicorn') if u.find_spec(m)]; sys.exit(f'server libraries installed with [edge]: {bad}' if bad else 0)"
     .venv-edge/bin/parkmon edge check -c deploy/gateway/gateway.example.yaml >/dev/null

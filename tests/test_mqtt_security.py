@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from ingest.mqtt import auth as mqtt_auth
+from ingest.mqtt import passwords
 from ingest.mqtt.broker import Mosquitto, start_mosquitto
 from ingest.mqtt.config import IngestConfig
 from ingest.mqtt.consumer import Ingestor
@@ -254,7 +255,7 @@ def test_a_gateway_config_with_another_gateways_login_is_refused() -> None:
     from edge_agent.config import ConfigError
 
     raw = {"gateway": {"park": "demo", "enterprise": "e01", "id": "gw-e01"},
-           "mqtt": {"username": B, "password": mqtt_auth.new_password()},
+           "mqtt": {"username": B, "password": passwords.new_password()},
            "devices": [{"id": "m", "profile": "sim_grid_meter"}]}
     with pytest.raises(ConfigError, match="login of gateway demo/e02/gw-e02, but this gateway is demo/e01/gw-e01"):
         parse_config(raw)
@@ -272,14 +273,14 @@ def test_gateways_from_a_registry_file(tmp_path: Path) -> None:
 def test_own_hash_is_mosquitto_passwd_s(tmp_path: Path) -> None:
     """The fallback without mosquitto_passwd computes exactly what the tool writes ($7$, PBKDF2-SHA512)."""
     path = tmp_path / "passwd"
-    assert mqtt_auth.write_password_file(path, [("u1", "first-password-1"), ("u2", "Zweites_Passwort")]) == \
+    assert passwords.write_password_file(path, [("u1", "first-password-1"), ("u2", "Zweites_Passwort")]) == \
         "mosquitto_passwd"
     for line, password in zip(path.read_text().splitlines(), ("first-password-1", "Zweites_Passwort"), strict=True):
         _user, h = line.split(":", 1)
         _, alg, iterations, salt, _digest = h.split("$")
         assert alg == "7"
-        assert mqtt_auth.mosquitto_hash(password, base64.b64decode(salt), int(iterations)) == h
-    assert mqtt_auth.write_password_file(path, [("u1", "first-password-1")], tool=None) == "python"
+        assert passwords.mosquitto_hash(password, base64.b64decode(salt), int(iterations)) == h
+    assert passwords.write_password_file(path, [("u1", "first-password-1")], tool=None) == "python"
     _, _, it, salt, digest = path.read_text().strip().split(":", 1)[1].split("$")
     assert base64.b64decode(digest) == hashlib.pbkdf2_hmac("sha512", b"first-password-1", base64.b64decode(salt),
                                                             int(it))
@@ -479,7 +480,7 @@ def test_redaction_helpers() -> None:
     assert secrecy.weak_secret("") == "is empty or not set"
     assert secrecy.weak_secret("gw-e01-gw", "GW-E01-GW") == "is the user name again"
     assert secrecy.weak_secret("short1") == "is shorter than 8 characters"
-    assert secrecy.weak_secret(mqtt_auth.new_password()) is None
+    assert secrecy.weak_secret(passwords.new_password()) is None
 
 
 def test_protected_logs_hide_registered_secrets_and_url_passwords(caplog: pytest.LogCaptureFixture) -> None:
@@ -542,7 +543,7 @@ def test_ingest_run_logs_no_secret_and_starts_in_production(secured: Secured, po
     """`parkmon ingest run` as an operator starts it: PARKMON_ENV=production, a database URL with a
     password, the MQTT login from ingest.env. It stores a batch; neither password is ever in its output,
     the database URL is logged masked. Then the same with a database that is down (a traceback)."""
-    db_password = mqtt_auth.new_password()
+    db_password = passwords.new_password()
     url = postgres.create_database().replace("postgres@", f"postgres:{db_password}@")  # trust: ignored, but kept
     env = {**os.environ, "PARKMON_ENV": "production"}
     env.update(line.split("=", 1) for line in (secured.out / "ingest.env").read_text().splitlines() if "=" in line)

@@ -28,14 +28,8 @@ Nothing here prints or logs a password.
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import hashlib
 import os
 import re
-import secrets
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +39,7 @@ from typing import Any, Literal
 
 import yaml
 
+from ingest.mqtt.passwords import AuthError, new_password, write_password_file, write_private
 from parkmon.common import wire
 
 Role = Literal["gateway", "gate", "bridge", "ingest", "alerts", "reader"]
@@ -52,13 +47,8 @@ GATEWAY_LEAVES: tuple[wire.Leaf, ...] = ("data", "meta", "status", "health")  # 
 DEFAULT_INGEST = "parkmon-ingest"
 DEFAULT_ALERTS = "parkmon-alerts"
 ALERTS_TOPIC = "parkmon/alerts/#"
-ITERATIONS = 101  # what mosquitto_passwd 2.0 uses; the strength is in the 192-bit random passwords
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CREDENTIALS = "credentials.yaml"
-
-
-class AuthError(ValueError):
-    """Bad input: the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -149,71 +139,6 @@ def parse_gateway(text: str) -> tuple[str, str, str]:
     if len(parts) != 3:
         raise AuthError(f"--gateway {text!r}: write it park/enterprise/gateway")
     return parts[0], parts[1], parts[2]
-
-
-# ---- passwords ---------------------------------------------------------------------------------------
-
-def new_password() -> str:
-    return secrets.token_urlsafe(24)  # 32 characters of A-Z a-z 0-9 _ -: safe in YAML, env files, URLs
-
-
-def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
-    """mosquitto 2's password-file hash: ``$7$<iterations>$<base64 salt>$<base64 PBKDF2-SHA512>``."""
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def find_mosquitto_passwd() -> str | None:
-    for c in ("mosquitto_passwd", "/usr/bin/mosquitto_passwd", "/usr/local/bin/mosquitto_passwd"):
-        path = shutil.which(c) or (c if Path(c).is_file() else None)
-        if path:
-            return path
-    return None
-
-
-def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically, the file never readable by others on the way."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, mode)  # whatever the umask did
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def write_password_file(path: Path, logins: Sequence[tuple[str, str]], tool: str | None = "auto") -> str:
-    """Write mosquitto's password file; returns how it was hashed (``mosquitto_passwd`` or ``python``).
-    ``tool``: "auto" (mosquitto_passwd when installed), a path to it, or None (hash here)."""
-    exe = find_mosquitto_passwd() if tool == "auto" else tool
-    if exe is None:
-        _write_private(path, "".join(f"{u}:{mosquitto_hash(p)}\n" for u, p in logins))
-        return "python"
-    plain = path.with_name(f".{path.name}.plain")
-    with contextlib.suppress(FileNotFoundError):
-        plain.unlink()
-    try:
-        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(f"{u}:{p}\n" for u, p in logins))
-        done = subprocess.run([exe, "-U", str(plain)], capture_output=True, text=True, check=False)
-        hashed = plain.read_text(encoding="utf-8").splitlines()
-        if done.returncode != 0 or len(hashed) != len(logins) or not all(
-                line.startswith(f"{u}:$") for line, (u, _p) in zip(hashed, logins, strict=True)):
-            raise AuthError(f"{exe} -U failed (exit {done.returncode}): {done.stderr.strip()[:300]}")
-        os.chmod(plain, 0o600)
-        os.replace(plain, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            plain.unlink()  # never leave the plain passwords behind
-    return "mosquitto_passwd"
 
 
 # ---- the files ------------------------------------------------------------------------------------------
@@ -346,15 +271,15 @@ def generate(out: Path, accounts: Sequence[Account], listeners: Listeners | None
         if a.read:
             entry["read"] = list(a.read)
         creds[a.name] = entry
-    _write_private(out / CREDENTIALS, (
+    write_private(out / CREDENTIALS, (
         "# parkmon MQTT accounts. SECRET (0600): every password in clear. Keep it where the operator keeps\n"
         "# secrets; `parkmon ingest mqtt-auth` reads it to keep passwords across runs (docs/security.md).\n"
         + yaml.safe_dump({"version": 1, "accounts": creds}, sort_keys=False, allow_unicode=True)))
     res.hashed_by = write_password_file(out / "passwd", [(a.name, res.passwords[a.name]) for a in accounts], hasher)
-    _write_private(out / "acl", acl_text(accounts), 0o644)
-    _write_private(out / "parkmon.conf", conf_text(listeners), 0o644)
+    write_private(out / "acl", acl_text(accounts), 0o644)
+    write_private(out / "parkmon.conf", conf_text(listeners), 0o644)
     ingest = next(a for a in accounts if a.role == "ingest")
-    _write_private(out / "ingest.env", "# for parkmon ingest run (EnvironmentFile=, 0600)\n"
+    write_private(out / "ingest.env", "# for parkmon ingest run (EnvironmentFile=, 0600)\n"
                    f"PARKMON_MQTT_USERNAME={ingest.name}\nPARKMON_MQTT_PASSWORD={res.passwords[ingest.name]}\n")
     gwdir = out / "gateways"
     gwdir.mkdir(exist_ok=True)
@@ -364,7 +289,7 @@ def generate(out: Path, accounts: Sequence[Account], listeners: Listeners | None
     for a in accounts:
         if a.role == "gateway":
             wanted.add(f"{a.name}.yaml")
-            _write_private(gwdir / f"{a.name}.yaml",
+            write_private(gwdir / f"{a.name}.yaml",
                            gateway_file_text(a, res.passwords[a.name], broker_host, port,
                                              gateway_ca if listeners.tls_port else None))
     for stale in gwdir.glob("*.yaml"):
