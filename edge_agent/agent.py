@@ -64,7 +64,7 @@ class Agent:
             up = Upstream(u.host, u.port, u.mn, u.pw, u.st, frozenset(u.periods), u.timeout_s, u.retries, u.keep_days)
             self.forwarders.setdefault(u.device, []).append(
                 Forwarder(up, f"{self.cfg.buffer.path}.hj212-{u.name}.db"))
-        self._pushing = {d.id for d in self.cfg.devices if d.driver == "hj212"}
+        self._pushing = {d.id for d in self.cfg.devices if d.pushes}
         self._periods: dict[tuple[str, int], PeriodRecords] = {}
 
     def stop(self) -> None:
@@ -144,8 +144,7 @@ class Agent:
             h.errors += 1
         # log a device going down once and coming back once, not every cycle
         if down and h.up is not False:
-            log.warning("device %s (%s:%s unit %s) is not answering; its points are sent as bad quality",
-                        dev.id, dev.host, dev.port, dev.unit)
+            log.warning("device %s (%s) is not answering; its points are sent as bad quality", dev.id, dev.link)
         elif not down and h.up is False:
             log.warning("device %s answers again", dev.id)
         h.up = not down

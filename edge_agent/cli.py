@@ -18,34 +18,10 @@ from parkmon.common.secrecy import check_production, mqtt_checks, protect_logs
 def _check(cfg: AgentConfig) -> int:
     gw = cfg.gateway
     print(f"gateway {gw.park}/{gw.enterprise}/{gw.id} -> mqtt {cfg.mqtt.host}:{cfg.mqtt.port}")
-    from edge_agent.coalesce import plan_reads
-
     total = 0
     for d in cfg.devices:
-        every = d.poll_interval_s or cfg.poll_interval_s
-        if d.driver == "opcua":
-            print(f"device {d.id} {d.name!r} opcua {d.endpoint} ({d.opcua_mode}): {len(d.points)} nodes, "
-                  f"every {every} s")
-            for p in d.points:
-                total += 1
-                print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.node_id} x{p.scale:g}{p.offset:+g} "
-                      f"[{p.resolved_unit}] {p.label}")
-            continue
-        if d.driver == "hj212":
-            print(f"device {d.id} {d.name!r} hj212 logger MN {d.mn} (ST {d.st or '31'}) dials in to "
-                  f"{d.host}:{d.port}: {len(d.points)} points; silent > {d.stale_after_s:g} s = comm failure")
-            for p in d.points:
-                total += 1
-                print(f"  {d.id}.{p.name:<22} {p.metric:<30} [{p.resolved_unit}] {p.label}")
-            continue
-        blocks = plan_reads(list(d.points), d.max_block, d.max_gap)
-        link = d.serial.device if d.serial else f"{d.host}:{d.port}"
-        print(f"device {d.id} {d.name!r} {d.driver} {link} unit {d.unit}: "
-              f"{len(d.points)} points in {len(blocks)} request(s) every {every} s")
-        for p in d.points:
-            total += 1
-            print(f"  {d.id}.{p.name:<14} {p.metric:<26} {p.table:<8} @{p.address:<5} {p.type:<8} "
-                  f"{p.order} x{p.scale:g}{p.offset:+g} [{p.resolved_unit}] {p.label}")
+        print("\n".join(d.describe(d.poll_interval_s or cfg.poll_interval_s)))  # the driver's own words
+        total += len(d.points)
     for u in cfg.hj212_upstream:
         print(f"HJ 212 upstream {u.name}: {u.host}:{u.port} as MN {u.mn} (ST {u.st}) reports {u.device}: "
               f"{', '.join(u.periods)}; ack wait {u.timeout_s:g} s x {u.retries}, history kept {u.keep_days:g} days")
@@ -120,13 +96,23 @@ def _scan(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
+def _drivers_help() -> str:
+    """The registered drivers, as the registry is when the command runs (edge_agent/drivers/base.py)."""
+    from edge_agent.drivers.base import describe_drivers
+
+    return "device drivers (a device's driver:, default modbus_tcp) · 设备驱动:\n" + "\n".join(
+        f"  {line}" for line in describe_drivers())
+
+
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="parkmon edge", description="parkmon gateway agent (边缘采集网关)")
+    ap = argparse.ArgumentParser(prog="parkmon edge", description="parkmon gateway agent (边缘采集网关)",
+                                 epilog=_drivers_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, text in (("run", "poll devices and publish to the broker until stopped"),
                        ("check", "validate the config and print the resolved point list"),
                        ("poll", "poll every device once and print samples as JSON lines (no broker)")):
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text, epilog=_drivers_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("-c", "--config", required=True, help="gateway YAML config")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         if name == "poll":

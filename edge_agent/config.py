@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from parkmon.common import metrics, wire
 from parkmon.common.locate import describe_location
@@ -31,6 +41,7 @@ TYPE_REGISTERS: dict[str, int] = {
 }
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+UNKNOWN_DRIVER = "unknown_driver"  # the error type of a device whose driver is not in the registry
 
 
 class ConfigError(ValueError):
@@ -114,64 +125,35 @@ class SerialConfig(_Strict):
 
 
 class DeviceConfig(_Strict):
+    """What every device has, whatever its driver. Each driver's module subclasses it with its own settings
+    and rules (``edge_agent/drivers/<driver>.py``); the registry ``edge_agent.drivers.base.DRIVERS`` turns the
+    subclasses into the discriminated union on ``driver`` that a config's devices are validated against."""
+
+    label: ClassVar[str] = ""  # one line for ``parkmon edge --help`` (English · 中文)
+    pushes: ClassVar[bool] = False  # the device sends on its own (a logger dialling in), it is not polled
+
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: str = ""
-    # modbus_tcp: Modbus TCP; modbus_rtu: RTU on a serial line; modbus_rtu_over_tcp: RTU frames
-    # through a TCP serial server / 4G DTU (several unit ids behind one connection)
-    # opcua: an OPC UA server (endpoint), subscriptions with polling as the fallback
-    # dlt645: DL/T 645-2007 meters, on a serial line (serial) or through a TCP serial server (host/port)
-    # hj212: HJ 212-2017 data loggers dial in to host:port (the gateway listens) and are told apart by mn
-    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp", "opcua", "dlt645", "hj212"] = "modbus_tcp"
-    mn: Annotated[str | None, Field(min_length=1, max_length=24)] = None  # HJ 212 logger id (MN)
-    pw: Annotated[str | None, Field(min_length=1, max_length=6)] = None  # HJ 212 access password (PW)
-    st: Literal["31", "32"] | None = None  # HJ 212 system: 31 flue gas (CEMS), 32 wastewater
-    stale_after_s: Annotated[float, Field(gt=0)] = 300.0  # HJ 212: silence longer than this is a comm failure
-    meter_address: Annotated[str | None, Field(pattern=r"^([0-9]{12}|[Aa]{12})$")] = None  # DL/T 645
-    endpoint: str | None = None  # opc.tcp://host:4840/path
-    opcua_mode: Literal["subscription", "poll"] = "subscription"
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
-    serial: SerialConfig | None = None
-    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    driver: str
     profile: str | None = None
     poll_interval_s: Annotated[float | None, Field(gt=0)] = None
     timeout_s: Annotated[float, Field(gt=0)] = 1.0
-    max_block: Annotated[int, Field(ge=1, le=125)] = 125  # registers per request
-    max_gap: Annotated[int, Field(ge=0, le=124)] = 8  # unused registers bridged when coalescing
     points: list[PointConfig] = []
 
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        """``DeviceConfig.model_validate(raw)`` gives the model of the driver ``raw`` names, as a config's
+        devices get; on a driver's own model it is pydantic's."""
+        if cls is not DeviceConfig:
+            return super().model_validate(obj, **kwargs)
+        from edge_agent.drivers.base import device_adapter
+
+        device: Self = device_adapter().validate_python(obj, **kwargs)
+        return device
+
     @model_validator(mode="after")
-    def _unique(self) -> DeviceConfig:
-        if self.driver == "modbus_rtu" and self.serial is None:
-            raise ValueError("driver modbus_rtu needs serial: {device: /dev/ttyUSB0, baudrate: 9600, ...}")
-        if self.driver not in ("modbus_rtu", "dlt645") and self.serial is not None:
-            raise ValueError(f"serial settings are for drivers modbus_rtu and dlt645, not {self.driver}")
-        if self.driver == "dlt645":
-            from edge_agent.dlt645 import FORMATS
-
-            if not self.meter_address:
-                raise ValueError("driver dlt645 needs meter_address: the 12 digits on the meter's nameplate")
-            for p in self.points:
-                if p.di is None or int(p.di, 16) not in FORMATS:
-                    known = ", ".join(f"{d:08X}" for d in FORMATS)
-                    raise ValueError(f"point {p.name!r}: DL/T 645 points need a di parkmon can decode ({known})")
-        elif self.driver == "hj212":
-            from edge_agent.hj212.points import parse_point_name
-
-            if not self.mn or not self.pw:
-                raise ValueError("driver hj212 needs mn and pw: the data logger's MN and access password")
-            for p in self.points:
-                parse_point_name(p.name)
-        elif self.driver == "opcua":
-            if not self.endpoint:
-                raise ValueError("driver opcua needs endpoint: opc.tcp://host:4840/...")
-            missing = [p.name for p in self.points if not p.node_id]
-            if missing:
-                raise ValueError(f"OPC UA points need node_id (e.g. ns=2;s=Meter.Power): {', '.join(missing)}")
-        else:
-            missing = [p.name for p in self.points if p.address is None]
-            if missing:
-                raise ValueError(f"Modbus points need an address: {', '.join(missing)}")
+    def _checked(self) -> Self:
+        self.check_driver()  # first: its message says more than "no points" about a half-written device
         if not self.points:
             raise ValueError("device has no points: list points or name a profile")
         seen: set[str] = set()
@@ -180,6 +162,20 @@ class DeviceConfig(_Strict):
                 raise ValueError(f"point {p.name!r} appears twice")
             seen.add(p.name)
         return self
+
+    def check_driver(self) -> None:
+        """The driver's own rules (a ValueError says what to fix); the shared ones run after."""
+
+    @property
+    def link(self) -> str:
+        """Where the device is reached, for log lines."""
+        return f"driver {self.driver}"
+
+    def describe(self, every_s: float) -> list[str]:
+        """``parkmon edge check``'s lines for this device: a heading, then one line per point."""
+        lines = [f"device {self.id} {self.name!r} {self.driver}: {len(self.points)} points every {every_s} s"]
+        lines += [f"  {self.id}.{p.name:<14} {p.metric:<26} [{p.resolved_unit}] {p.label}" for p in self.points]
+        return lines
 
 
 class GatewayIdentity(_Strict):
@@ -240,13 +236,21 @@ class UpstreamConfig(_Strict):
     keep_days: Annotated[float, Field(gt=0)] = 30.0  # sent records kept for the platform's history requests
 
 
+def _device(raw: Any) -> DeviceConfig:
+    """A device, validated by the model of the driver it names (the registry's union, as it is now)."""
+    from edge_agent.drivers.base import device_adapter
+
+    device: DeviceConfig = device_adapter().validate_python(raw)
+    return device
+
+
 class AgentConfig(_Strict):
     gateway: GatewayIdentity
     mqtt: MqttConfig = MqttConfig()
     buffer: BufferConfig = BufferConfig()
     publish: PublishConfig = PublishConfig()
     poll_interval_s: Annotated[float, Field(gt=0)] = 5.0
-    devices: list[DeviceConfig]
+    devices: list[Annotated[SerializeAsAny[DeviceConfig], PlainValidator(_device)]]  # dumped as their driver's model
     hj212_upstream: list[UpstreamConfig] = []
 
     @model_validator(mode="after")
@@ -289,12 +293,7 @@ def _where(cfg: dict[str, Any], loc: tuple[int | str, ...]) -> str:
 
 
 def _apply_profile(dev: Any) -> Any:
-    """Expand ``profile:`` into points; the device's own points override the profile's by name. An HJ 212
-    device without points gets every point its system code reports (edge_agent/hj212/points.py)."""
-    if isinstance(dev, dict) and dev.get("driver") == "hj212" and not dev.get("points") and not dev.get("profile"):
-        from edge_agent.hj212.points import default_points
-
-        return {**dev, "points": default_points(str(dev.get("st") or "31"))}
+    """Expand ``profile:`` into points; the device's own points override the profile's by name."""
     if not (isinstance(dev, dict) and dev.get("profile")):
         return dev
     points = dev.get("points") or []
@@ -304,6 +303,28 @@ def _apply_profile(dev: Any) -> Any:
     own = {p["name"]: p for p, ok in zip(points, named, strict=True) if ok}
     merged = [{**p, **own.pop(p["name"], {})} for p in load_profile(str(dev["profile"]))]
     return {**dev, "points": merged + list(own.values()) + [p for p, ok in zip(points, named, strict=True) if not ok]}
+
+
+def _problem(err: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
+    """Where and what, in the document's terms. An error inside a device carries the union's tag (the
+    driver) after the device's index: dropped, so the place reads as before; an unknown driver is the
+    ``driver`` field's problem; a setting the driver does not have says which drivers have it."""
+    loc, msg = tuple(err["loc"]), err["msg"]
+    if len(loc) < 2 or loc[0] != "devices" or not isinstance(loc[1], int):
+        return loc, msg
+    if err["type"] == UNKNOWN_DRIVER:
+        return (*loc, "driver"), msg
+    if len(loc) < 3:
+        return loc, msg
+    driver, loc = loc[2], (*loc[:2], *loc[3:])
+    if err["type"] == "extra_forbidden" and len(loc) == 3:
+        from edge_agent.drivers.base import drivers_with
+
+        others = drivers_with(str(loc[2]))
+        msg += f": driver {driver} has no such setting"
+        if others:
+            msg += f" (drivers that have it: {', '.join(others)})"
+    return loc, msg
 
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
@@ -317,8 +338,8 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> AgentConfig:
     except ValidationError as exc:
         lines = [f"{source}: {len(exc.errors())} problem(s) in the gateway configuration:"]
         for err in exc.errors():
-            where = _where(raw, tuple(err["loc"]))
-            lines.append(f"  - {where}: {err['msg']}")
+            loc, msg = _problem(err)
+            lines.append(f"  - {_where(raw, loc)}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
 
 from edge_agent import dlt645
-from edge_agent.config import DeviceConfig
+from edge_agent.config import DeviceConfig, SerialConfig
 from edge_agent.drivers.base import Sample
 from parkmon.common import quality
 from parkmon.common.clock import now_ms
@@ -18,10 +20,41 @@ from parkmon.common.quality import Reason
 log = logging.getLogger(__name__)
 
 
+class Dlt645Config(DeviceConfig):
+    """A DL/T 645-2007 meter, on a serial line (serial) or through a TCP serial server (host/port)."""
+
+    label: ClassVar[str] = ("DL/T 645-2007 meters on a serial line or through a TCP serial server "
+                            "(多功能电能表, 串口或串口服务器)")
+
+    driver: Literal["dlt645"] = "dlt645"
+    meter_address: Annotated[str | None, Field(pattern=r"^([0-9]{12}|[Aa]{12})$")] = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    serial: SerialConfig | None = None
+
+    def check_driver(self) -> None:
+        if not self.meter_address:
+            raise ValueError("driver dlt645 needs meter_address: the 12 digits on the meter's nameplate")
+        for p in self.points:
+            if p.di is None or int(p.di, 16) not in dlt645.FORMATS:
+                known = ", ".join(f"{d:08X}" for d in dlt645.FORMATS)
+                raise ValueError(f"point {p.name!r}: DL/T 645 points need a di parkmon can decode ({known})")
+
+    @property
+    def link(self) -> str:
+        return f"{self.serial.device if self.serial else f'{self.host}:{self.port}'} meter {self.meter_address}"
+
+    def describe(self, every_s: float) -> list[str]:
+        lines = [f"device {self.id} {self.name!r} dlt645 {self.link}: {len(self.points)} points every {every_s} s"]
+        lines += [f"  {self.id}.{p.name:<14} {p.metric:<26} di {p.di} x{p.scale:g}{p.offset:+g} "
+                  f"[{p.resolved_unit}] {p.label}" for p in self.points]
+        return lines
+
+
 class _Link:
     """One TCP connection or serial port and the lock that serialises its exchanges."""
 
-    def __init__(self, device: DeviceConfig) -> None:
+    def __init__(self, device: Dlt645Config) -> None:
         self.device = device
         self.lock = asyncio.Lock()
         self.users = 0
@@ -84,7 +117,9 @@ class _Link:
 
 
 class Dlt645Driver:
-    def __init__(self, device: DeviceConfig, shared: dict[object, Any] | None = None) -> None:
+    config: ClassVar[type[Dlt645Config]] = Dlt645Config
+
+    def __init__(self, device: Dlt645Config, shared: dict[object, Any] | None = None) -> None:
         self.device = device
         assert device.meter_address is not None
         self.address = device.meter_address.upper()

@@ -12,19 +12,73 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from edge_agent.config import DeviceConfig
 from edge_agent.drivers.base import Sample
-from edge_agent.hj212.server import ReceiverServer
-from parkmon.common import hj212, quality
+from parkmon.common import quality
 from parkmon.common.clock import now_ms
+
+if TYPE_CHECKING:
+    from edge_agent.hj212.server import ReceiverServer
+    from parkmon.common import hj212
 
 log = logging.getLogger(__name__)
 
 
+class Hj212Config(DeviceConfig):
+    """An HJ 212-2017 data logger: it dials in to host:port (the gateway listens there) and is told apart
+    from the others on that port by its MN. Without points (and without a profile) it has every point its
+    system code reports (edge_agent/hj212/points.py)."""
+
+    label: ClassVar[str] = ("HJ 212-2017 data loggers dialling in over TCP, told apart by MN "
+                            "(污染源在线监测数采仪, 烟气 CEMS / 废水)")
+    pushes: ClassVar[bool] = True
+
+    driver: Literal["hj212"] = "hj212"
+    mn: Annotated[str | None, Field(min_length=1, max_length=24)] = None  # the logger's id (MN)
+    pw: Annotated[str | None, Field(min_length=1, max_length=6)] = None  # its access password (PW)
+    st: Literal["31", "32"] | None = None  # system: 31 flue gas (CEMS), 32 wastewater
+    stale_after_s: Annotated[float, Field(gt=0)] = 300.0  # silence longer than this is a comm failure
+    host: str = "127.0.0.1"  # where the gateway listens
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_points(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and not raw.get("points") and not raw.get("profile"):
+            # the HJ 212 codec is imported for a config with a logger in it only (like the rules below)
+            from edge_agent.hj212.points import default_points
+
+            return {**raw, "points": default_points(str(raw.get("st") or "31"))}
+        return raw
+
+    def check_driver(self) -> None:
+        if not self.mn or not self.pw:
+            raise ValueError("driver hj212 needs mn and pw: the data logger's MN and access password")
+        from edge_agent.hj212.points import parse_point_name
+
+        for p in self.points:
+            parse_point_name(p.name)
+
+    @property
+    def link(self) -> str:
+        return f"MN {self.mn} dialling in to {self.host}:{self.port}"
+
+    def describe(self, every_s: float) -> list[str]:
+        lines = [f"device {self.id} {self.name!r} hj212 logger MN {self.mn} (ST {self.st or '31'}) dials in to "
+                 f"{self.host}:{self.port}: {len(self.points)} points; silent > {self.stale_after_s:g} s = comm "
+                 "failure"]
+        lines += [f"  {self.id}.{p.name:<22} {p.metric:<30} [{p.resolved_unit}] {p.label}" for p in self.points]
+        return lines
+
+
 class Hj212Driver:
-    def __init__(self, device: DeviceConfig, shared: dict[object, Any]) -> None:
+    config: ClassVar[type[Hj212Config]] = Hj212Config
+
+    def __init__(self, device: Hj212Config, shared: dict[object, Any]) -> None:
         self.device = device
         self.shared = shared
         self._names = {p.name for p in device.points}
@@ -40,6 +94,8 @@ class Hj212Driver:
         key = ("hj212", self.device.host, self.device.port)
         server = self.shared.get(key)
         if server is None:
+            from edge_agent.hj212.server import ReceiverServer  # the listening side: only to run, not to check
+
             dead = self.shared.get("hj212_dead_letters")
             server = ReceiverServer(self.device.host, self.device.port, Path(dead) if dead else None)
             self.shared[key] = server
@@ -50,6 +106,8 @@ class Hj212Driver:
         self._opened_ms = now_ms()
 
     def samples_of(self, rec: hj212.Record) -> list[Sample]:
+        from parkmon.common import hj212  # loaded by the server that handed over rec: a lookup
+
         out: list[Sample] = []
         for code, fields in rec.values.items():
             q = hj212.flag_quality(rec.flags.get(code))

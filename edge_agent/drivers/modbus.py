@@ -3,28 +3,68 @@
 Devices that share a physical link — the units on one RS-485 line, or behind one serial server
 or 4G DTU — share one client and take turns (a half-duplex bus carries one request at a time).
 Each device's points are read in coalesced blocks; an exception reply splits the block until only
-the bad registers are lost.
+the bad registers are lost. pymodbus is imported when a link is first built: checking a config needs
+only the settings below.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pydantic import Field
 
 from edge_agent.coalesce import Block, plan_reads, split
-from edge_agent.config import DeviceConfig
+from edge_agent.config import DeviceConfig, SerialConfig
 from edge_agent.drivers.base import Sample
 from edge_agent.registers import decode_bit, decode_words
 from parkmon.common import quality
 from parkmon.common.clock import now_ms
 from parkmon.common.quality import Reason
 
+if TYPE_CHECKING:
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
 log = logging.getLogger(__name__)
+
+
+class ModbusConfig(DeviceConfig):
+    """modbus_tcp: Modbus TCP; modbus_rtu: RTU on a serial line; modbus_rtu_over_tcp: RTU frames through a
+    TCP serial server / 4G DTU (several unit ids behind one connection)."""
+
+    label: ClassVar[str] = ("Modbus TCP; RTU on an RS-485 line (serial:); RTU through a serial server or 4G DTU "
+                            "(Modbus 仪表: TCP、RS-485 串口、DTU 透传)")
+
+    driver: Literal["modbus_tcp", "modbus_rtu", "modbus_rtu_over_tcp"] = "modbus_tcp"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    serial: SerialConfig | None = None
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    max_block: Annotated[int, Field(ge=1, le=125)] = 125  # registers per request
+    max_gap: Annotated[int, Field(ge=0, le=124)] = 8  # unused registers bridged when coalescing
+
+    def check_driver(self) -> None:
+        if self.driver == "modbus_rtu" and self.serial is None:
+            raise ValueError("driver modbus_rtu needs serial: {device: /dev/ttyUSB0, baudrate: 9600, ...}")
+        if self.driver != "modbus_rtu" and self.serial is not None:
+            raise ValueError(f"serial settings are for drivers modbus_rtu and dlt645, not {self.driver}")
+        missing = [p.name for p in self.points if p.address is None]
+        if missing:
+            raise ValueError(f"Modbus points need an address: {', '.join(missing)}")
+
+    @property
+    def link(self) -> str:
+        return f"{self.serial.device if self.serial else f'{self.host}:{self.port}'} unit {self.unit}"
+
+    def describe(self, every_s: float) -> list[str]:
+        blocks = plan_reads(list(self.points), self.max_block, self.max_gap)
+        lines = [f"device {self.id} {self.name!r} {self.driver} {self.link}: "
+                 f"{len(self.points)} points in {len(blocks)} request(s) every {every_s} s"]
+        lines += [f"  {self.id}.{p.name:<14} {p.metric:<26} {p.table:<8} @{p.address:<5} {p.type:<8} "
+                  f"{p.order} x{p.scale:g}{p.offset:+g} [{p.resolved_unit}] {p.label}" for p in self.points]
+        return lines
+
 
 # a gateway that answers for a unit behind it that did not answer: that is a link failure
 _NO_ANSWER_CODES = {0x0A, 0x0B}
@@ -41,7 +81,10 @@ class _ExceptionReply(Exception):
 class Bus:
     """One link (TCP connection, serial line, DTU) and the lock that serialises its requests."""
 
-    def __init__(self, device: DeviceConfig) -> None:
+    def __init__(self, device: ModbusConfig) -> None:
+        from pymodbus import FramerType
+        from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
         self.lock = asyncio.Lock()
         self.users = 0
         # retries=0: the poll cycle is the retry; a dead device must not hold the others up
@@ -60,7 +103,7 @@ class Bus:
             self.name = f"{device.host}:{device.port}"
 
     @staticmethod
-    def key(device: DeviceConfig) -> tuple[str, ...]:
+    def key(device: ModbusConfig) -> tuple[str, ...]:
         if device.driver == "modbus_rtu":
             assert device.serial is not None
             return ("modbus", "serial", device.serial.device)
@@ -75,7 +118,9 @@ class Bus:
 
 
 class ModbusDriver:
-    def __init__(self, device: DeviceConfig, shared: dict[object, Any] | None = None) -> None:
+    config: ClassVar[type[ModbusConfig]] = ModbusConfig
+
+    def __init__(self, device: ModbusConfig, shared: dict[object, Any] | None = None) -> None:
         self.device = device
         self.blocks = plan_reads(list(device.points), device.max_block, device.max_gap)
         shared = {} if shared is None else shared
@@ -143,6 +188,8 @@ class ModbusDriver:
         return self._decode(block, rr, now_ms())
 
     async def read(self) -> list[Sample]:
+        from pymodbus.exceptions import ModbusException  # loaded with the link already: a lookup
+
         out: list[Sample] = []
         async with self.bus.lock:
             for i, block in enumerate(self.blocks):

@@ -4,6 +4,9 @@ In subscription mode every data change the server reports becomes a sample with 
 source timestamp and status; ``read()`` hands over what arrived since the last cycle. A dead or
 restarted server shows as bad samples (communication failure) each cycle until the driver has
 reconnected and subscribed again; a value is never repeated as if it were fresh.
+
+asyncua is imported when the driver first connects (it takes longer to import than the rest of the
+gateway together): checking a config needs only the settings below.
 """
 
 from __future__ import annotations
@@ -12,11 +15,8 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
-
-from asyncua.client.client import Client
-from asyncua.ua.attribute_ids import AttributeIds
-from asyncua.ua.status_codes import StatusCodes
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from edge_agent.config import DeviceConfig, PointConfig
 from edge_agent.drivers.base import Sample
@@ -24,23 +24,59 @@ from parkmon.common import quality
 from parkmon.common.clock import now_ms
 from parkmon.common.quality import QualityClass, Reason
 
+if TYPE_CHECKING:
+    from asyncua.client.client import Client
+
 log = logging.getLogger(__name__)
 
-# OPC UA status codes (Part 4/6) onto parkmon reasons; the class comes from the code's top bits
-_REASONS: dict[int, Reason] = {
-    StatusCodes.BadCommunicationError: Reason.COMM_FAILURE,
-    StatusCodes.BadNotConnected: Reason.COMM_FAILURE,
-    StatusCodes.BadNoCommunication: Reason.COMM_FAILURE,
-    StatusCodes.BadWaitingForInitialData: Reason.COMM_FAILURE,
-    StatusCodes.BadSensorFailure: Reason.SENSOR_FAILURE,
-    StatusCodes.BadDeviceFailure: Reason.DEVICE_FAILURE,
-    StatusCodes.BadOutOfService: Reason.STOPPED,
-    StatusCodes.BadConfigurationError: Reason.CONFIG_ERROR,
-    StatusCodes.UncertainLastUsableValue: Reason.LAST_USABLE,
-    StatusCodes.UncertainSensorNotAccurate: Reason.OUT_OF_RANGE,
-    StatusCodes.UncertainEngineeringUnitsExceeded: Reason.OUT_OF_RANGE,
-    StatusCodes.UncertainSubNormal: Reason.NONE,
-}
+
+class OpcUaConfig(DeviceConfig):
+    """An OPC UA server (endpoint): subscriptions, with polling as the fallback."""
+
+    label: ClassVar[str] = "an OPC UA server: subscription, polling as the fallback (OPC UA 服务器)"
+
+    driver: Literal["opcua"] = "opcua"
+    endpoint: str | None = None  # opc.tcp://host:4840/path
+    opcua_mode: Literal["subscription", "poll"] = "subscription"
+
+    def check_driver(self) -> None:
+        if not self.endpoint:
+            raise ValueError("driver opcua needs endpoint: opc.tcp://host:4840/...")
+        missing = [p.name for p in self.points if not p.node_id]
+        if missing:
+            raise ValueError(f"OPC UA points need node_id (e.g. ns=2;s=Meter.Power): {', '.join(missing)}")
+
+    @property
+    def link(self) -> str:
+        return str(self.endpoint)
+
+    def describe(self, every_s: float) -> list[str]:
+        lines = [f"device {self.id} {self.name!r} opcua {self.endpoint} ({self.opcua_mode}): {len(self.points)} "
+                 f"nodes, every {every_s} s"]
+        lines += [f"  {self.id}.{p.name:<14} {p.metric:<26} {p.node_id} x{p.scale:g}{p.offset:+g} "
+                  f"[{p.resolved_unit}] {p.label}" for p in self.points]
+        return lines
+
+
+@cache
+def _reasons() -> dict[int, Reason]:
+    """OPC UA status codes (Part 4/6) onto parkmon reasons; the class comes from the code's top bits."""
+    from asyncua.ua.status_codes import StatusCodes
+
+    return {
+        StatusCodes.BadCommunicationError: Reason.COMM_FAILURE,
+        StatusCodes.BadNotConnected: Reason.COMM_FAILURE,
+        StatusCodes.BadNoCommunication: Reason.COMM_FAILURE,
+        StatusCodes.BadWaitingForInitialData: Reason.COMM_FAILURE,
+        StatusCodes.BadSensorFailure: Reason.SENSOR_FAILURE,
+        StatusCodes.BadDeviceFailure: Reason.DEVICE_FAILURE,
+        StatusCodes.BadOutOfService: Reason.STOPPED,
+        StatusCodes.BadConfigurationError: Reason.CONFIG_ERROR,
+        StatusCodes.UncertainLastUsableValue: Reason.LAST_USABLE,
+        StatusCodes.UncertainSensorNotAccurate: Reason.OUT_OF_RANGE,
+        StatusCodes.UncertainEngineeringUnitsExceeded: Reason.OUT_OF_RANGE,
+        StatusCodes.UncertainSubNormal: Reason.NONE,
+    }
 
 
 def status_to_quality(code: int) -> int:
@@ -48,7 +84,7 @@ def status_to_quality(code: int) -> int:
     if severity == 0:
         return quality.GOOD
     cls = QualityClass.UNCERTAIN if severity == 1 else QualityClass.BAD
-    full = _REASONS.get(code & 0xFFFF0000, Reason.NONE)
+    full = _reasons().get(code & 0xFFFF0000, Reason.NONE)
     return quality.make(cls, full)
 
 
@@ -69,7 +105,9 @@ class _Handler:
 
 
 class OpcUaDriver:
-    def __init__(self, device: DeviceConfig, shared: dict[object, Any] | None = None) -> None:
+    config: ClassVar[type[OpcUaConfig]] = OpcUaConfig
+
+    def __init__(self, device: OpcUaConfig, shared: dict[object, Any] | None = None) -> None:
         self.device = device
         assert device.endpoint is not None
         self.endpoint = device.endpoint
@@ -94,6 +132,8 @@ class OpcUaDriver:
                 await asyncio.wait_for(client.disconnect(), self.device.timeout_s)
 
     async def _connect(self) -> Client:
+        from asyncua.client.client import Client
+
         client = Client(self.endpoint, timeout=self.device.timeout_s)
         await asyncio.wait_for(client.connect(), self.device.timeout_s * 2)
         self._client = client
@@ -144,6 +184,8 @@ class OpcUaDriver:
                 await asyncio.wait_for(client.nodes.server_state.read_value(), self.device.timeout_s)
                 out, self._queue = self._queue, []
                 return out
+            from asyncua.ua.attribute_ids import AttributeIds
+
             self.requests += 1
             values = await asyncio.wait_for(client.read_attributes(self._nodes, AttributeIds.Value),
                                             self.device.timeout_s)
