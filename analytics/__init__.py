@@ -1,2 +1,3 @@
-"""Analytics: indicators as pure functions, the targets they are judged against, and the jobs
-that feed them from stored readings."""
+"""Analytics: the indicators (``analytics.indicators``: one module each, its pure computation and its feed
+from the store, in one registry), the targets and factors they use, the meters they read (``meters``,
+``counters``, ``rollup_feed``), the reports, the Grafana boards' hourly feed and the alerts."""

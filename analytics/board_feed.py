@@ -2,7 +2,7 @@
 
 Grafana's PostgreSQL source runs SQL and nothing else, and the new-energy share is not a sum: the
 storage pool (NES-4) carries RE from one hour into the next. So the platform computes each hour with
-the same code as the API (:func:`analytics.park_share.park_flows` → :func:`compute_share`) and stores
+the same code as the API (:func:`analytics.meters.park_flows` → :func:`compute_share`) and stores
 the share's numerator and denominator per hour; a board sums them over any range (Σ re_used /
 Σ consumption). The pool carries from hour to hour and starts empty at each China day, so a day's
 sums are exactly the API's share of that day. Comprehensive energy (tce) is stored per enterprise and
@@ -10,7 +10,8 @@ for the park from one read of the carriers per hour.
 
 Each run recomputes the hours from the last one written minus ``redo_hours`` (late data, gateways
 replaying their buffers) up to the hour now running; a park seen for the first time is back-filled
-``backfill_hours``. Hours without any data write no row.
+``backfill_hours``. Hours without any data write no row. The table is read and written through the
+storage layer (:mod:`ingest.store.indicator_hourly`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
-
-from sqlalchemy import and_, delete, func, insert, select
+from typing import Any
 
 from analytics.factors import load_factors
-from analytics.indicators.new_energy_share import Flows, compute_share
-from analytics.park_energy import energy_results, uses_by_enterprise
-from analytics.park_share import ParkFlows, park_flows
+from analytics.indicators.comprehensive_energy import energy_results, uses_by_enterprise
+from analytics.indicators.new_energy_share import compute_share
+from analytics.meters import Flows, ParkFlows, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
-from ingest.store import schema as s
+from ingest.store import indicator_hourly as table
 from parkmon.common.clock import CHINA, HOUR_MS, now_ms
 
 log = logging.getLogger(__name__)
@@ -107,8 +106,8 @@ class BoardFeed:
 
     def feed_park(self, info: Any, now_ms: int, since_ms: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> int:
-        park_id = self._park_id(info.key)
-        last = self._last_bucket(park_id)
+        park_id = table.park_id(self.store, info.key)
+        last = table.last_bucket(self.store, park_id)
         current = hour_floor(now_ms)
         if since_ms is not None:
             first = hour_floor(since_ms)
@@ -116,7 +115,8 @@ class BoardFeed:
             first = current - self.config.backfill_hours * HOUR_MS
         else:
             first = max(last - self.config.redo_hours * HOUR_MS, current - self.config.backfill_hours * HOUR_MS)
-        pool, pool_re = self._pool_before(park_id, first)
+        # the pool at the end of the last hour written before ``first`` in the same China day
+        pool, pool_re = table.pool_before(self.store, park_id, first, china_day_start(first))
         hold = self.settings.max_hold_minutes * 60_000
         written = 0
         hours = range(first, current + 1, HOUR_MS)
@@ -128,7 +128,7 @@ class BoardFeed:
                 break
             pf = park_flows(self.store, info.key, h, end, end - h, hold)
             rows, pool, pool_re = self._rows(info, park_id, h, end, pf, pool, pool_re, now_ms)
-            self._replace(park_id, h, rows)
+            table.replace_hour(self.store, park_id, h, rows)
             written += bool(rows)
             if progress is not None:
                 progress(i + 1, len(hours))
@@ -161,31 +161,3 @@ class BoardFeed:
                 tce_total, any_tce = tce_total + tce.value, True
         park_row["tce"] = tce_total if any_tce else None
         return rows, pool, pool_re
-
-    # --- SQL ----------------------------------------------------------------------------------
-    def _park_id(self, key: str) -> int:
-        with self.store.engine.connect() as conn:
-            return cast(int, conn.execute(select(s.parks.c.id).where(s.parks.c.key == key)).scalar_one())
-
-    def _last_bucket(self, park_id: int) -> int | None:
-        t = s.indicator_hourly
-        with self.store.engine.connect() as conn:
-            v = conn.execute(select(func.max(t.c.bucket)).where(t.c.park_id == park_id, t.c.enterprise == "")).scalar()
-        return None if v is None else s.EpochMs().process_result_value(v, self.store.engine.dialect)
-
-    def _pool_before(self, park_id: int, h: int) -> tuple[float, float]:
-        """The pool at the end of the last hour written before ``h`` in the same China day."""
-        t = s.indicator_hourly
-        q = (select(t.c.pool_kwh, t.c.pool_re_kwh)
-             .where(t.c.park_id == park_id, t.c.enterprise == "", t.c.bucket < h, t.c.bucket >= china_day_start(h))
-             .order_by(t.c.bucket.desc()).limit(1))
-        with self.store.engine.connect() as conn:
-            row = conn.execute(q).first()
-        return (float(row[0] or 0.0), float(row[1] or 0.0)) if row else (0.0, 0.0)
-
-    def _replace(self, park_id: int, h: int, rows: list[dict[str, Any]]) -> None:
-        t = s.indicator_hourly
-        with self.store.engine.begin() as conn:
-            conn.execute(delete(t).where(and_(t.c.park_id == park_id, t.c.bucket == h)))
-            if rows:
-                conn.execute(insert(t), rows)

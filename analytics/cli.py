@@ -1,4 +1,6 @@
-"""``parkmon indicators``: compute indicators from stored readings and print them as JSON."""
+"""``parkmon indicators``: compute indicators from stored data and print them as JSON. One subcommand per
+registered indicator (analytics/indicators/base.py), its options its parameters; ``all`` prints every
+indicator of a month or year as the report has them, ``feed`` (re)computes the Grafana boards' hours."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import argparse
 import json
 import sys
 import time
+import types
 from collections.abc import Callable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
+from pydantic import AwareDatetime, BaseModel, ValidationError
+
+from analytics.indicators.base import Context, Indicator, registered, why
 from parkmon.common.env import default_db
 
 if TYPE_CHECKING:
@@ -17,61 +23,80 @@ if TYPE_CHECKING:
 
 
 def _ms(text: str, name: str) -> int:
-    t = datetime.fromisoformat(text)
-    if t.tzinfo is None:
-        raise SystemExit(f"parkmon indicators: --{name} {text} has no UTC offset; add one, e.g. +08:00 or Z")
-    return int(t.timestamp() * 1000)
+    return int(_instant(name)(text).timestamp() * 1000)
+
+
+def _instant(name: str) -> Callable[[str], datetime]:
+    def parse(text: str) -> datetime:
+        t = datetime.fromisoformat(text)
+        if t.tzinfo is None:
+            raise SystemExit(f"parkmon indicators: --{name} {text} has no UTC offset; add one, e.g. +08:00 or Z")
+        return t
+
+    return parse
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give days as YYYY-MM-DD") from None
+
+
+def _options(parser: argparse.ArgumentParser, params: type[BaseModel]) -> None:
+    """An option per parameter of the feed (``--field-name``); what is not given takes the model's default."""
+    for name, f in params.model_fields.items():
+        kind: Any = f.annotation
+        if get_origin(kind) in (Union, types.UnionType):  # X | None: an optional X
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        default = "" if f.is_required() or f.default_factory is not None or f.default is None else \
+            f" (default: {f.default})"
+        opts: dict[str, Any] = {"dest": name, "default": None, "required": f.is_required(),
+                                "help": (f.description or "") + default}
+        if kind is bool:
+            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", **opts)
+            continue
+        if get_origin(kind) is Literal:
+            opts["choices"] = list(get_args(kind))
+        elif kind is AwareDatetime or (isinstance(kind, type) and issubclass(kind, datetime)):
+            opts["type"] = _instant(name)
+        elif isinstance(kind, type) and issubclass(kind, date):
+            opts["type"] = _day
+        elif kind in (int, float, str):
+            opts["type"] = kind
+        parser.add_argument(f"--{name.replace('_', '-')}", **opts)
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="parkmon indicators", description="Indicators from stored data (指标计算)")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    share = sub.add_parser("share", help="new-energy consumption share of a park vs its target (新能源消纳比例)")
-    share.add_argument("--db", default=default_db(), help="database URL")
-    share.add_argument("--park", required=True)
-    share.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
-    share.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
-    share.add_argument("--interval-s", type=int, default=None, help="attribution interval (default 15 min)")
-    share.add_argument("--green-purchase-kwh", type=float, default=0.0)
-    share.add_argument("--certificates-sold-kwh", type=float, default=0.0)
-    share.add_argument("--targets", default=None, help="YAML overriding the default targets")
-    energy = sub.add_parser("energy", help="comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)")
-    energy.add_argument("--db", default=default_db(), help="database URL")
-    energy.add_argument("--park", required=True)
-    energy.add_argument("--enterprise", default=None, help="one enterprise (default: the whole park)")
-    energy.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
-    energy.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
-    energy.add_argument("--electricity-method", choices=["equivalent", "equal_value"], default="equivalent",
-                        help="当量值 (0.1229 kgce/kWh) or 等价值 (the year's coal rate)")
-    energy.add_argument("--steam-method", choices=["fixed", "enthalpy"], default="fixed")
-    energy.add_argument("--steam-pressure-mpa", type=float, default=1.0)
-    energy.add_argument("--green-purchase-kwh", type=float, default=0.0)
-    energy.add_argument("--factors", default=None, help="YAML overriding factors (shape of analytics/factors.yaml)")
-    act = sub.add_parser("activity", help="electricity activity index per day, 100 = recent normal (电力看经济)")
-    act.add_argument("--db", default=default_db(), help="database URL")
-    act.add_argument("--park", required=True)
-    act.add_argument("--enterprise", default=None)
-    act.add_argument("--first", required=True, help="first day, YYYY-MM-DD (China calendar)")
-    act.add_argument("--last", required=True, help="last day, YYYY-MM-DD")
-    act.add_argument("--baseline-days", type=int, default=28)
+    commands: dict[str, Indicator[Any]] = {}
+    for ind in registered():
+        if ind.command is None:  # answered with another (its companion)
+            continue
+        with_too = "".join(f" and {k}" for k in ind.companions)
+        one = sub.add_parser(ind.command, help=f"{ind.name_en}{with_too} ({ind.name_zh})",
+                             description=f"{ind.name_zh} {ind.name_en}: {ind.key}{with_too}, as JSON")
+        one.add_argument("--db", default=default_db(), help="database URL")
+        one.add_argument("--park", required=True)
+        _options(one, ind.params)
+        one.add_argument("--targets", default=None, help="YAML overriding the default targets")
+        one.add_argument("--factors", default=None, help="YAML overriding factors (shape of analytics/factors.yaml)")
+        commands[ind.command] = ind
     every = sub.add_parser("all", help="every indicator of a park for a month or a year, as the report has them "
                            "(全部指标)")
     every.add_argument("--db", default=default_db(), help="database URL")
     every.add_argument("--park", required=True)
     every.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY (a year), China calendar")
-    comp = sub.add_parser("compliance", help="pollutant compliance of CEMS and wastewater outlets (污染物排放达标)")
-    comp.add_argument("--db", default=default_db(), help="database URL")
-    comp.add_argument("--park", required=True)
-    comp.add_argument("--start", required=True, help="ISO 8601 with offset, e.g. 2025-06-01T00:00+08:00")
-    comp.add_argument("--end", default=None, help="ISO 8601 with offset (default: now)")
     feed = sub.add_parser("feed", help="(re)compute the hourly indicators the Grafana boards read "
                           "(indicator_hourly), e.g. after importing history (看板小时指标回填)")
     feed.add_argument("--db", default=default_db(), help="database URL")
     feed.add_argument("--park", action="append", default=None, help="this park only (repeatable; default: all)")
     feed.add_argument("--since", required=True, help="first hour, ISO 8601 with offset, e.g. 2026-01-01T00:00+08:00")
     args = ap.parse_args(argv)
-    return {"share": _share, "energy": _energy, "activity": _activity, "all": _all,
-            "compliance": _compliance, "feed": _feed}[args.cmd](args)
+    if args.cmd in commands:
+        return _indicator(commands[args.cmd], args)
+    return {"all": _all, "feed": _feed}[args.cmd](args)
 
 
 def _answer(db: str, prefix: str, compute: Callable[[Store], Any]) -> int:
@@ -90,48 +115,23 @@ def _answer(db: str, prefix: str, compute: Callable[[Store], Any]) -> int:
     return 0
 
 
-def _period(args: argparse.Namespace) -> tuple[int, int]:
-    start = _ms(args.start, "start")
-    return start, _ms(args.end, "end") if args.end else int(time.time() * 1000)
-
-
-def _share(args: argparse.Namespace) -> int:
-    from analytics.park_share import compute_park_share
+def _indicator(ind: Indicator[Any], args: argparse.Namespace) -> int:
+    from analytics.factors import load_factors
     from analytics.targets import load_share_settings
 
-    start, end = _period(args)
-    return _answer(args.db, "parkmon indicators", lambda store: compute_park_share(
-        store, args.park, start, end, load_share_settings(args.targets),
-        args.interval_s * 1000 if args.interval_s else None, args.green_purchase_kwh,
-        args.certificates_sold_kwh).to_json())
-
-
-def _energy(args: argparse.Namespace) -> int:
-    from analytics.factors import load_factors
-    from analytics.park_energy import compute_energy
-
-    start, end = _period(args)
+    prefix = f"parkmon indicators {args.cmd}"
+    given = {n: getattr(args, n) for n in ind.params.model_fields if getattr(args, n) is not None}
 
     def compute(store: Store) -> dict[str, Any]:
-        tce, carbon = compute_energy(store, args.park, start, end, args.enterprise, load_factors(args.factors),
-                                     args.electricity_method, args.steam_method, args.steam_pressure_mpa,
-                                     args.green_purchase_kwh)
-        return {"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()}
+        try:
+            p = ind.params.model_validate(given)
+        except ValidationError as exc:
+            raise ValueError(why(exc)) from None
+        ctx = Context(share_settings=load_share_settings(args.targets) if args.targets else None,
+                      factors=load_factors(args.factors) if args.factors else None)
+        return ind.answer(store, args.park, p, ctx)
 
-    return _answer(args.db, "parkmon indicators energy", compute)
-
-
-def _activity(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    from analytics.park_activity import compute_activity
-
-    try:
-        first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
-    except ValueError as exc:
-        raise SystemExit(f"parkmon indicators activity: {exc}; give days as YYYY-MM-DD") from None
-    return _answer(args.db, "parkmon indicators activity", lambda store: compute_activity(
-        store, args.park, first, last, args.enterprise, args.baseline_days, min(7, args.baseline_days)).to_json())
+    return _answer(args.db, prefix, compute)
 
 
 def _all(args: argparse.Namespace) -> int:
@@ -143,14 +143,6 @@ def _all(args: argparse.Namespace) -> int:
                            lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True))
 
     return _answer(args.db, "parkmon indicators all", compute)
-
-
-def _compliance(args: argparse.Namespace) -> int:
-    from analytics.park_compliance import compute_compliance
-
-    start, end = _period(args)
-    return _answer(args.db, "parkmon indicators compliance",
-                   lambda store: compute_compliance(store, args.park, start, end))
 
 
 def _feed(args: argparse.Namespace) -> int:

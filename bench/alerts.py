@@ -157,10 +157,9 @@ def main() -> int:
         receiver = Receiver()
         rules = [r for r in load_rules() if r.id == "gas_lel_critical"]
         alerts = AlertService(store, rules)
-        with store.engine.begin() as conn:
-            from analytics.alerts.subscriptions import Subscription, create
-            create(conn, Subscription(name="生态环境局 regulator", role="regulator", channel="webhook",
-                                      config={"url": receiver.url, "secret": "bench"}), "bench")
+        from analytics.alerts.subscriptions import Subscription, create
+        create(store, Subscription(name="生态环境局 regulator", role="regulator", channel="webhook",
+                                   config={"url": receiver.url, "secret": "bench"}), "bench")
         ing = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=url, client_id="bench-alerts-ingest"), store)
         alerts.attach(ing)
         alerts.start()

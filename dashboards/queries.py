@@ -6,7 +6,7 @@ enterprise and its chosen devices; every query keeps Grafana's macros so the tim
 
 from __future__ import annotations
 
-from analytics.park_compliance import limits
+from analytics.indicators.pollutant_compliance import limits
 from dashboards.common import cases, point_joins, quoted
 from parkmon.common.metrics import SYSTEM_LABELS
 

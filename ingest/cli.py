@@ -144,17 +144,10 @@ def main(argv: list[str]) -> int:
 
 
 def _migrate(db: str, show: bool) -> int:
-    from sqlalchemy import create_engine
+    from ingest.store.revision import migrate_url
 
-    from ingest.store import migrate
-
-    engine = create_engine(db)
-    before = migrate.current(engine)
-    if not show:
-        migrate.upgrade(engine)
-    print(f"schema revision: {before or 'none'} -> {migrate.current(engine) if not show else before} "
-          f"(newest: {migrate.head()})")
-    engine.dispose()
+    rev = migrate_url(db, upgrade=not show)
+    print(f"schema revision: {rev.before or 'none'} -> {rev.after} (newest: {rev.newest})")
     return 0
 
 

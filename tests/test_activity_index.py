@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.indicators.activity_index import compute_index
-from analytics.park_share import CHINA
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 
 def test_index_is_consumption_over_the_mean_of_the_days_before() -> None:

@@ -45,7 +45,7 @@ class Platform:
     stop: threading.Event | None = None
 
     def start_dispatcher(self, **kw: Any) -> Dispatcher:
-        self.dispatcher = Dispatcher(self.store.engine, **kw)
+        self.dispatcher = Dispatcher(self.store, **kw)
         self.engine.notify = self.dispatcher.wake
         self.stop = threading.Event()
         threading.Thread(target=self.dispatcher.run, args=(self.stop, 0.1), daemon=True).start()
@@ -194,10 +194,10 @@ def test_killed_between_commit_and_delivery_still_delivers_after_restart(platfor
 
         clock = [1000.0]
         with pytest.raises(KeyboardInterrupt):
-            DiesAfterSending(p.store.engine, clock=lambda: clock[0], lease_s=30).run_once()
+            DiesAfterSending(p.store, clock=lambda: clock[0], lease_s=30).run_once()
         assert len(http.got) == 1
         # a new process (nothing in memory): within the lease it leaves the row alone, after it sends again
-        again = Dispatcher(p.store.engine, clock=lambda: clock[0], lease_s=30)
+        again = Dispatcher(p.store, clock=lambda: clock[0], lease_s=30)
         assert again.run_once() == 0
         clock[0] += 31
         assert again.run_once() == 1

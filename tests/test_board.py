@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
-from analytics.alerts import store as alert_store
+from analytics.alerts import actions as alert_actions
 from analytics.alerts.rules import Rule, load_rules
 from analytics.park_share import CHINA, compute_park_share
 from ingest.mqtt.broker import Mosquitto
@@ -92,9 +92,8 @@ def small_api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
     _small_park(store, t_now)
     rule = Rule(id="pv_low", kind="threshold", metric="pv.power", threshold=500, op="<", severity="critical",
                 system="energy", name_zh="光伏功率偏低", name_en="PV power low")
-    with store.engine.begin() as conn:
-        alert_store.fire(conn, rule, alert_store.Subject("p1/e1/pv1/power", "p1", "e1", "pv1", "pv.power", "kW",
-                                                         "光伏功率", "测试零碳园区"), t_now, t_now, 360.0, 360.0)
+    alert_actions.fire(store, rule, alert_actions.Subject("p1/e1/pv1/power", "p1", "e1", "pv1", "pv.power", "kW",
+                                                          "光伏功率", "测试零碳园区"), t_now, t_now, 360.0, 360.0)
     app = create_app(store)
     try:
         with serve(app) as api:
@@ -426,8 +425,8 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
     store = open_store(f"sqlite:///{tmp_path / 'auth.db'}")
     store.create_schema()
     _small_park(store, now_ms())
-    with store.engine.begin() as conn:
-        token = create_token(conn, principal_of("operator", "park office", park="p1"))
+    token = create_token(store, principal_of("operator", "park office", park="p1"))
+    with store.engine.connect() as conn:
         token_id = conn.execute(text("SELECT max(id) FROM api_tokens")).scalar_one()
     api = Api(create_app(store, auth=Auth(store, cache_s=0)))
     try:
@@ -447,8 +446,7 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
                 assert not page.is_visible("#signin")
                 assert any(c["name"] == TOKEN_COOKIE for c in context.cookies())  # kept for the next visit
                 assert page.inner_text("#share-value").endswith("%")
-                with store.engine.begin() as conn:
-                    assert revoke_token(conn, token_id)
+                assert revoke_token(store, token_id)
                 port = int(api.base.rsplit(":", 1)[1])
                 api.stop()  # the server restarts; the board's EventSource reconnects with a revoked token
                 api = Api(create_app(store, auth=Auth(store, cache_s=0)), port)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from analytics.board_feed import BoardFeed, FeedConfig
-from analytics.park_share import compute_park_share
+from analytics.indicators.new_energy_share import compute_park_share
 from ingest.store import Store
 from ingest.store import schema as s
 from tests.sim_day import load_day

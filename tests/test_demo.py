@@ -51,7 +51,7 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
 def _all_six_systems_live(st: Store) -> None:
     """What an operator opening the demo's six-system view would check: every system has data."""
     from ingest.records import economy, hazwaste, logistics, registry, safety, services
-    from ingest.records.base import now_ms
+    from parkmon.common.clock import now_ms
 
     with st.engine.connect() as conn:
         cov = {c["system"]: c for c in registry.coverage(conn, "demo", now_ms())}

@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.indicators.intensity import intensity, load_water_settings, water_target
-from analytics.park_share import CHINA
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 S = load_water_settings()
 

@@ -11,11 +11,11 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from analytics.park_share import CHINA
 from analytics.report.cli import main as report_main
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 Q, H, DAY = 15 * 60_000, 3_600_000, 86_400_000
 JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)

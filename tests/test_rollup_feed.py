@@ -10,11 +10,13 @@ from datetime import datetime
 
 import pytest
 
-from analytics.park_energy import compute_energy, counter_totals
-from analytics.park_share import CHINA, compute_park_share
+from analytics.indicators.comprehensive_energy import compute_energy
+from analytics.indicators.new_energy_share import compute_park_share
+from analytics.meters import counter_totals
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 MIN, H, DAY = 60_000, 3_600_000, 86_400_000
 JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)

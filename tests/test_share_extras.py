@@ -8,11 +8,11 @@ from datetime import datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.park_share import CHINA
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 H = 3_600_000
 JAN1 = int(datetime(2026, 1, 1, tzinfo=CHINA).timestamp() * 1000)

@@ -61,8 +61,7 @@ def _tokens(store: Store) -> dict[str, str]:
            "operator": principal_of("operator", "一号园区管委会", park="p1"),
            "a": principal_of("enterprise", "企业a", park="p1", enterprise="a"),
            "gateway": principal_of("gateway", "gw-a", park="p1", enterprise="a")}
-    with store.engine.begin() as conn:
-        return {k: create_token(conn, p) for k, p in who.items()}
+    return {k: create_token(store, p) for k, p in who.items()}
 
 
 def _client(store: Store, **auth: Any) -> TestClient:
@@ -92,9 +91,9 @@ def test_no_token_no_data_and_revocation_works(two_parks: Store) -> None:
     assert c.get("/api/v1/health").status_code == 200  # liveness stays open for probes
     tokens = _tokens(two_parks)
     assert _get(c, tokens["operator"], "/api/v1/parks").status_code == 200
-    with two_parks.engine.begin() as conn:
+    with two_parks.engine.connect() as conn:
         tid = conn.execute(select(t.api_tokens.c.id).where(t.api_tokens.c.name == "一号园区管委会")).scalar_one()
-        assert revoke_token(conn, tid)
+    assert revoke_token(two_parks, tid)
     assert _get(c, tokens["operator"], "/api/v1/parks").status_code == 401
     with two_parks.engine.connect() as conn:  # only the hash is stored
         stored = [r.token_sha256 for r in conn.execute(select(t.api_tokens))]

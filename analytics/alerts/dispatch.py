@@ -11,25 +11,23 @@ order (an older undelivered row holds the newer ones back): a resolve never over
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
-
 from analytics.alerts.channels import Channel, DeliveryError, load
-from ingest.store import record_tables as t
+from ingest.store import Store
+from ingest.store import alert_outbox as outbox
 
 log = logging.getLogger("parkmon.alerts")
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time, lease_s: float = 30.0,
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, lease_s: float = 30.0,
                  max_backoff_s: float = 60.0, batch: int = 100) -> None:
-        self.engine = engine
+        self.store = store
         self.clock = clock
         self.lease_ms = int(lease_s * 1000)
         self.max_backoff_ms = int(max_backoff_s * 1000)
@@ -50,44 +48,19 @@ class Dispatcher:
 
     def run_once(self) -> int:
         """Deliver what is due; returns how many were delivered."""
-        now = int(self.clock() * 1000)
-        ob, subs = t.alert_outbox, t.alert_subscriptions
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(ob.c.id, ob.c.subscription_id, ob.c.channel, ob.c.payload, ob.c.attempts, ob.c.next_try_ms)
-                .where(ob.c.delivered_ms.is_(None)).order_by(ob.c.id).limit(self.batch * 10)).all()
-            due, held = [], set()
-            for r in rows:  # per subscription, in order: the first not yet due holds the rest back
-                if r.subscription_id in held:
-                    continue
-                if r.next_try_ms > now:
-                    held.add(r.subscription_id)
-                    continue
-                due.append(r)
-                held.add(r.subscription_id)  # one in flight per subscription and round
-                if len(due) >= self.batch:
-                    break
-            if not due:
-                return 0
-            conn.execute(update(ob).where(ob.c.id.in_([r.id for r in due]), ob.c.next_try_ms <= now)
-                         .values(next_try_ms=now + self.lease_ms))
-            configs = {s.id: json.loads(s.config) for s in conn.execute(
-                select(subs.c.id, subs.c.config).where(subs.c.id.in_({r.subscription_id for r in due})))}
+        due = outbox.claim(self.store, int(self.clock() * 1000), self.lease_ms, self.batch)
         sent = 0
         for r in due:
-            err = self._send(r.channel, json.loads(r.payload), configs.get(r.subscription_id))
-            with self.engine.begin() as conn:
-                if err is None:
-                    conn.execute(update(ob).where(and_(ob.c.id == r.id, ob.c.delivered_ms.is_(None))).values(
-                        delivered_ms=int(self.clock() * 1000), attempts=r.attempts + 1, last_error=None))
-                    sent += 1
-                else:
-                    backoff = min(self.max_backoff_ms, 1000 * 2 ** min(r.attempts, 20))
-                    conn.execute(update(ob).where(ob.c.id == r.id).values(
-                        attempts=r.attempts + 1, last_error=err[:500], next_try_ms=int(self.clock() * 1000) + backoff))
-                    self.failed_attempts += 1
-                    log.warning("alert delivery %s via %s failed (attempt %d, next in %.0f s): %s",
-                                r.id, r.channel, r.attempts + 1, backoff / 1000, err)
+            err = self._send(r.channel, r.message, r.config)
+            if err is None:
+                outbox.delivered(self.store, r.id, r.attempts + 1, int(self.clock() * 1000))
+                sent += 1
+            else:
+                backoff = min(self.max_backoff_ms, 1000 * 2 ** min(r.attempts, 20))
+                outbox.failed(self.store, r.id, r.attempts + 1, err, int(self.clock() * 1000) + backoff)
+                self.failed_attempts += 1
+                log.warning("alert delivery %s via %s failed (attempt %d, next in %.0f s): %s",
+                            r.id, r.channel, r.attempts + 1, backoff / 1000, err)
         self.delivered += sent
         return sent
 

@@ -18,22 +18,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-
-from analytics.alerts import store as db
-from analytics.alerts.rules import Rule, load_rules, parse_rules
+from analytics.alerts.actions import ANNOUNCER, Subject, new_alert
+from analytics.alerts.rules import Rule, load_rules, one_level_up, parse_rules
 from analytics.alerts.state import Tracker, Transition
-from ingest.store import Store
-from ingest.store import record_tables as t
-from ingest.store import schema as s
+from ingest.store import Store, alert_rules
+from ingest.store import alerts as rows
 from ingest.store.base import IncomingBatch
+from ingest.store.session import connection
 from parkmon.common.clock import HOUR_MS
 from parkmon.common.metrics import METRICS
 
 log = logging.getLogger("parkmon.alerts")
+Judged = list[tuple[Rule, Subject, Transition, float | None]]  # what a pass decided; float: the threshold
+
+
 @dataclass(frozen=True)
 class _PointCtx:
-    subject: db.Subject
+    subject: Subject
     rules: tuple[Rule, ...]
 
 
@@ -62,10 +63,9 @@ class AlertEngine:
     # ---- configuration --------------------------------------------------------------------------
     def reload(self) -> None:
         """Rules = the defaults (or those given) overridden by id with each park's own (alert_rules)."""
-        with self.store.engine.connect() as conn:
-            park_rules = [r.body for r in conn.execute(select(t.alert_rules.c.body))]
-            opened = db.open_alerts(conn)
-            parks = conn.execute(select(s.parks.c.key, s.parks.c.name_zh, s.parks.c.region)).all()
+        park_rules = alert_rules.bodies(self.store)
+        opened = rows.open_alerts(self.store)
+        parks = self.store.parks()
         extra = parse_rules({"rules": [json.loads(b) for b in park_rules]}, "alert_rules") if park_rules else []
         # a park's rule replaces the default of the same id for that park only
         overridden: dict[str, list[str]] = {}
@@ -90,10 +90,7 @@ class AlertEngine:
 
     def _reload_if_changed(self) -> None:
         """Rules set through the API of another process: picked up at the next tick."""
-        with self.store.engine.connect() as conn:
-            stamp = conn.execute(select(func.max(t.alert_rules.c.updated_ms), func.count())
-                                 .select_from(t.alert_rules)).first()
-        key = (stamp[0], stamp[1]) if stamp is not None else (None, 0)
+        key = alert_rules.stamp(self.store)
         if key != self._rules_stamp:
             if self._rules_stamp is not None:
                 self.reload()
@@ -118,25 +115,15 @@ class AlertEngine:
         return found
 
     def _load_enterprise(self, park: str, ent: str) -> None:
-        prefix = f"{park}.{ent}."
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(s.points.c.key, s.points.c.metric, s.points.c.unit, s.devices.c.key.label("dev"),
-                       s.devices.c.kind)
-                .join(s.devices, s.devices.c.id == s.points.c.device_id)
-                .join(s.enterprises, s.enterprises.c.id == s.devices.c.enterprise_id)
-                .join(s.parks, s.parks.c.id == s.enterprises.c.park_id)
-                .where(s.parks.c.key == park, s.enterprises.c.key == ent)).all()
         name_zh, region = self._parks.get(park, (park, ""))
-        for row in rows:
-            key = str(row.key)[len(prefix):]
-            m = METRICS.get(row.metric or "")
-            subj = db.Subject(f"{park}/{ent}/{key}", park, ent, row.dev, row.metric, row.unit or (m.unit if m else ""),
-                              m.zh if m else key, name_zh, region)
+        for p in rows.watched_points(self.store, park, ent):
+            m = METRICS.get(p.metric or "")
+            subj = Subject(f"{park}/{ent}/{p.key}", park, ent, p.device, p.metric, p.unit or (m.unit if m else ""),
+                           m.zh if m else p.key, name_zh, region)
             rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
-                          and r.applies(park, ent, row.dev, row.kind or "", row.metric))
-            self._points[(park, ent, key)] = _PointCtx(subj, rules)
-            self._missing.discard((park, ent, key))
+                          and r.applies(park, ent, p.device, p.device_kind or "", p.metric))
+            self._points[(park, ent, p.key)] = _PointCtx(subj, rules)
+            self._missing.discard((park, ent, p.key))
         self._loaded.add((park, ent))
 
     # ---- the live path: ingest hands over each commit ---------------------------------------------
@@ -178,7 +165,7 @@ class AlertEngine:
 
     def process(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
         """Apply the rules to committed batches, each point's samples in time order."""
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        out: Judged = []
         with self._lock:
             per_point: dict[tuple[str, str, str], list[tuple[int, float | None, int]]] = {}
             for b in batches:
@@ -208,7 +195,7 @@ class AlertEngine:
         """Silence, escalation, hourly pollutant averages and indicators; returns transitions made."""
         now = int(self.clock() * 1000) if now_ms is None else now_ms
         self._reload_if_changed()
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        out: Judged = []
         with self._lock:
             out += self._stale(now)
             self._persist(out)
@@ -222,8 +209,8 @@ class AlertEngine:
             out += judged
         return len(out)
 
-    def _stale(self, now: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+    def _stale(self, now: int) -> Judged:
+        out: Judged = []
         stale_rules = [r for r in self.rules if r.kind == "stale" and r.enabled]
         if not stale_rules:
             return out
@@ -232,8 +219,8 @@ class AlertEngine:
                 key = (park, g.enterprise, g.gateway)
                 seen = max(self._gw_seen.get(key, 0), g.health_ms or 0, g.status_ms or 0) or None
                 name_zh, region = self._parks[park]
-                subj = db.Subject(f"{park}/{g.enterprise}/{g.gateway}", park, g.enterprise, g.gateway, None, "",
-                                  "网关", name_zh, region)
+                subj = Subject(f"{park}/{g.enterprise}/{g.gateway}", park, g.enterprise, g.gateway, None, "",
+                               "网关", name_zh, region)
                 for rule in stale_rules:
                     if not rule.applies(park, g.enterprise, g.gateway, "", None):
                         continue
@@ -245,25 +232,25 @@ class AlertEngine:
 
     def _escalate(self, now: int) -> None:
         notify = False
-        with self.store.engine.begin() as conn:
-            for a in db.open_alerts(conn):
+        with rows.writing(self.store, ANNOUNCER) as w:
+            for a in w.open_alerts():
                 rule = self.rule_for(a["rule_id"], a["park"])
                 if rule is None or rule.escalate_after_s is None or a["acked_ms"] is not None:
                     continue
                 # escalation counts on the wall clock from when the platform raised the alert
                 due = int(a["created_ms"]) + int(rule.escalate_after_s * 1000) * (int(a["escalations"]) + 1)
                 if now >= due and a["severity"] != "critical":
-                    db.escalate(conn, int(a["id"]), now)
+                    w.escalate(int(a["id"]), now, one_level_up(a["severity"]))
                     notify = True
         if notify:
             self.notify()
 
-    def _hourly(self, hour_end: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+    def _hourly(self, hour_end: int) -> Judged:
         """The hour just ended: validated pollutant averages against their limits (HJ 212 rules), and
         the indicators of the year so far."""
         return self._pollutants(hour_end) + self._indicators(hour_end)
 
-    def _indicators(self, now: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+    def _indicators(self, now: int) -> Judged:
         from datetime import datetime
 
         from analytics.indicators.key_energy_users import rank
@@ -271,7 +258,7 @@ class AlertEngine:
         from analytics.park_share import compute_park_share
         from parkmon.common.clock import CHINA
 
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        out: Judged = []
         rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]
         if not rules:
             return out
@@ -289,8 +276,8 @@ class AlertEngine:
                     share = compute_park_share(self.store, park, jan1, now)
                     if share.value is None or share.target is None:
                         continue
-                    subj = db.Subject(f"{park}/new_energy_share", park, None, None, None, "", "新能源消纳比例",
-                                      name_zh, region)
+                    subj = Subject(f"{park}/new_energy_share", park, None, None, None, "", "新能源消纳比例",
+                                   name_zh, region)
                     tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
                     tx = tr.judged(now, share.value < share.target - 1e-9, share.value)
                     if tx is not None:
@@ -299,49 +286,49 @@ class AlertEngine:
                     line = float(rule.threshold or 5000.0)
                     tce = {e: r[0].value for e, r in energy_by_enterprise(self.store, park, jan1, now).items()}
                     for k in rank(tce, (now - jan1) / 86_400_000, line):
-                        subj = db.Subject(f"{park}/{k.enterprise}/key_energy_user", park, k.enterprise, None, None,
-                                          "tce", "年化综合能耗", name_zh, region)
+                        subj = Subject(f"{park}/{k.enterprise}/key_energy_user", park, k.enterprise, None, None,
+                                       "tce", "年化综合能耗", name_zh, region)
                         tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
                         tx = tr.judged(now, k.key_user, k.annualised_tce)
                         if tx is not None:
                             out.append((rule, subj, tx, line))
         return out
 
-    def _hazwaste(self, now: int, rules: list[Rule]) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+    def _hazwaste(self, now: int, rules: list[Rule]) -> Judged:
         """Hazardous waste per enterprise and waste code: the oldest tonne's age against the rule's days,
         and the enterprise's tonnage against its permit (records from ingest.records.hazwaste)."""
         from ingest.records import hazwaste
 
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        out: Judged = []
         if not rules:
             return out
         for park, (name_zh, region) in self._parks.items():
-            with self.store.engine.connect() as conn:
+            with connection(self.store) as conn:  # hazwaste's reads still take a connection
                 stores = hazwaste.storage(conn, park, now)
             for st in stores:
                 ent = st["enterprise"]
                 for rule in (r for r in rules if r.applies(park, ent, "", "", None)):
                     days = float(rule.threshold or 330.0)
                     for c in st["codes"]:
-                        subj = db.Subject(f"{park}/{ent}/hazwaste/{c['waste_code']}", park, ent, c["waste_code"],
-                                          None, "天", f"危险废物 {c['waste_code']} 贮存天数", name_zh, region)
+                        subj = Subject(f"{park}/{ent}/hazwaste/{c['waste_code']}", park, ent, c["waste_code"],
+                                       None, "天", f"危险废物 {c['waste_code']} 贮存天数", name_zh, region)
                         tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
                         tx = tr.judged(now, c["oldest_age_days"] >= days, c["oldest_age_days"])
                         if tx is not None:
                             out.append((rule, subj, tx, days))
                     if st["limit_t"] is not None:
-                        subj = db.Subject(f"{park}/{ent}/hazwaste/tonnes", park, ent, None, None, "t",
-                                          "危险废物贮存量", name_zh, region)
+                        subj = Subject(f"{park}/{ent}/hazwaste/tonnes", park, ent, None, None, "t",
+                                       "危险废物贮存量", name_zh, region)
                         tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
                         tx = tr.judged(now, st["stored_t"] > st["limit_t"], st["stored_t"])
                         if tx is not None:
                             out.append((rule, subj, tx, float(st["limit_t"])))
         return out
 
-    def _pollutants(self, hour_end: int) -> list[tuple[Rule, db.Subject, Transition, float | None]]:
+    def _pollutants(self, hour_end: int) -> Judged:
         from analytics.park_compliance import compute_compliance, limits
 
-        out: list[tuple[Rule, db.Subject, Transition, float | None]] = []
+        out: Judged = []
         rules = [r for r in self.rules if r.kind == "pollutant" and r.enabled]
         if not rules:
             return out
@@ -355,10 +342,10 @@ class AlertEngine:
                 if o["valid_hours"] == 0:
                     continue  # no valid hour: the data says nothing (a quality or stale rule watches that)
                 value = o["max_hourly"]
-                subj = db.Subject(f"{park}/{o['enterprise']}/{o['device']}/{o['metric']}", park, o["enterprise"],
-                                  o["device"], o["metric"], o["unit"].split(" ")[0],
-                                  METRICS[o["metric"]].zh if o["metric"] in METRICS else o["metric"],
-                                  name_zh, region)
+                subj = Subject(f"{park}/{o['enterprise']}/{o['device']}/{o['metric']}", park, o["enterprise"],
+                               o["device"], o["metric"], o["unit"].split(" ")[0],
+                               METRICS[o["metric"]].zh if o["metric"] in METRICS else o["metric"],
+                               name_zh, region)
                 for rule in rules:
                     if not rule.applies(park, o["enterprise"], o["device"], "", o["metric"]):
                         continue
@@ -370,20 +357,21 @@ class AlertEngine:
         return out
 
     # ---- persistence ----------------------------------------------------------------------------
-    def _persist(self, out: list[tuple[Rule, db.Subject, Transition, float | None]]) -> None:
+    def _persist(self, out: Judged) -> None:
         if not out:
             return
-        with self.store.engine.begin() as conn:
+        with rows.writing(self.store, ANNOUNCER) as w:  # one transaction for the pass's transitions
             for rule, subj, tx, threshold in out:
                 k = (rule.id, subj.key)
                 if tx.to == "firing":
                     if k in self._open:
                         continue  # already firing (dedup across restarts)
-                    self._open[k] = db.fire(conn, rule, subj, tx.at_ms, tx.since_ms, tx.value, tx.peak, threshold)
+                    self._open[k] = w.fire(new_alert(rule, subj, tx.at_ms, tx.since_ms, tx.value, tx.peak,
+                                                     threshold))
                 else:
                     aid = self._open.pop(k, None)
                     if aid is not None:
-                        db.resolve(conn, aid, tx.at_ms, tx.value, tx.peak)
+                        w.resolve(aid, tx.at_ms, tx.value, tx.peak)
         self.notify()
 
     def forget(self, alert_id: int) -> None:

@@ -29,7 +29,7 @@ def _num(v: float | None) -> str:
 
 
 def render(a: dict[str, Any], event: str, at_ms: int) -> dict[str, str]:
-    """Title and text (zh, en) of an alert event; ``a`` is the alert row (analytics.alerts.store)."""
+    """Title and text (zh, en) of an alert event; ``a`` is the alert row (ingest.store.alerts.alert_dict)."""
     where = " / ".join(x for x in (a.get("park_name") or a["park"], a.get("enterprise"), a.get("device")) if x)
     what_zh, what_en = a["name_zh"], a["name_en"]
     unit = a.get("unit") or ""

@@ -34,6 +34,11 @@ SEVERITY_ZH = {"info": "提示", "warning": "预警", "critical": "严重"}
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 
 
+def one_level_up(severity: str) -> Severity:
+    """Where an unacknowledged alert escalates to: the next severity (critical stays critical)."""
+    return SEVERITIES[min(len(SEVERITIES) - 1, SEVERITIES.index(severity) + 1)]
+
+
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -17,7 +17,7 @@ class AlertService:
     def __init__(self, store: Store, rules: Sequence[Rule] | None = None, tick_s: float = 5.0,
                  dispatch: bool = True) -> None:
         self.engine = AlertEngine(store, list(rules) if rules is not None else load_rules())
-        self.dispatcher = Dispatcher(store.engine) if dispatch else None
+        self.dispatcher = Dispatcher(store) if dispatch else None
         if self.dispatcher is not None:
             self.engine.notify = self.dispatcher.wake
         self.tick_s = tick_s

@@ -3,19 +3,14 @@ alert across all parks, a park operator its park, an enterprise its own devices.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, delete, select
 
 from analytics.alerts.channels import CHANNELS, load
-from analytics.alerts.rules import Kind, Severity
-from ingest.records.base import NotFound, RecordError, audit
-from ingest.store import record_tables as t
-from parkmon.common.clock import now_ms
-
-SECRET_FIELDS = ("secret", "password")
+from analytics.alerts.rules import SEVERITIES, Kind, Severity
+from ingest.store import Store
+from ingest.store import alert_outbox as outbox
 
 
 class Subscription(BaseModel):
@@ -44,44 +39,36 @@ class Subscription(BaseModel):
         return self
 
 
-def create(conn: Connection, sub: Subscription, actor: str) -> dict[str, Any]:
-    row = sub.model_dump()
-    row.update(kinds=",".join(sub.kinds), systems=",".join(sub.systems), config=json.dumps(sub.config),
-               enabled=True, created_ms=now_ms())
-    sid = int(conn.execute(t.alert_subscriptions.insert().values(**row)).inserted_primary_key[0])  # type: ignore[index]
-    audit(conn, actor=actor, action="create", entity="alert_subscriptions", key=str(sid), park=sub.park or "",
-          after=shown({**row, "id": sid}))
-    return get(conn, sid)
+def create(store: Store, sub: Subscription, actor: str) -> dict[str, Any]:
+    """Stored and audited; returned as shown (secrets masked)."""
+    return outbox.create_subscription(
+        store, name=sub.name, role=sub.role, region=sub.region, park=sub.park, enterprise=sub.enterprise,
+        kinds=sub.kinds, systems=sub.systems, min_severity=sub.min_severity, channel=sub.channel, config=sub.config,
+        actor=actor)
 
 
-def get(conn: Connection, sid: int) -> dict[str, Any]:
-    r = conn.execute(select(t.alert_subscriptions).where(t.alert_subscriptions.c.id == sid)).first()
-    if r is None:
-        raise NotFound(f"subscription {sid} does not exist; GET /api/v1/alert-subscriptions lists them")
-    return shown(dict(r._mapping))
+def get(store: Store, sid: int) -> dict[str, Any]:
+    return outbox.subscription(store, sid)
 
 
-def listing(conn: Connection) -> list[dict[str, Any]]:
-    return [shown(dict(r._mapping)) for r in conn.execute(select(t.alert_subscriptions)
-                                                           .order_by(t.alert_subscriptions.c.id))]
+def listing(store: Store) -> list[dict[str, Any]]:
+    return outbox.subscriptions(store)
 
 
-def remove(conn: Connection, sid: int, actor: str) -> None:
-    before = get(conn, sid)
-    pending = conn.execute(select(t.alert_outbox.c.id).where(
-        t.alert_outbox.c.subscription_id == sid, t.alert_outbox.c.delivered_ms.is_(None))).first()
-    if pending is not None:
-        raise RecordError(f"subscription {sid} still has undelivered alerts; disable it (or wait) before deleting")
-    conn.execute(delete(t.alert_subscriptions).where(t.alert_subscriptions.c.id == sid))
-    audit(conn, actor=actor, action="delete", entity="alert_subscriptions", key=str(sid),
-          park=before.get("park") or "", before=before)
+def remove(store: Store, sid: int, actor: str) -> None:
+    """Refused while it has undelivered alerts."""
+    outbox.remove_subscription(store, sid, actor)
 
 
-def shown(row: dict[str, Any]) -> dict[str, Any]:
-    """A subscription as the API shows it: secrets masked (they never leave the platform again)."""
-    cfg = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
-    row = {**row, "config": {k: ("***" if k in SECRET_FIELDS and v else v) for k, v in cfg.items()}}
-    for k in ("kinds", "systems"):
-        if isinstance(row.get(k), str):
-            row[k] = [x for x in row[k].split(",") if x]
-    return row
+def matches(sub: dict[str, Any], a: dict[str, Any]) -> bool:
+    """Who hears what: a regulator its region (or every park, region unset), a park operator its park,
+    an enterprise its own devices; then the kinds, systems and least severity it asked for."""
+    if sub["region"] and sub["region"] != a.get("region"):
+        return False
+    if sub["park"] and sub["park"] != a["park"]:
+        return False
+    if sub["enterprise"] and sub["enterprise"] != a.get("enterprise"):
+        return False
+    kinds, systems = sub["kinds"], sub["systems"]  # empty: all
+    return (not kinds or a["kind"] in kinds) and (not systems or a["system"] in systems) and \
+        SEVERITIES.index(a["severity"]) >= SEVERITIES.index(sub["min_severity"])

@@ -15,19 +15,32 @@ for a *park*, so this is parkmon's stated method, recorded in every result (rule
   certificates the park sold for its own generation take that much RE out of the numerator;
 - NES-7 an interval missing any input is left out of both sides and lowers completeness.
 
-The value is a fraction 0..1 (unit "ratio"); boards show it ×100 as %.
+The value is a fraction 0..1 (unit "ratio"); boards show it ×100 as %. The feed reads the park's
+flows from its meters (:func:`analytics.meters.park_flows`), judges the share against the park's target
+of the year (analytics/defaults.yaml) with the gap and the year-end projection, and on request adds the
+clean-energy share of all energy in tce (清洁能源消费占比), kept apart from this electricity-only share.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
-from analytics.indicators.base import IndicatorResult, status_for
+from pydantic import Field
 
-MaybeSeries = Sequence[float | None]
+from analytics.factors import Factors, load_factors
+from analytics.indicators.base import Context, Indicator, IndicatorResult, Span, require_park, status_for
+from analytics.indicators.comprehensive_energy import clean_energy_share, energy_figures, report_energy
+from analytics.meters import Flows as Flows  # the flows read from the meters are this computation's input
+from analytics.meters import MeterStore, park_flows
+from analytics.rollup_feed import Source
+from analytics.targets import ShareSettings, Target, load_share_settings, target_for
+from parkmon.common.clock import CHINA
+
+if TYPE_CHECKING:
+    from ingest.store.base import Store
 
 METHOD = (
     "NES-1 consumption = Σ(import + RE generation − export); "
@@ -41,19 +54,6 @@ METHOD = (
 )
 
 _REQUIRED = ("imp", "exp", "re_gen", "charge", "discharge")
-
-
-@dataclass
-class Flows:
-    """Energy per interval in kWh, pooled over the park's enterprises; None where unknown.
-    ``curtailed`` is optional (empty = not metered): it is reported, never counted."""
-
-    imp: MaybeSeries
-    exp: MaybeSeries
-    re_gen: MaybeSeries
-    charge: MaybeSeries
-    discharge: MaybeSeries
-    curtailed: MaybeSeries = field(default_factory=list)
 
 
 @dataclass
@@ -150,11 +150,29 @@ def compute_share(flows: Flows, green_purchase_kwh: float = 0.0, certificates_so
     return out
 
 
-class NewEnergyShare:
+class ShareParams(Span):
+    enterprise: Annotated[str | None, Field(description="one enterprise's own meters, judged against its park's "
+                                                        "target (default: the whole park)")] = None
+    interval_s: Annotated[int | None, Field(ge=1, le=86400, description="attribution interval in seconds "
+                                                                        "(default: the settings', an hour)")] = None
+    green_purchase_kwh: Annotated[float, Field(ge=0, description="green power bought and claimed (绿电交易/绿证)")] \
+        = 0.0
+    certificates_sold_kwh: Annotated[float, Field(ge=0, description="green certificates sold for own generation")] \
+        = 0.0
+    source: Annotated[Source, Field(description="auto: the rollups where current, then the readings; raw; rollup")] \
+        = "auto"
+    clean_share: Annotated[bool, Field(description="also the clean-energy share of all energy in tce "
+                                                   "(清洁能源消费占比)")] = False
+
+
+class NewEnergyShare(Indicator[ShareParams]):
     key = "new_energy_share"
     name_zh = "新能源消纳比例"
     name_en = "New-energy consumption share"
     unit = "ratio"  # 0..1; boards show it ×100 as %
+    params = ShareParams
+    cli = "share"
+    in_overview = True
 
     def result(self, b: ShareBreakdown, start: datetime, end: datetime, target: float | None,
                target_source: str = "") -> IndicatorResult:
@@ -180,3 +198,136 @@ class NewEnergyShare:
         b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh, initial_pool_kwh,
                           initial_pool_re_fraction)
         return self.result(b, start, end, target, target_source)
+
+    # --- the seam -------------------------------------------------------------------------------------------
+    def feed(self, store: Store, park: str, p: ShareParams, ctx: Context) -> IndicatorResult:
+        result = share_of(store, ctx.park(store, park), p.start_ms, p.end_ms, ctx.share_settings,
+                          p.interval_s * 1000 if p.interval_s else None, p.green_purchase_kwh,
+                          p.certificates_sold_kwh, p.source, p.enterprise)
+        if p.clean_share:  # the park is checked: the energy is read without a second check
+            add_clean_share(result, lambda: energy_figures(store, park, p.start_ms, p.end_ms, p.enterprise,
+                                                           ctx.factors)[0], ctx.factors)
+        return result
+
+    def for_report(self, store: Store, park: str, start: datetime, end: datetime, period: str,
+                   ctx: Context) -> IndicatorResult | None:
+        result = self.feed(store, park, ShareParams(start=start, end=end), ctx)
+        # over the report's own comprehensive energy (one read of the counters for the whole report)
+        add_clean_share(result, lambda: report_energy(store, park, start, end, ctx)[0], ctx.factors)
+        return result
+
+    def report_section(self, result: IndicatorResult | None, report: dict[str, Any]) -> None:
+        if result is None:
+            return
+        report[self.key] = result.to_json()
+        c = result.inputs.get("clean_energy_share_tce") or {}
+        report["clean_energy_share_tce"] = clean_energy_share(c.get("re_used_kwh"), c.get("comprehensive_energy_tce"),
+                                                              c.get("kgce_per_kwh", 0.0))
+
+    def summary_rows(self, report: dict[str, Any]) -> list[list[Any]] | None:
+        from analytics.report.rows import STATUS_ZH, pct
+
+        share = report[self.key]
+        return [["新能源消纳比例 New-energy share", pct(share["value"]), pct(share["target"]),
+                 STATUS_ZH[share["status"]], pct(share["completeness"])],
+                ["与目标差距 Gap to target", pct(share["inputs"].get("gap")), "", "", ""],
+                ["清洁能源消费占比 Clean-energy share (tce)", pct(report["clean_energy_share_tce"]), "", "", ""]]
+
+    def overview_fields(self, result: IndicatorResult) -> dict[str, Any]:
+        return {self.key: {"value": result.value, "target": result.target, "status": result.status,
+                           "gap": result.inputs.get("gap"), "completeness": result.completeness}}
+
+    def overview_region(self, results: list[IndicatorResult]) -> dict[str, Any]:
+        return {self.key: region_share([{"value": r.value, "inputs": r.inputs} for r in results]),
+                "parks_meeting_share_target": sum(r.status == "met" for r in results)}
+
+
+CLEAN_METHOD = "renewable electricity used (this share's numerator) × 当量值 / comprehensive energy (tce)"
+
+
+def add_clean_share(result: IndicatorResult, tce: Callable[[], IndicatorResult], factors: Factors | None) -> None:
+    """清洁能源消费占比 into ``result.inputs``: this share's renewable electricity over all energy in tce."""
+    k = (factors or load_factors()).tce.electricity_equivalent
+    try:
+        total = tce()
+    except KeyError as exc:
+        # no grid emission factor for the period's year (published from 2021): the share itself needs none,
+        # only this side figure goes without
+        result.inputs["clean_energy_share_tce"] = {"value": None, "why": str(exc.args[0]), "method": CLEAN_METHOD}
+        return
+    clean = clean_energy_share(result.inputs.get("numerator"), total.value, k.value)
+    result.inputs["clean_energy_share_tce"] = {
+        "value": None if clean is None else round(clean, 6), "re_used_kwh": result.inputs.get("numerator"),
+        "comprehensive_energy_tce": total.value, "kgce_per_kwh": k.value, "method": CLEAN_METHOD}
+
+
+def compute_park_share(store: MeterStore, park: str, start_ms: int, end_ms: int,
+                       settings: ShareSettings | None = None, interval_ms: int | None = None,
+                       green_purchase_kwh: float = 0.0, certificates_sold_kwh: float = 0.0,
+                       source: Source = "auto", enterprise: str | None = None) -> IndicatorResult:
+    """The share of a park (or of one enterprise's own meters, judged against its park's target);
+    :class:`~analytics.indicators.base.UnknownPark` when the park is not registered."""
+    return share_of(store, require_park(store, park), start_ms, end_ms, settings, interval_ms, green_purchase_kwh,
+                    certificates_sold_kwh, source, enterprise)
+
+
+def share_of(store: MeterStore, info: Any, start_ms: int, end_ms: int, settings: ShareSettings | None = None,
+             interval_ms: int | None = None, green_purchase_kwh: float = 0.0, certificates_sold_kwh: float = 0.0,
+             source: Source = "auto", enterprise: str | None = None) -> IndicatorResult:
+    """:func:`compute_park_share` of a park already checked (``info``: its ParkInfo)."""
+    s = settings or load_share_settings()
+    step = interval_ms or s.interval_minutes * 60_000
+    hold = s.max_hold_minutes * 60_000
+    park = str(info.key)
+    pf = park_flows(store, park, start_ms, end_ms, step, hold, source, enterprise)
+    pts, flows, n_resets, lo, hi = pf.points, pf.flows, pf.resets, pf.lo, pf.hi
+    b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
+    start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
+    park_class = str(getattr(info, "park_class", "none"))
+    try:
+        target = target_for(park_class, start.astimezone(CHINA).year, s)
+    except ValueError:  # a class no target table knows: report the share, say why there is no target
+        target = None
+    result = NewEnergyShare().result(b, start, end, target.value if target else None,
+                                     target.source if target else "")
+    covered = max(0, hi - lo) / (end_ms - start_ms) if end_ms > start_ms else 0.0
+    result = replace(result, completeness=result.completeness * covered)
+    result.inputs.update({"park": park, "enterprise": enterprise, "park_class": park_class, "interval_ms": step,
+                          "meters": len(pts), "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
+                          "data_to_ms": hi if hi > lo else None, "source": pf.source})
+    result.inputs.update(_against_target(result.value, target, start, end))
+    return result
+
+
+def region_share(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The share of a region from its parks' shares (each ``{"value": …, "inputs": {…}}``, an
+    IndicatorResult's JSON): all their renewable energy used over all their consumption (a ratio of sums,
+    so a park weighs as much as it consumes), with the parts it was made of."""
+    have = [r for r in results if r["value"] is not None]
+    num = sum(float(r["inputs"].get("numerator") or 0.0) for r in have)
+    den = sum(float(r["inputs"].get("consumption") or 0.0) for r in have)
+    return {"value": num / den if den > 1e-3 else None, "numerator_kwh": round(num, 3),
+            "consumption_kwh": round(den, 3), "parks_with_data": len(have),
+            "parks_without_data": [r["inputs"].get("park") for r in results if r["value"] is None],
+            "method": "Σ parks' RE used (NES numerator) / Σ parks' consumption (NES-1), parks with data"}
+
+
+def _against_target(value: float | None, target: Target | None, start: datetime, end: datetime) -> dict[str, Any]:
+    """The trajectory the target sits on, the gap, and - for a period running from 1 January - the
+    year-end projection: the year so far carried to year end (a ratio of sums, so the months still to
+    come are assumed to look like those behind; a park with a sunny summer ahead will do better)."""
+    local_start, local_end = start.astimezone(CHINA), end.astimezone(CHINA)
+    ytd = (local_start.month, local_start.day, local_start.hour, local_start.minute) == (1, 1, 0, 0) and (
+        local_end.year == local_start.year or (local_end.year == local_start.year + 1 and local_end.month == 1
+                                               and local_end.day == 1 and local_end.hour == 0))
+    out: dict[str, Any] = {
+        "target_basis": target.basis if target else None,
+        "gap": None if value is None or target is None else round(value - target.value, 6),
+        "year_end_projection": value if ytd else None,
+        "projection_method": ("the year so far carried to year end (ratio of sums)" if ytd
+                              else "only for a period starting on 1 January (period=year)"),
+    }
+    if ytd and value is not None and target is not None:
+        out["projected_status"] = status_for(value, target.value)
+    return out

@@ -5,13 +5,26 @@ short. Pure: facts in (gathered by the caller from the store and the records), a
 - present: the element exists for this park (devices expected, gateways registered, a feature built);
 - live: it has delivered recently (a reading, an event, a filing, a refresh within its window);
 - complete: everything expected delivered (no missing device / enterprise, completeness ≥ threshold).
-The score is the share of the 9 elements that are complete.
+The score is the share of the 9 elements that are complete. The feed gathers the facts: gateways and
+completeness from the store, what the store holds (``ingest.store.indicator_hourly.scorecard_facts``), the
+six systems' coverage from their register, and from the caller whether it serves the live board and how
+many alert rules it runs (:class:`~analytics.indicators.base.Context`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from analytics.indicators.base import Context, Indicator, IndicatorResult, Params
+from ingest.records import registry
+from ingest.store.indicator_hourly import scorecard_facts
+from ingest.store.session import connection
+from parkmon.common.clock import DAY_MS, now_ms
+
+if TYPE_CHECKING:
+    from ingest.store.base import Store
 
 ELEMENTS: dict[str, tuple[str, str]] = {
     "platform": ("数据感知平台", "Data-sensing platform"),
@@ -111,8 +124,50 @@ def score(elements: list[Element]) -> float:
     return sum(e.complete for e in elements) / len(elements) if elements else 0.0
 
 
-class Scorecard:
+class Scorecard(Indicator[Params]):
     key = "smart_park_scorecard"
     name_zh = "一平台两中心六系统建设评分"
     name_en = "Smart-park scorecard (1 platform, 2 centres, 6 systems)"
     unit = "share of elements complete"
+    params = Params
+    cli = "scorecard"
+    in_report = False  # the state now, not a figure of the report's period
+    in_overview = True
+
+    def feed(self, store: Store, park: str, p: Params, ctx: Context) -> IndicatorResult:
+        ctx.park(store, park)
+        now = now_ms()
+        gws = store.gateways(park)
+        comp = store.completeness(park, now - DAY_MS, now)
+        expected = sum(c.expected for c in comp)
+        f = scorecard_facts(store, park, now)
+        with connection(store) as conn:
+            systems = registry.coverage(conn, park, now)
+        rules = ctx.alert_rules_in_force
+        if rules is None:
+            from analytics.alerts.rules import load_rules  # the defaults every park gets unless it overrides them
+
+            rules = len(load_rules())
+        newest = f.newest_reading_ms
+        elements = [
+            platform(PlatformFacts(len(gws), sum(g.online for g in gws),
+                                   sum(c.received for c in comp) / expected if expected else None, f.dead_letters)),
+            operations(OperationsFacts(api=True, live_board=ctx.live_board or f.fed,
+                                       alert_rules=rules + f.alert_rule_overrides)),
+            storage(StorageFacts(int(f.has_readings), None if newest is None else (now - newest) / 1000,
+                                 f.rollup_backlog, None if newest is None or f.newest_rollup_ms is None
+                                 else max(0.0, (newest - f.newest_rollup_ms - 60_000) / 1000))),
+            *[system(c) for c in systems],
+        ]
+        return self.make_result(round(score(elements), 4), datetime.fromtimestamp((now - DAY_MS) / 1000, tz=UTC),
+                                datetime.fromtimestamp(now / 1000, tz=UTC),
+                                inputs={"park": park, "at_ms": now, "elements": [vars(e) for e in elements]},
+                                method="elements complete (present, live, everything expected delivered) / elements")
+
+    def view(self, result: IndicatorResult) -> dict[str, Any]:
+        return {"key": self.key, "name_zh": self.name_zh, "name_en": self.name_en, "unit": self.unit,
+                "park": result.inputs["park"], "at_ms": result.inputs["at_ms"], "value": result.value,
+                "elements": result.inputs["elements"]}
+
+    def overview_fields(self, result: IndicatorResult) -> dict[str, Any]:
+        return {"scorecard": result.value}

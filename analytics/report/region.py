@@ -14,7 +14,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate
 
-from analytics.park_share import region_share
+from analytics.indicators.new_energy_share import region_share
 from analytics.report import rows
 from analytics.report.gather import Progress, park_report
 from analytics.report.pdf import BLUE, BODY, FONT, GREEN, H1, H2, table

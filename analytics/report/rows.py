@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics.indicators import base
+
 STATUS_ZH = {"met": "达标 met", "below_target": "未达标 below target", "no_target": "无目标 no target",
              "insufficient_data": "数据不足 insufficient data", None: ""}
 CLASS_ZH = {"low_carbon": "低碳园区 low-carbon", "zero_carbon": "零碳园区 zero-carbon", "none": "一般园区 general"}
@@ -17,34 +19,25 @@ def num(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
-def summary(r: dict[str, Any]) -> list[list[str]]:
-    """指标 / 数值 / 目标 / 状态 / 数据完整率."""
-    share, tce, carbon = r["new_energy_share"], r["comprehensive_energy"], r["carbon_per_tce"]
-    rows = [
-        ["新能源消纳比例 New-energy share", pct(share["value"]), pct(share["target"]), STATUS_ZH[share["status"]],
-         pct(share["completeness"])],
-        ["与目标差距 Gap to target", pct(share["inputs"].get("gap")), "", "", ""],
-        ["清洁能源消费占比 Clean-energy share (tce)", pct(r["clean_energy_share_tce"]), "", "", ""],
-        ["综合能耗 Comprehensive energy (tce)", num(tce["value"]), "", STATUS_ZH[tce["status"]],
-         pct(tce["completeness"])],
-        ["单位能耗碳排放 CO₂ per tce (tCO₂/tce)", num(carbon["value"], 3), "", STATUS_ZH[carbon["status"]],
-         pct(carbon["completeness"])],
-        ["重点用能单位 Key energy users (≥5 000 tce/yr)", str(sum(u["key_user"] for u in r["key_energy_users"])),
-         "", "", ""],
-    ]
-    if r["intensity"]:
-        w, e = r["intensity"]["water"], r["intensity"]["energy"]
-        rows += [["万元工业增加值用水量 Water intensity (m³/万元)", num(w["value"], 3), num(w["target"], 3),
-                  STATUS_ZH[w["status"]], pct(w["completeness"])],
-                 ["万元工业增加值能耗 Energy intensity (tce/万元)", num(e["value"], 4), "", STATUS_ZH[e["status"]],
-                  pct(e["completeness"])]]
-    d, c = r["digitalisation"], r["pollutant_compliance"]
-    rows += [["生产设备数字化率 Equipment digitalisation", pct(d["value"]), pct(d["target"]), STATUS_ZH[d["status"]],
-              ""],
-             ["污染物排放达标率 Pollutant compliance (valid hours)", pct(c["value"]), "", "", ""]]
-    rows += [[f"数据中心PUE {dc['enterprise']}", num(dc["value"], 3), num(dc["target"], 2), STATUS_ZH[dc["status"]], ""]
-             for dc in r["data_centres"]]
-    return rows
+def summary(r: dict[str, Any]) -> list[list[Any]]:
+    """指标 / 数值 / 目标 / 状态 / 数据完整率: each indicator of the report its lines, in the registry's order."""
+    out: list[list[Any]] = []
+    for ind in base.registered():
+        if ind.in_report:
+            own = ind.summary_rows(r)
+            out += result_row(f"{ind.name_zh} {ind.name_en}", r.get(ind.key)) if own is None else own
+    return out
+
+
+def result_row(label: str, section: dict[str, Any] | None) -> list[list[Any]]:
+    """The line of an indicator whose section is its result (IndicatorResult JSON); none without one."""
+    if section is None:
+        return []
+    ratio = section["unit"] == "ratio"  # a fraction shows as %, anything else as a number with its unit
+    shown = pct if ratio else num
+    return [[label if ratio else f"{label} ({section['unit']})", shown(section["value"]),
+             "" if section["target"] is None else shown(section["target"]), STATUS_ZH[section["status"]],
+             pct(section["completeness"])]]
 
 
 SUMMARY_HEAD = ["指标 Indicator", "数值 Value", "目标 Target", "状态 Status", "数据完整率 Completeness"]

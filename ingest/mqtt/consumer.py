@@ -25,13 +25,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy.exc import DBAPIError
 
 from ingest.mqtt.config import IngestConfig
 from ingest.records import logistics
 from ingest.records.base import RecordError
 from ingest.store import Store, StoreError
 from ingest.store.base import IncomingBatch
+from ingest.store.session import transaction
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
 
@@ -258,13 +258,11 @@ class Ingestor:
 
     def _gate_events(self, m: _Msg, park: str, dec: logistics.Decoded) -> list[tuple[_Msg, str]]:
         """Store a gate system's events; what cannot be stored becomes dead letters (returned)."""
-        try:
-            with self.store.engine.begin() as conn:
+        try:  # a database error is a StoreError: retried like a batch
+            with transaction(self.store, failure="gate events not stored") as conn:
                 logistics.store_events(conn, park, dec.events, m.received_ms)
         except RecordError as exc:  # e.g. a park nobody registered: retrying would not help
             return [(m, str(exc))]
-        except DBAPIError as exc:
-            raise StoreError(f"gate events not stored: {exc.orig or exc}") from exc
         return [(m, f"event {i}: {why}") for i, why in dec.rejected]
 
     def _retry(self, fn: Any) -> bool:

@@ -10,31 +10,11 @@ from sqlalchemy import Connection, select
 
 from ingest.store import record_tables as t
 from ingest.store import schema as s
-from parkmon.common.clock import now_ms
+from ingest.store.common import Conflict, NotFound, RecordError, audit, park_id
 
-
-class RecordError(ValueError):
-    """Input the platform refuses; ``status`` is the HTTP status the API answers with."""
-
-    status = 422
-
-
-class NotFound(RecordError):
-    status = 404
-
-
-class Conflict(RecordError):
-    status = 409
-
-
-
-
-def park_id(conn: Connection, park: str) -> int:
-    found = conn.execute(select(s.parks.c.id).where(s.parks.c.key == park)).scalar()
-    if found is None:
-        raise NotFound(f"park {park!r} is not registered; GET /api/v1/parks lists the parks, "
-                       "`parkmon registry load` registers one")
-    return int(found)
+# the refusals, the park look-up and the audit log are the storage layer's (its repositories use them too)
+__all__ = ["Conflict", "NotFound", "RecordError", "audit", "audit_trail", "enterprise_id", "enterprise_keys",
+           "park_id"]
 
 
 def enterprise_id(conn: Connection, park: str, enterprise: str) -> int:
@@ -52,15 +32,6 @@ def enterprise_id(conn: Connection, park: str, enterprise: str) -> int:
 def enterprise_keys(conn: Connection, park_id_: int) -> dict[int, str]:
     rows = conn.execute(select(s.enterprises.c.id, s.enterprises.c.key).where(s.enterprises.c.park_id == park_id_))
     return {int(r.id): str(r.key) for r in rows}
-
-
-def audit(conn: Connection, *, actor: str, action: str, entity: str, key: str, park: str,
-          before: Any = None, after: Any = None) -> None:
-    """Record a write in the same transaction as the write itself: no change without its trace."""
-    conn.execute(t.audit_log.insert().values(
-        at_ms=now_ms(), actor=actor, action=action, entity=entity, entity_key=key, park=park,
-        before=None if before is None else json.dumps(before, ensure_ascii=False, sort_keys=True),
-        after=None if after is None else json.dumps(after, ensure_ascii=False, sort_keys=True)))
 
 
 def audit_trail(conn: Connection, park: str, entity: str | None = None, key: str | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ingest.records.base import RecordError
 from ingest.store import open_store
+from ingest.store.session import transaction
 from parkmon.common.env import default_db
 
 DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
             from ingest.records import registry
 
             doc = registry.read_file(args.file)
-            with store.engine.begin() as conn:
+            with transaction(store) as conn:
                 counts = registry.load(conn, doc, args.actor,
                                        progress=lambda e: print(f"  enterprise {e}", file=sys.stderr))
             print(json.dumps({"park": doc.park.key, **counts}, ensure_ascii=False))
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
         from ingest.records import economy
 
         rows = economy.read_table(args.file)
-        with store.engine.begin() as conn:
+        with transaction(store) as conn:
             res = economy.import_rows(conn, args.park, rows, args.actor, args.file.name,
                                       progress=lambda n: print(f"\r  {n} enterprise-months written", end="",
                                                                file=sys.stderr))

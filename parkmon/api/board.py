@@ -33,18 +33,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine, and_, case, func, select
 
 from analytics.park_share import FLOW_METRICS, compute_park_share
 from analytics.targets import ShareSettings
-from ingest.store import Store
-from ingest.store import record_tables as t
-from ingest.store import schema as s
+from ingest.store import Store, alerts, lookups
 from ingest.store.base import ParkInfo
 from parkmon.api.indicators import period_bounds
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common import quality
 from parkmon.common.clock import CHINA
 
@@ -59,6 +59,7 @@ POWER_METRICS: dict[str, str] = {"pv": "pv.power", "wind": "wind.power", "storag
                                  "grid": "elec.active_power"}
 GRID_COUNTERS = frozenset(FLOW_METRICS["imp"] + FLOW_METRICS["exp"])
 
+# its paths in full: the pages hang under /board/, the stream and snapshot under the API's prefix
 router = APIRouter(tags=["live board 实时看板"])
 
 
@@ -119,8 +120,8 @@ class LiveBoard:
         start, end = period_bounds("today", now)
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         share, trend = self._share(state, info.key, start_ms, end_ms)
-        engine = self.store.engine
-        latest = _latest(engine, info.key, end_ms - stale_after_s * 1000)
+        latest = lookups.latest_by_point(self.store, info.key, end_ms - stale_after_s * 1000)
+        firing, alert_items = alerts.firing(self.store, info.key)
         return {
             "park": {"key": info.key, "name_zh": info.name_zh, "name_en": info.name_en,
                      "park_class": info.park_class, "region": info.region},
@@ -130,7 +131,7 @@ class LiveBoard:
             "share_trend": trend,
             "power": _power(self.store, latest, end_ms),
             "devices": _devices(latest, stale_after_s),
-            "alerts": _alerts(engine, info.key),
+            "alerts": {"firing": firing, "items": alert_items},
         }
 
     def _share(self, state: _Park, park: str, start_ms: int,
@@ -175,23 +176,6 @@ def _finite(x: Any) -> Any:
     if isinstance(x, list):
         return [_finite(v) for v in x]
     return x
-
-
-def _latest(engine: Engine, park: str, since_ms: int) -> list[dict[str, Any]]:
-    """Every point of the park with its device and its newest reading since ``since_ms`` (None: none)."""
-    pt, dv, en, pk, rd = s.points, s.devices, s.enterprises, s.parks, s.readings
-    newest = (select(func.max(rd.c.ts)).where(rd.c.point_id == pt.c.id, rd.c.ts >= since_ms)
-              .correlate(pt).scalar_subquery())
-    x = (select(pt.c.id.label("pid"), pt.c.metric, en.c.key.label("ent"), dv.c.key.label("dev"),
-                dv.c.name.label("dev_name"), dv.c.kind.label("dev_kind"), newest.label("ts"))
-         .select_from(pt.join(dv, dv.c.id == pt.c.device_id).join(en, en.c.id == dv.c.enterprise_id)
-                      .join(pk, pk.c.id == en.c.park_id))
-         .where(pk.c.key == park).subquery())
-    q = (select(x, rd.c.value, rd.c.quality)
-         .select_from(x.outerjoin(rd, and_(rd.c.point_id == x.c.pid, rd.c.ts == x.c.ts)))
-         .order_by(x.c.ent, x.c.dev, x.c.pid))
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def _usable(v: float | None) -> bool:
@@ -277,29 +261,6 @@ def _devices(latest: Sequence[dict[str, Any]], stale_after_s: int) -> dict[str, 
             "offline_devices": offline}
 
 
-def _alerts(engine: Engine, park: str, limit: int = 50) -> dict[str, Any]:
-    """The park's firing alerts, most severe and newest first, with the text of their firing event."""
-    a, ev = t.alerts, t.alert_events
-    rank = case((a.c.severity == "critical", 0), (a.c.severity == "warning", 1), else_=2)
-    q = (select(a.c.id, a.c.rule_id, a.c.severity, a.c.kind, a.c.system, a.c.enterprise, a.c.device, a.c.metric,
-                a.c.fired_ms, a.c.value, a.c.threshold, a.c.unit, a.c.acked_by, a.c.detail,
-                ev.c.title_zh, ev.c.text_zh, ev.c.text_en)
-         .join(ev, and_(ev.c.alert_id == a.c.id, ev.c.event == "firing"))
-         .where(a.c.park == park, a.c.state == "firing")
-         .order_by(rank, a.c.fired_ms.desc(), a.c.id.desc()))
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(a).where(a.c.park == park, a.c.state == "firing")
-                             ).scalar_one()
-        rows = conn.execute(q.limit(limit)).all()
-    items = []
-    for r in rows:
-        d = dict(r._mapping)
-        detail = json.loads(d.pop("detail") or "{}")
-        d["name_zh"], d["name_en"] = detail.get("name_zh", ""), detail.get("name_en", "")
-        items.append(d)
-    return {"firing": int(total), "items": items}
-
-
 # ---- routes ------------------------------------------------------------------------------------
 def _board(request: Request) -> LiveBoard:
     board: LiveBoard = request.app.state.board
@@ -326,54 +287,56 @@ async def _pause(board: LiveBoard, seconds: float) -> bool:
     return board.closing.is_set()
 
 
-def _event(body: dict[str, Any], n: int, event: str | None = None) -> bytes:
-    head = f"id: {n}\n" + (f"event: {event}\n" if event else "") + ("retry: 3000\n" if n == 1 else "")
-    return (head + "data: " + json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n\n").encode()
+def _event(body: dict[str, Any], n: int, event: str | None = None) -> ServerSentEvent:
+    # the JSON compact and in UTF-8 (the library's own encoding escapes every Chinese character)
+    return ServerSentEvent(raw_data=json.dumps(body, ensure_ascii=False, separators=(",", ":")), id=str(n),
+                           event=event, retry=3000 if n == 1 else None)
 
 
-@router.get("/api/v1/parks/{park}/live", summary="Live board stream: the park every few seconds (实时数据流, SSE)",
-            response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "server-sent events; each `data:` is the snapshot body"}})
-async def live(request: Request, park: str,
+async def _first(request: Request, park: str, stale_after_s: StaleAfter = 300) -> dict[str, Any]:
+    """The stream's first snapshot, a dependency: its 404 is answered before the stream starts."""
+    return await _snapshot(_board(request), park, stale_after_s)
+
+
+@router.get(API_V1 + "/parks/{park}/live", summary="Live board stream: the park every few seconds (实时数据流, SSE)",
+            response_class=EventSourceResponse, openapi_extra=policy("park"),
+            responses={200: {"description": "server-sent events; each `data:` is the snapshot body"}})
+async def live(request: Request, park: str, first: Annotated[dict[str, Any], Depends(_first)],
                every: Annotated[float, Query(ge=1, le=60, description="seconds between events")] = 2.0,
-               stale_after_s: StaleAfter = 300) -> StreamingResponse:
+               stale_after_s: StaleAfter = 300) -> AsyncIterator[ServerSentEvent]:
     board = _board(request)
-    first = await _snapshot(board, park, stale_after_s)  # 404 before the stream starts
-
-    async def events() -> AsyncIterator[bytes]:
-        board.streams += 1
-        try:
-            body: dict[str, Any] | None = first
-            n = 0
-            while True:
-                n += 1
-                if body is not None:
-                    yield _event(body, n)
-                if await _pause(board, every):  # cancelled when the client goes (Starlette watches)
-                    return
-                try:
-                    body = await anyio.to_thread.run_sync(board.snapshot, park, stale_after_s)
-                except LookupError as exc:
-                    yield _event({"detail": str(exc)}, n + 1, "problem")
-                    return
-                except Exception as exc:  # e.g. the database away for a moment: say so, try again
-                    log.warning("live board %s: %s", park, exc)
-                    body = None
-                    yield _event({"detail": f"snapshot failed: {exc}"}, n, "problem")
-        finally:
-            board.streams -= 1
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    board.streams += 1
+    try:
+        body: dict[str, Any] | None = first
+        n = 0
+        while True:
+            n += 1
+            if body is not None:
+                yield _event(body, n)
+            if await _pause(board, every):  # cancelled when the client goes (Starlette watches)
+                return
+            try:
+                body = await anyio.to_thread.run_sync(board.snapshot, park, stale_after_s)
+            except LookupError as exc:
+                yield _event({"detail": str(exc)}, n + 1, "problem")
+                return
+            except Exception as exc:  # e.g. the database away for a moment: say so, try again
+                log.warning("live board %s: %s", park, exc)
+                body = None
+                yield _event({"detail": f"snapshot failed: {exc}"}, n, "problem")
+    finally:
+        board.streams -= 1
 
 
-@router.get("/api/v1/parks/{park}/live/snapshot", summary="The live board's data once (实时看板数据)")
+@router.get(API_V1 + "/parks/{park}/live/snapshot", summary="The live board's data once (实时看板数据)",
+            openapi_extra=policy("park"))
 async def live_snapshot(request: Request, park: str, stale_after_s: StaleAfter = 300) -> dict[str, Any]:
     return await _snapshot(_board(request), park, stale_after_s)
 
 
-@router.get("/board/", response_class=HTMLResponse, summary="The parks' live boards (实时看板列表)")
+# the list names every park to anyone signed in (names only: each board's data is its park's)
+@router.get("/board/", response_class=HTMLResponse, summary="The parks' live boards (实时看板列表)",
+            openapi_extra=policy("signed_in"))
 async def boards(request: Request) -> HTMLResponse:
     parks = await anyio.to_thread.run_sync(_board(request).store.parks)
     items = "".join(f'<li><a href="{html.escape(p.key)}">{html.escape(p.name_zh)} · {html.escape(p.name_en)}</a>'
@@ -383,7 +346,9 @@ async def boards(request: Request) -> HTMLResponse:
                                            "<p>还没有登记园区 · no park is registered yet</p>"))
 
 
-@router.get("/board/{park}", response_class=HTMLResponse, summary="A park's live board (园区实时看板)")
+# public: a shell without data; its stream asks for the token (EventSource sends the cookie)
+@router.get("/board/{park}", response_class=HTMLResponse, summary="A park's live board (园区实时看板)",
+            openapi_extra=policy("public"))
 async def board_page(request: Request, park: str) -> HTMLResponse:
     parks = await anyio.to_thread.run_sync(_board(request).store.parks)
     if park not in {p.key for p in parks}:

@@ -87,31 +87,30 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from ingest.store import open_store
-    from parkmon.api.tenancy import create_token, list_tokens, principal_of, revoke_token
+    from ingest.store import open_store, tokens
+    from parkmon.api.tenancy import principal_of
 
     store = open_store(args.db)
     try:
         store.create_schema()
-        with store.engine.begin() as conn:
-            if args.cmd == "create":
-                try:
-                    p = principal_of(args.role, args.name, args.region, args.park, args.enterprise)
-                except ValueError as exc:
-                    print(f"parkmon api token create: {exc}", file=sys.stderr)
-                    return 2
-                expires = None if args.expires_days is None else \
-                    now_ms() + int(args.expires_days * 86_400_000)
-                token = create_token(conn, p, expires)
-                print(f"{p.describe()}: the token below is shown once; hand it over now "
-                      "(`parkmon api token list` never shows it again)", file=sys.stderr)
-                print(token)
-            elif args.cmd == "list":
-                for row in list_tokens(conn):
-                    print(json.dumps(row, ensure_ascii=False))
-            elif not revoke_token(conn, args.id):
-                print(f"parkmon api token revoke: no live token with id {args.id}", file=sys.stderr)
-                return 1
+        if args.cmd == "create":
+            try:
+                p = principal_of(args.role, args.name, args.region, args.park, args.enterprise)
+            except ValueError as exc:
+                print(f"parkmon api token create: {exc}", file=sys.stderr)
+                return 2
+            expires = None if args.expires_days is None else \
+                now_ms() + int(args.expires_days * 86_400_000)
+            token = tokens.create(store, p.name, p.role, p.regions, p.park, p.enterprise, expires)
+            print(f"{p.describe()}: the token below is shown once; hand it over now "
+                  "(`parkmon api token list` never shows it again)", file=sys.stderr)
+            print(token)
+        elif args.cmd == "list":
+            for row in tokens.listing(store):
+                print(json.dumps(row, ensure_ascii=False))
+        elif not tokens.revoke(store, args.id):
+            print(f"parkmon api token revoke: no live token with id {args.id}", file=sys.stderr)
+            return 1
     finally:
         store.close()
     return 0

@@ -1,4 +1,4 @@
-"""Shared dependencies (``Annotated`` aliases) and the health route."""
+"""Shared dependencies (``Annotated`` aliases) of the routers."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import contextlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from sqlalchemy import Engine
 
-from ingest.store import Store, StoreError
+from ingest.store import Store
 from parkmon.api.tenancy import Principal, principal
 
 # Bounds of numbers that reach SQL: beyond them SQLite (64-bit) or PostgreSQL (INTEGER ids are 32-bit)
@@ -85,15 +85,3 @@ def _nul_at(value: Any, at: str) -> str | None:
 
 
 ActorDep = Annotated[str, Depends(get_actor)]
-
-health_router = APIRouter(tags=["health"])
-
-
-@health_router.get("/health", summary="Liveness: the database answers (健康检查); ?readings=true adds the row count")
-def health(store: StoreDep, readings: bool = False) -> dict[str, Any]:
-    # probes call this every few seconds: a ping, not a count over every reading (a full scan on a big park)
-    try:
-        store.ping()
-    except StoreError as exc:
-        raise HTTPException(503, f"the database does not answer: {exc}") from None
-    return {"status": "ok", "readings": store.count_readings()} if readings else {"status": "ok"}

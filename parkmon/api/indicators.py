@@ -1,34 +1,30 @@
-"""Indicator routes: the new-energy share of a park over a period, against its target."""
+"""Indicator routes: each registered indicator (analytics/indicators/base.py) over a period, through the
+registry. The routes of the indicators the API has always had keep their paths and answers; any other
+registered indicator answers at ``/parks/{park}/indicators/{its-key}``, and ``/parks/{park}/indicators``
+lists them all with their parameters."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import ValidationError
 
-from analytics.factors import load_factors
-from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod, clean_energy_share
-from analytics.indicators.digitalisation import Digitalisation, rate
-from analytics.indicators.digitalisation import settings as digitalisation_settings
-from analytics.indicators.key_energy_users import SOURCE as KEY_SOURCE
-from analytics.indicators.key_energy_users import THRESHOLD_TCE, KeyEnergyUsers, rank
-from analytics.indicators.pue import SOURCE as PUE_SOURCE
+from analytics.indicators.base import INDICATORS, Context, Span, UnknownPark, load, registered, why
+from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
+from analytics.indicators.key_energy_users import THRESHOLD_TCE
 from analytics.indicators.pue import TARGET as PUE_TARGET
-from analytics.indicators.pue import Pue, pue
-from analytics.indicators.unit_energy import LEVEL_ZH, UnitEnergy, assess, benchmarks, share_at_benchmark
-from analytics.park_activity import compute_activity
-from analytics.park_compliance import compute_compliance
-from analytics.park_energy import compute_energy, counter_totals, energy_by_enterprise
-from analytics.park_intensity import compute_intensity, month_bounds
-from analytics.park_share import compute_park_share
-from analytics.targets import ShareSettings
-from ingest.records import economy, registry
+from ingest.store import Store
 from parkmon.api.deps import StoreDep, require_park
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common.clock import CHINA
 
-router = APIRouter(tags=["indicators"])
+router = APIRouter(prefix=API_V1, tags=["indicators"])
 
 Period = Literal["today", "month", "year", "24h"]
 
@@ -60,8 +56,36 @@ def window(start: datetime | None, end: datetime | None, period: Period, now: da
     return start, end
 
 
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), tz=CHINA)
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """An indicator's refusals as HTTP answers: an unknown park 404, a wrong input or a factor the period
+    has none of (grid factors are published from 2021) 422."""
+    try:
+        yield
+    except UnknownPark as exc:
+        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
+    except ValidationError as exc:
+        raise HTTPException(422, why(exc)) from None
+    except KeyError as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def answer(store: Store, key: str, park: str, ctx: Context, **params: Any) -> dict[str, Any]:
+    """What the registered indicator ``key`` answers for ``params`` (its view; with its companions)."""
+    ind = load(key)
+    with refusals():
+        return ind.answer(store, park, ind.params.model_validate(params), ctx)
+
+
 @router.get("/parks/{park}/indicators/new-energy-share",
-            summary="New-energy consumption share vs target (新能源消纳比例)")
+            summary="New-energy consumption share vs target (新能源消纳比例)",
+            openapi_extra=policy("park", enterprise="query"))
 def new_energy_share(
     request: Request, store: StoreDep, park: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
@@ -72,36 +96,16 @@ def new_energy_share(
     certificates_sold_kwh: Annotated[float, Query(ge=0)] = 0.0,
     enterprise: Annotated[str | None, Query(description="one enterprise's own meters; default: the park")] = None,
 ) -> dict[str, Any]:
-    now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    start, end = window(start, end, period, now)
-    settings: ShareSettings | None = request.app.state.share_settings
-    try:
-        result = compute_park_share(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                    settings, interval_s * 1000 if interval_s else None,
-                                    green_purchase_kwh, certificates_sold_kwh, enterprise=enterprise)
-    except LookupError as exc:
-        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
-    out = result.to_json()
-    # 清洁能源消费占比: the same renewable electricity over all energy in tce, kept apart from this share
-    k = load_factors().tce.electricity_equivalent
-    method = "renewable electricity used (this share's numerator) × 当量值 / comprehensive energy (tce)"
-    try:
-        tce, _carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                      enterprise)
-    except KeyError as exc:
-        # no grid emission factor for the period's year (published from 2021): the share itself needs none,
-        # only this side figure goes without
-        out["inputs"]["clean_energy_share_tce"] = {"value": None, "why": str(exc.args[0]), "method": method}
-        return out
-    clean = clean_energy_share(result.inputs.get("numerator"), tce.value, k.value)
-    out["inputs"]["clean_energy_share_tce"] = {
-        "value": None if clean is None else round(clean, 6), "re_used_kwh": result.inputs.get("numerator"),
-        "comprehensive_energy_tce": tce.value, "kgce_per_kwh": k.value, "method": method}
-    return out
+    start, end = window(start, end, period, _now())
+    # with the clean-energy share of all energy in tce (清洁能源消费占比), kept apart from this share
+    return answer(store, "new_energy_share", park, Context(share_settings=request.app.state.share_settings),
+                  start=start, end=end, interval_s=interval_s, green_purchase_kwh=green_purchase_kwh,
+                  certificates_sold_kwh=certificates_sold_kwh, enterprise=enterprise, clean_share=True)
 
 
 @router.get("/parks/{park}/indicators/electricity-activity",
-            summary="Electricity-based activity index per day, 100 = the recent normal (电力看经济)")
+            summary="Electricity-based activity index per day, 100 = the recent normal (电力看经济)",
+            openapi_extra=policy("park", enterprise="query"))
 def electricity_activity(
     request: Request, store: StoreDep, park: str,
     days: Annotated[int, Query(ge=1, le=366, description="days to report, ending with `last`")] = 30,
@@ -110,19 +114,15 @@ def electricity_activity(
     baseline_days: Annotated[int, Query(ge=1, le=365)] = 28,
     min_baseline_days: Annotated[int, Query(ge=1, le=365)] = 7,
 ) -> dict[str, Any]:
-    if min_baseline_days > baseline_days:
-        raise HTTPException(422, f"min_baseline_days {min_baseline_days} exceeds baseline_days {baseline_days}")
     end_day = last or (datetime.now(CHINA).date() - timedelta(days=1))
-    try:
-        result = compute_activity(store, park, end_day - timedelta(days=days - 1), end_day, enterprise,
-                                  baseline_days, min_baseline_days, request.app.state.share_settings)
-    except LookupError as exc:
-        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
-    return result.to_json()
+    return answer(store, "electricity_activity_index", park, Context(share_settings=request.app.state.share_settings),
+                  first=end_day - timedelta(days=days - 1), last=end_day, enterprise=enterprise,
+                  baseline_days=baseline_days, min_baseline_days=min_baseline_days)
 
 
 @router.get("/parks/{park}/indicators/comprehensive-energy",
-            summary="Comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)")
+            summary="Comprehensive energy in tce and CO2 per tce (综合能耗 · 单位能耗碳排放)",
+            openapi_extra=policy("park", enterprise="query"))
 def comprehensive_energy(
     store: StoreDep, park: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
@@ -135,21 +135,15 @@ def comprehensive_energy(
     steam_pressure_mpa: Annotated[float, Query(gt=0, le=30)] = 1.0,
     green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
 ) -> dict[str, Any]:
-    now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    start, end = window(start, end, period, now)
-    try:
-        tce, carbon = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                     enterprise, None, electricity_method, steam_method, steam_pressure_mpa,
-                                     green_purchase_kwh)
-    except LookupError as exc:
-        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
-    except (ValueError, KeyError) as exc:
-        raise HTTPException(422, str(exc)) from None
-    return {"comprehensive_energy": tce.to_json(), "carbon_per_tce": carbon.to_json()}
+    start, end = window(start, end, period, _now())
+    return answer(store, "comprehensive_energy", park, Context(), start=start, end=end, enterprise=enterprise,
+                  electricity_method=electricity_method, steam_method=steam_method,
+                  steam_pressure_mpa=steam_pressure_mpa, green_purchase_kwh=green_purchase_kwh)
 
 
 @router.get("/parks/{park}/indicators/intensity",
-            summary="Water and energy per 10k yuan of value added, a month (万元工业增加值用水量 · 能耗)")
+            summary="Water and energy per 10k yuan of value added, a month (万元工业增加值用水量 · 能耗)",
+            openapi_extra=policy("park", enterprise="query"))
 def intensity(
     store: StoreDep, park: str,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, China calendar")],
@@ -157,53 +151,23 @@ def intensity(
 ) -> dict[str, Any]:
     """Value added comes from the month's economic figures; for the whole park every enterprise with
     water or energy meters must have filed it, or there is no value (a partial sum would flatter it)."""
-    require_park(store, park)
-    with store.engine.connect() as conn:
-        figs = economy.figures(conn, park, month, month, enterprise)
-    filed = {f["enterprise"]: f["value_added"] for f in figs if f["value_added"] is not None}
-    metered = {p.enterprise for p in store.points(park, metrics=["water.volume", "elec.import.energy"],
-                                                  enterprise=enterprise)}
-    missing = sorted(metered - set(filed))
-    value_added = None if missing or not filed else sum(filed.values())
-    try:
-        water, energy = compute_intensity(store, park, month, value_added, enterprise)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    except KeyError as exc:  # no grid emission factor for the month's year (published from 2021)
-        raise HTTPException(422, str(exc.args[0])) from None
-    for r in (water, energy):
-        r.inputs["enterprises_without_value_added"] = missing
-    return {"water_intensity": water.to_json(), "energy_intensity": energy.to_json()}
+    return answer(store, "water_intensity", park, Context(), month=month, enterprise=enterprise)
 
 
 @router.get("/parks/{park}/indicators/key-energy-users",
-            summary="Enterprises at or over 5 000 tce a year, annualised (重点用能单位)")
+            summary="Enterprises at or over 5 000 tce a year, annualised (重点用能单位)", openapi_extra=policy("park"))
 def key_energy_users(
     store: StoreDep, park: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: this year so far")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
     threshold_tce: Annotated[float, Query(gt=0)] = THRESHOLD_TCE,
 ) -> dict[str, Any]:
-    now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    start, end = window(start, end, "year", now)
-    require_park(store, park)
-    s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    try:
-        per_ent = energy_by_enterprise(store, park, s_ms, e_ms)
-    except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
-        raise HTTPException(422, str(exc.args[0])) from None
-    tce = {e: per_ent[e][0].value if e in per_ent else None for e in sorted({p.enterprise for p in store.points(park)})}
-    days = (e_ms - s_ms) / 86_400_000
-    ranked = rank(tce, days, threshold_tce)
-    ind = KeyEnergyUsers()
-    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit,
-            "value": sum(k.key_user for k in ranked), "threshold_tce": threshold_tce, "source": KEY_SOURCE,
-            "period_start": start.isoformat(), "period_end": end.isoformat(), "days": round(days, 3),
-            "method": "annualised = tce over the period × 365 / days of the period",
-            "enterprises": [vars(k) for k in ranked], "without_data": sorted(e for e, v in tce.items() if v is None)}
+    start, end = window(start, end, "year", _now())
+    return answer(store, "key_energy_users", park, Context(), start=start, end=end, threshold_tce=threshold_tce)
 
 
-@router.get("/parks/{park}/indicators/pue", summary="Data-centre PUE per enterprise with IT meters (数据中心PUE)")
+@router.get("/parks/{park}/indicators/pue", summary="Data-centre PUE per enterprise with IT meters (数据中心PUE)",
+            openapi_extra=policy("park"))
 def data_centre_pue(
     store: StoreDep, park: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
@@ -211,104 +175,68 @@ def data_centre_pue(
     period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
     target: Annotated[float, Query(ge=1.0, le=3.0, description="1.3 by default; 1.25 for hub nodes")] = PUE_TARGET,
 ) -> dict[str, Any]:
-    now = datetime.fromtimestamp(time.time(), tz=CHINA)
-    start, end = window(start, end, period, now)
-    require_park(store, park)
-    s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    carriers = {"imp": ("elec.import.energy",), "exp": ("elec.export.energy",),
-                "gen": ("pv.generation.energy", "wind.generation.energy"), "it": ("elec.it.energy",)}
-    ind, out = Pue(), []
-    for ent in sorted({p.enterprise for p in store.points(park, metrics=["elec.it.energy"])}):
-        totals, rep = counter_totals(store, park, carriers, s_ms, e_ms, ent)
-        facility = None if rep["uncovered"] else totals["imp"] + totals["gen"] - totals["exp"]
-        try:
-            ratio = pue(facility, None if rep["uncovered"] else totals["it"])
-        except ValueError as exc:
-            raise HTTPException(422, f"{ent}: {exc}") from None
-        status = "insufficient_data" if ratio is None else ("met" if ratio <= target + 1e-9 else "below_target")
-        out.append({"enterprise": ent, "value": None if ratio is None else round(ratio, 4), "target": target,
-                    "status": status, "facility_kwh": facility, "it_kwh": totals["it"],
-                    "meters_not_covering_period": rep["uncovered"]})
-    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "source": PUE_SOURCE,
-            "period_start": start.isoformat(), "period_end": end.isoformat(),
-            "method": "(grid import + on-site RE generation − export) / IT-load meters; met at or below target",
-            "data_centres": out}
+    start, end = window(start, end, period, _now())
+    return answer(store, "pue", park, Context(), start=start, end=end, target=target)
 
 
 @router.get("/parks/{park}/indicators/digitalisation",
-            summary="Production devices that report, of those registered (生产设备数字化率)")
+            summary="Production devices that report, of those registered (生产设备数字化率)",
+            openapi_extra=policy("park"))
 def digitalisation(
     store: StoreDep, park: str,
     days: Annotated[int, Query(ge=1, le=366, description="a device reports if it sent a reading in this window")] = 7,
 ) -> dict[str, Any]:
-    now_ms = int(time.time() * 1000)
-    with store.engine.connect() as conn:
-        devs = registry.production_devices(conn, park, now_ms - days * 86_400_000)
-    cfg, ind = digitalisation_settings(), Digitalisation()
-    target = float(cfg["target"])
-
-    def judged(items: list[dict[str, Any]]) -> dict[str, Any]:
-        r = rate(sum(d["reporting"] for d in items), len(items))
-        return {"value": r, "registered": len(items), "reporting": sum(d["reporting"] for d in items),
-                "status": "insufficient_data" if r is None else ("met" if r >= target - 1e-9 else "below_target"),
-                "not_reporting": [f"{d['enterprise']}/{d['device']}" for d in items if not d["reporting"]]}
-
-    ents = sorted({d["enterprise"] for d in devs})
-    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit, "target": target,
-            "source": cfg["source"], "window_days": days, **judged(devs),
-            "enterprises": {e: judged([d for d in devs if d["enterprise"] == e]) for e in ents},
-            "method": "registered production devices (registry: production = true) with a reading in the "
-                      "window, over all registered production devices"}
+    return answer(store, "digitalisation_rate", park, Context(), days=days)
 
 
 @router.get("/parks/{park}/indicators/unit-energy",
-            summary="Unit product energy vs 标杆/基准 and the share of output at benchmark (单位产品能耗)")
+            summary="Unit product energy vs 标杆/基准 and the share of output at benchmark (单位产品能耗)",
+            openapi_extra=policy("park"))
 def unit_energy(
     store: StoreDep, park: str,
     month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, China calendar")],
 ) -> dict[str, Any]:
-    require_park(store, park)
-    try:
-        start, end = month_bounds(month)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
-    with store.engine.connect() as conn:
-        figs = economy.figures(conn, park, month, month)
-    cfg = benchmarks()
-    table: dict[str, dict[str, float]] = cfg["products"]
-    results = []
-    for f in figs:
-        made = [(p["product"], p["quantity"]) for p in f["products"] if p["unit"] in ("t", "吨")]
-        if not any(name in table for name, _q in made):
-            continue
-        try:
-            tce, _c = compute_energy(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                                     f["enterprise"])
-        except KeyError as exc:  # no grid emission factor for the month's year (published from 2021)
-            raise HTTPException(422, str(exc.args[0])) from None
-        results += assess(f["enterprise"], tce.value, made, table)
-    share = share_at_benchmark(results)
-    ind = UnitEnergy()
-    target = float(cfg["target_share_at_benchmark"])
-    return {"key": ind.key, "name_zh": ind.name_zh, "name_en": ind.name_en, "unit": ind.unit, "month": month,
-            "source": cfg["source"], "products": [{**vars(r), "level_zh": LEVEL_ZH[r.level] if r.level else None}
-                                                  for r in results],
-            "share_at_benchmark": share, "share_target": target, "share_target_source": cfg["target_source"],
-            "share_status": "insufficient_data" if share is None else ("met" if share > target else "below_target"),
-            "method": "enterprise comprehensive energy of the month (kgce) / tonnes of its one benchmarked product"}
+    return answer(store, "unit_product_energy", park, Context(), month=month)
 
 
 @router.get("/parks/{park}/indicators/pollutant-compliance",
-            summary="CEMS and wastewater outlets against permit limits, valid hours (污染物排放达标)")
+            summary="CEMS and wastewater outlets against permit limits, valid hours (污染物排放达标)",
+            openapi_extra=policy("park"))
 def pollutant_compliance(
     store: StoreDep, park: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
     end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
     period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "today",
 ) -> dict[str, Any]:
-    start, end = window(start, end, period, datetime.fromtimestamp(time.time(), tz=CHINA))
-    try:
-        out = compute_compliance(store, park, int(start.timestamp() * 1000), int(end.timestamp() * 1000))
-    except LookupError as exc:
-        raise HTTPException(404, f"{exc}; GET /api/v1/parks lists the parks") from None
-    return {**out, "period_start": start.isoformat(), "period_end": end.isoformat()}
+    start, end = window(start, end, period, _now())
+    return answer(store, "pollutant_compliance", park, Context(), start=start, end=end)
+
+
+# --- every registered indicator (these two come last: the routes above answer their own paths) ------------
+@router.get("/parks/{park}/indicators", summary="Every registered indicator with its parameters (指标目录)",
+            openapi_extra=policy("park"))
+def indicator_catalogue(store: StoreDep, park: str) -> list[dict[str, Any]]:
+    require_park(store, park)
+    return [{**ind.describe(), "path": f"{API_V1}/parks/{park}/indicators/{ind.slug}"} for ind in registered()]
+
+
+@router.get("/parks/{park}/indicators/{key}",
+            summary="Any registered indicator by its key (kebab or snake case), as an auditable result (指标)",
+            openapi_extra=policy("park"))
+def any_indicator(
+    request: Request, store: StoreDep, park: str, key: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
+) -> dict[str, Any]:
+    """The indicator's own parameters come as query parameters too (the catalogue lists them)."""
+    name = key.replace("-", "_")
+    if name not in INDICATORS:
+        raise HTTPException(404, f"no indicator {key!r}; GET {API_V1}/parks/{park}/indicators lists them")
+    ind = load(name)
+    params: dict[str, Any] = {k: v for k, v in request.query_params.items() if k not in ("start", "end", "period")}
+    if issubclass(ind.params, Span):
+        params["start"], params["end"] = window(start, end, period, _now())
+    with refusals():
+        p = ind.params.model_validate(params)
+        return ind.feed(store, park, p, Context(share_settings=request.app.state.share_settings)).to_json()

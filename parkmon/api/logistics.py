@@ -9,16 +9,19 @@ from fastapi import APIRouter, HTTPException, Request
 from ingest.records import logistics
 from ingest.records.base import RecordError
 from parkmon.api.deps import EngineDep, QueryMs, StoreDep
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common.clock import now_ms
 
-router = APIRouter(tags=["logistics 交通物流"])
+router = APIRouter(prefix=API_V1, tags=["logistics 交通物流"])
 
 
 @router.post("/parks/{park}/gate-events", summary="Push gate events (道闸过车记录上报)",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "type": "object", "required": ["v", "events"], "properties": {
-                     "v": {"const": 1}, "events": {"type": "array", "items": logistics.GateEvent.model_json_schema(
-                         by_alias=True)}}}}}}})
+             openapi_extra=policy("park") | {
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["v", "events"], "properties": {
+                         "v": {"const": 1}, "events": {"type": "array", "items": logistics.GateEvent.model_json_schema(
+                             by_alias=True)}}}}}}})
 async def push(request: Request, store: StoreDep, engine: EngineDep, park: str) -> dict[str, Any]:
     """Valid events are stored (a resent id counts as a duplicate); each bad one is answered with its
     index and reason and kept as a dead letter, so nothing else in the batch is lost."""
@@ -40,7 +43,8 @@ async def push(request: Request, store: StoreDep, engine: EngineDep, park: str) 
             "rejected": [{"index": i, "reason": why} for i, why in dec.rejected]}
 
 
-@router.get("/parks/{park}/logistics", summary="Vehicles in the park, dwell, hazardous goods (在园车辆)")
+@router.get("/parks/{park}/logistics", summary="Vehicles in the park, dwell, hazardous goods (在园车辆)",
+            openapi_extra=policy("park"))
 def state(engine: EngineDep, park: str, at_ms: QueryMs = None) -> dict[str, Any]:
     with engine.connect() as conn:
         return logistics.state(conn, park, at_ms or now_ms())

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from parkmon.api.deps import StoreDep
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common import quality
 
-router = APIRouter(tags=["readings"])
+router = APIRouter(prefix=API_V1, tags=["readings"])
 
 
 def iso(ts_ms: int) -> str:
@@ -20,6 +22,7 @@ def iso(ts_ms: int) -> str:
 @router.get(
     "/parks/{park}/enterprises/{enterprise}/devices/{device}/latest",
     summary="Latest readings of a device (设备最新读数)",
+    openapi_extra=policy("park"),
 )
 def latest(store: StoreDep, park: str, enterprise: str, device: str) -> dict[str, Any]:
     rows = store.latest(park, enterprise, device)

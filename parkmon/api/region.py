@@ -1,6 +1,7 @@
-"""A region's parks at a glance, for regulators (全景式): each park's new-energy share against its
-target, energy and carbon, pollutant compliance and smart-park score, from the same functions as the
-park pages."""
+"""A region's parks at a glance, for regulators (全景式): each park's line holds the registered indicators
+that show in the overview (``in_overview``: the new-energy share against its target, energy and carbon,
+pollutant compliance, the smart-park score), from the same feeds as the park pages, and the region's
+figures made from them."""
 
 from __future__ import annotations
 
@@ -10,19 +11,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from analytics.park_compliance import compute_compliance
-from analytics.park_energy import compute_energy
-from analytics.park_share import compute_park_share, region_share
+from analytics.indicators.base import IndicatorResult, registered
 from parkmon.api.deps import PrincipalDep, StoreDep
-from parkmon.api.indicators import Period, window
-from parkmon.api.scorecard import scorecard
-from parkmon.api.tenancy import visible_parks
+from parkmon.api.indicators import Period, refusals, window
+from parkmon.api.routers import API_V1
+from parkmon.api.scorecard import context
+from parkmon.api.tenancy import policy, visible_parks
 from parkmon.common.clock import CHINA
 
-router = APIRouter(tags=["region 区域监管"])
+router = APIRouter(prefix=API_V1, tags=["region 区域监管"])
 
 
-@router.get("/regions", summary="Regions with their parks (区域列表)")
+@router.get("/regions", summary="Regions with their parks (区域列表)", openapi_extra=policy("scoped"))
 def regions(store: StoreDep, who: PrincipalDep) -> dict[str, list[str]]:
     seen = visible_parks(who, store)
     out: dict[str, list[str]] = {}
@@ -33,7 +33,7 @@ def regions(store: StoreDep, who: PrincipalDep) -> dict[str, list[str]]:
 
 
 @router.get("/regions/{region}/overview", summary="Every park of a region: share vs target, energy, "
-            "carbon, compliance, smart-park score (区域总览)")
+            "carbon, compliance, smart-park score (区域总览)", openapi_extra=policy("region"))
 def overview(
     request: Request, store: StoreDep, region: str,
     start: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: by period")] = None,
@@ -45,24 +45,24 @@ def overview(
         known = sorted({p.region for p in store.parks() if p.region})
         raise HTTPException(404, f"no park is registered in region {region!r}; regions: {', '.join(known) or 'none'}")
     start, end = window(start, end, period, datetime.fromtimestamp(time.time(), tz=CHINA))
-    s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    # the overview has always judged shares against the default targets, not the app's configured ones
+    ctx = context(request)
+    shown = [ind for ind in registered() if ind.in_overview]
+    results: dict[str, list[IndicatorResult]] = {ind.key: [] for ind in shown}
     rows: list[dict[str, Any]] = []
-    shares = []
     for p in parks:
-        share = compute_park_share(store, p.key, s_ms, e_ms)
-        shares.append({"value": share.value, "inputs": share.inputs})
-        try:
-            tce, carbon = compute_energy(store, p.key, s_ms, e_ms)
-        except KeyError as exc:  # no grid emission factor for the period's year (published from 2021)
-            raise HTTPException(422, str(exc.args[0])) from None
-        comp = compute_compliance(store, p.key, s_ms, e_ms)
-        rows.append({"park": p.key, "name_zh": p.name_zh, "park_class": p.park_class,
-                     "new_energy_share": {"value": share.value, "target": share.target, "status": share.status,
-                                          "gap": share.inputs.get("gap"), "completeness": share.completeness},
-                     "comprehensive_energy_tce": tce.value, "carbon_per_tce": carbon.value,
-                     "pollutant_compliance": comp["value"], "scorecard": scorecard(request, store, p.key)["value"]})
-    tces = [r["comprehensive_energy_tce"] for r in rows if r["comprehensive_energy_tce"] is not None]
-    return {"region": region, "period_start": start.isoformat(), "period_end": end.isoformat(),
-            "parks": rows, "new_energy_share": region_share(shares),
-            "parks_meeting_share_target": sum(r["new_energy_share"]["status"] == "met" for r in rows),
-            "comprehensive_energy_tce": sum(tces) if tces else None}
+        row: dict[str, Any] = {"park": p.key, "name_zh": p.name_zh, "park_class": p.park_class}
+        for ind in shown:
+            params = ind.period_params(start, end, None)
+            if params is None:
+                continue
+            with refusals():
+                r = ind.feed(store, p.key, params, ctx)
+            results[ind.key].append(r)
+            row.update(ind.overview_fields(r))
+        rows.append(row)
+    out: dict[str, Any] = {"region": region, "period_start": start.isoformat(), "period_end": end.isoformat(),
+                           "parks": rows}
+    for ind in shown:
+        out.update(ind.overview_region(results[ind.key]))
+    return out

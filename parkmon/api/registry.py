@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ingest.records import registry as reg
 from parkmon.api.deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
-from parkmon.api.tenancy import visible_parks
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy, visible_parks
 from parkmon.common.metrics import System
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(prefix=API_V1, tags=["registry"])
 
 
 class DeviceBody(BaseModel):
@@ -25,7 +26,7 @@ class DeviceBody(BaseModel):
     production: bool = False
 
 
-@router.get("/parks", summary="Parks (园区列表): those the caller may see")
+@router.get("/parks", summary="Parks (园区列表): those the caller may see", openapi_extra=policy("scoped"))
 def parks(store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
     seen = visible_parks(who, store)
     return [
@@ -34,7 +35,7 @@ def parks(store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/parks/{park}/points", summary="Points of a park (测点列表)")
+@router.get("/parks/{park}/points", summary="Points of a park (测点列表)", openapi_extra=policy("park"))
 def points(store: StoreDep, park: str, metric: str | None = None) -> list[dict[str, Any]]:
     require_park(store, park)
     found = store.points(park, metrics=[metric] if metric else None)
@@ -45,7 +46,8 @@ def points(store: StoreDep, park: str, metric: str | None = None) -> list[dict[s
     ]
 
 
-@router.get("/parks/{park}/gateways", summary="Gateways: online, buffer backlog, device health (网关状态)")
+@router.get("/parks/{park}/gateways", summary="Gateways: online, buffer backlog, device health (网关状态)",
+            openapi_extra=policy("park"))
 def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
     require_park(store, park)
     return [
@@ -55,14 +57,16 @@ def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/parks/{park}/devices", summary="Devices with kind, system and expectation (设备台账)")
+@router.get("/parks/{park}/devices", summary="Devices with kind, system and expectation (设备台账)",
+            openapi_extra=policy("park"))
 def devices(engine: EngineDep, park: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return reg.devices(conn, park)
 
 
 @router.put("/parks/{park}/enterprises/{enterprise}/devices/{device}",
-            summary="Register or edit a device (设备登记)")
+            summary="Register or edit a device (设备登记)",
+            openapi_extra=policy("park", writers=("operator", "enterprise")))
 def put_device(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, device: str,
                body: DeviceBody) -> dict[str, Any]:
     try:
@@ -74,7 +78,7 @@ def put_device(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, d
 
 
 @router.put("/parks/{park}", summary="Register or edit a park, enterprises and devices from a registry document "
-            "(园区登记, the shape of a registry YAML file)")
+            "(园区登记, the shape of a registry YAML file)", openapi_extra=policy("park"))
 def put_park(engine: EngineDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
     if body.park.key != park:
         raise HTTPException(422, f"the document describes park {body.park.key!r}, not {park!r}")

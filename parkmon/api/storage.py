@@ -10,16 +10,19 @@ from fastapi import APIRouter, HTTPException, Query
 from ingest.store.rollups import DAY_MS, LEVELS
 from parkmon.api.deps import MS_MAX, RowId, StoreDep, require_park
 from parkmon.api.readings import iso
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common.clock import CHINA as CST
 from parkmon.common.clock import now_ms
 
-router = APIRouter(tags=["storage"])
+router = APIRouter(prefix=API_V1, tags=["storage"])
 def _known_park(store: Any, park: str) -> None:
     require_park(store, park)
 
 
 @router.get("/parks/{park}/completeness",
-            summary="Data completeness per gateway, park and day (数据完整率: 按网关、园区、日)")
+            summary="Data completeness per gateway, park and day (数据完整率: 按网关、园区、日)",
+            openapi_extra=policy("park"))
 def completeness(store: StoreDep, park: str, days: int = Query(7, ge=1, le=400)) -> dict[str, Any]:
     _known_park(store, park)
     today = LEVELS["1d"].floor(now_ms())
@@ -47,7 +50,8 @@ def _day(day_ms: int) -> str:
     return datetime.fromtimestamp(day_ms / 1000, tz=CST).date().isoformat()
 
 
-@router.get("/points/{point_id}/rollups", summary="Rollups of a point: 1 min / 1 h / 1 day (分钟/小时/日汇总)")
+@router.get("/points/{point_id}/rollups", summary="Rollups of a point: 1 min / 1 h / 1 day (分钟/小时/日汇总)",
+            openapi_extra=policy("point"))
 def point_rollups(store: StoreDep, point_id: RowId, width: Literal["1m", "1h", "1d"] = "1h",
                   start_ms: int = Query(..., ge=0, lt=MS_MAX, description="epoch ms, inclusive"),
                   end_ms: int = Query(..., ge=0, le=MS_MAX, description="epoch ms, exclusive")) -> dict[str, Any]:

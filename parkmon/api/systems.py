@@ -8,20 +8,24 @@ from fastapi import APIRouter, Query
 
 from ingest.records import economy, hazwaste, logistics, registry, safety, services
 from parkmon.api.deps import EngineDep
+from parkmon.api.routers import API_V1
+from parkmon.api.tenancy import policy
 from parkmon.common.clock import now_ms
 from parkmon.common.metrics import SYSTEM_LABELS, System
 
-router = APIRouter(tags=["six systems 六系统"])
+router = APIRouter(prefix=API_V1, tags=["six systems 六系统"])
 YEAR_S = 366 * 86_400  # windows in seconds: longer ones overflow as milliseconds before now
 
 
-@router.get("/parks/{park}/systems", summary="Coverage of the six systems: expected vs reporting (六系统接入情况)")
+@router.get("/parks/{park}/systems", summary="Coverage of the six systems: expected vs reporting (六系统接入情况)",
+            openapi_extra=policy("park"))
 def coverage(engine: EngineDep, park: str, stale_after_s: int = Query(900, ge=1, le=YEAR_S)) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return registry.coverage(conn, park, now_ms(), stale_after_s * 1000)
 
 
-@router.get("/parks/{park}/systems/{system}", summary="A system's live state (系统实时状态)")
+@router.get("/parks/{park}/systems/{system}", summary="A system's live state (系统实时状态)",
+            openapi_extra=policy("park"))
 def live(engine: EngineDep, park: str, system: System, since_s: int = Query(900, ge=1, le=YEAR_S)) -> dict[str, Any]:
     now = now_ms()
     zh, en = SYSTEM_LABELS[system]

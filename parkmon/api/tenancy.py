@@ -5,28 +5,30 @@ runs one park (reads and writes it); ``enterprise`` sees its own enterprise only
 over MQTT and reads nothing here; ``admin`` sees all. A request is authenticated by a bearer token —
 an opaque parkmon token (only its SHA-256 is stored) or, with OIDC configured, a JWT from the identity
 provider whose claims name the role and scope — and then :func:`authorize`, a dependency on every
-router, applies :func:`check`: the park in the path must be visible, an enterprise principal must be
-asking about its own enterprise, a regulator may not write except on alerts. The lists without a park in
-the path (parks, regions, alerts, alert events, subscriptions) filter by :func:`visible_parks` and
-:func:`alert_scope`. Authentication off (``create_app(auth=None)``) is the demo's and the tests' mode.
+router, applies :func:`check` to the policy the route declares on its decorator
+(``openapi_extra=policy(...)``): whose the data is (a park, a point, an alert, a region, or lists the
+handler filters by :func:`visible_parks`, :func:`alert_scope`, :func:`owns_subscription`), what an
+enterprise reaches of park-wide answers, who may write. The rules are the table at "the policy" below;
+this module holds no route paths. Authentication off (``create_app(auth=None)``) is the demo's and the
+tests' mode.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from fastapi import HTTPException, Request
-from sqlalchemy import ColumnElement, Connection, and_, false, insert, select, true, update
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 
-from ingest.store import Store
-from ingest.store import record_tables as t
+from ingest.store import Store, lookups, tokens
+from ingest.store import alerts as alert_rows
+from ingest.store.alerts import AlertScope
 from parkmon.common.clock import now_ms
 
 Role = Literal["admin", "regulator", "operator", "enterprise", "gateway"]
@@ -70,38 +72,22 @@ def principal_of(role: str, name: str, regions: Sequence[str] = (), park: str | 
 
 
 # --- tokens ------------------------------------------------------------------------------------------
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def create_token(store: Store, p: Principal, expires_ms: int | None = None) -> str:
+    """A new token for ``p``; returned once, stored only as its hash (ingest/store/tokens.py)."""
+    return tokens.create(store, p.name, p.role, p.regions, p.park, p.enterprise, expires_ms)
 
 
-def create_token(conn: Connection, p: Principal, expires_ms: int | None = None) -> str:
-    """A new token for ``p``; returned once, stored only as its hash."""
-    token = "pkm_" + secrets.token_urlsafe(32)
-    conn.execute(insert(t.api_tokens).values(
-        token_sha256=token_hash(token), name=p.name, role=p.role, regions=",".join(sorted(p.regions)),
-        park=p.park, enterprise=p.enterprise, created_ms=now_ms(), expires_ms=expires_ms))
-    return token
+def lookup_token(store: Store, token: str, at_ms: int) -> Principal | None:
+    h = tokens.holder(store, token, at_ms)
+    return None if h is None else Principal(h.name, cast(Role, h.role), h.regions, h.park, h.enterprise)
 
 
-def lookup_token(conn: Connection, token: str, now_ms: int) -> Principal | None:
-    tk = t.api_tokens
-    row = conn.execute(select(tk).where(tk.c.token_sha256 == token_hash(token), tk.c.revoked_ms.is_(None))).first()
-    if row is None or (row.expires_ms is not None and row.expires_ms <= now_ms):
-        return None
-    return Principal(row.name, cast(Role, row.role), frozenset(x for x in row.regions.split(",") if x),
-                     row.park, row.enterprise)
+def revoke_token(store: Store, token_id: int) -> bool:
+    return tokens.revoke(store, token_id)
 
 
-def revoke_token(conn: Connection, token_id: int) -> bool:
-    tk = t.api_tokens
-    return conn.execute(update(tk).where(tk.c.id == token_id, tk.c.revoked_ms.is_(None))
-                        .values(revoked_ms=now_ms())).rowcount == 1
-
-
-def list_tokens(conn: Connection) -> list[dict[str, Any]]:
-    tk = t.api_tokens
-    return [{k: v for k, v in r._mapping.items() if k != "token_sha256"}
-            for r in conn.execute(select(tk).order_by(tk.c.id))]
+def list_tokens(store: Store) -> list[dict[str, Any]]:
+    return tokens.listing(store)
 
 
 # --- OIDC ----------------------------------------------------------------------------------------------
@@ -180,8 +166,7 @@ class Auth:
         now = time.monotonic()
         hit = self._cache.get(token)
         if hit is None or now - hit[0] >= self.cache_s:
-            with self.store.engine.connect() as conn:
-                hit = (now, lookup_token(conn, token, now_ms()))
+            hit = (now, lookup_token(self.store, token, now_ms()))
             self._cache[token] = hit
         if hit[1] is None:
             raise HTTPException(401, "the bearer token is unknown, revoked or expired",
@@ -190,18 +175,65 @@ class Auth:
 
 
 # --- the policy ------------------------------------------------------------------------------------------
-# routes an enterprise may use for its own enterprise through ?enterprise=<its key>
-ENTERPRISE_QUERY = {
-    "/parks/{park}/indicators/new-energy-share", "/parks/{park}/indicators/electricity-activity",
-    "/parks/{park}/indicators/comprehensive-energy", "/parks/{park}/indicators/intensity",
-    "/parks/{park}/economy", "/parks/{park}/service-requests",
+# Every route declares its policy next to it, on its decorator: ``openapi_extra=policy("park")``. These are
+# the rules, one row per role; ``about`` says whose the data is, the columns are its kinds:
+#
+#              public   signed_in   scoped    region        park / point / alert (whose: the path's park,
+#                                                                                 the point's, the alert's)
+#   admin      yes      yes         yes       yes           yes
+#   regulator  yes      yes         yes *     its regions   the parks of its regions
+#   operator   yes      yes         yes *     no            its park
+#   enterprise yes      yes         yes *     no            its own enterprise; the park as a whole only as
+#                                                           the route's ``enterprise`` says (query, read)
+#   gateway    yes      no          no        no            no: gateway credentials publish over MQTT only
+#
+#   * the handler answers within the caller's scope (visible_parks, alert_scope, owns_subscription)
+# A write (any method but GET, HEAD, OPTIONS) also needs the role among the route's ``writers`` (admin always).
+About = Literal["public", "signed_in", "scoped", "region", "park", "point", "alert"]
+EnterpriseReach = Literal["own", "query", "read"]
+POLICY_KEY = "x-parkmon-access"  # where a route's policy sits in its OpenAPI operation
+# the path parameter naming what a kind is about (a "point" route names its point {point_id})
+_KEY: dict[str, str] = {"region": "region", "park": "park", "point": "point_id", "alert": "alert_id"}
+_NO_WRITE: dict[str, str] = {
+    "regulator": "write: regulators read and handle alerts; records are the park's",
+    "enterprise": "write park records: an enterprise writes only its own (profile, devices, requests)",
 }
-# what every enterprise of a park may read: the park's notices and directory (综合服务)
-PARK_PUBLIC = {"/parks/{park}/notices", "/parks/{park}/directory"}
-# lists whose handlers filter by the principal
-FILTERED = {"/parks", "/regions", "/alerts", "/alert-events", "/alert-subscriptions"}
-REGULATOR_WRITES = {"/alerts/{alert_id}/acknowledge", "/alerts/{alert_id}/resolve", "/alert-subscriptions",
-                    "/alert-subscriptions/{sid}"}
+
+
+class Access(BaseModel):
+    """A route's access policy. ``about``: whose the data is (the columns above). ``enterprise``: what an
+    enterprise principal reaches of an answer about its park as a whole — ``own``: nothing (only routes
+    naming its enterprise, or a point or alert of it), ``query``: its own share of it through
+    ``?enterprise=<its key>``, ``read``: all of it, reading (the park's notices and directory).
+    ``writers``: the roles that may write through the route, each within its scope."""
+
+    model_config = ConfigDict(frozen=True)
+    about: About
+    enterprise: EnterpriseReach = "own"
+    writers: tuple[Role, ...] = ("operator",)
+
+
+def policy(about: About, *, enterprise: EnterpriseReach = "own",
+           writers: Iterable[Role] = ("operator",)) -> dict[str, Any]:
+    """A route's policy for its decorator: ``@router.get(path, ..., openapi_extra=policy("park"))``;
+    :func:`authorize` enforces it and the OpenAPI document shows it (``x-parkmon-access``)."""
+    order = {r: i for i, r in enumerate(ROLES)}
+    return {POLICY_KEY: Access(about=about, enterprise=enterprise,
+                               writers=tuple(sorted(set(writers), key=order.__getitem__)))}
+
+
+def access_of(route: Any) -> Access:
+    """The policy a route declares; ValueError if none (a route is never served open by omission) or if
+    its path lacks the parameter its kind is about."""
+    access = (getattr(route, "openapi_extra", None) or {}).get(POLICY_KEY)
+    path = getattr(route, "path", repr(route))
+    if not isinstance(access, Access):
+        raise ValueError(f"route {path} declares no access policy: give its decorator "
+                         "openapi_extra=policy(...) (parkmon/api/tenancy.py)")
+    key = _KEY.get(access.about)
+    if key is not None and key not in getattr(route, "param_convertors", {}):
+        raise ValueError(f"route {path}: a {access.about!r} policy needs {{{key}}} in its path")
+    return access
 
 
 def forbid(principal: Principal, why: str) -> HTTPException:
@@ -226,67 +258,45 @@ def check_park(principal: Principal, store: Store, park: str, enterprise: str | 
         raise forbid(principal, f"see enterprise {enterprise!r}")
 
 
-def check(principal: Principal, store: Store, method: str, route: str, path: dict[str, Any],
+def check(principal: Principal, store: Store, method: str, access: Access, path: dict[str, Any],
           query: dict[str, str]) -> None:
-    """The one rule every request passes; ``route`` is the template after /api/v1 (or the board's)."""
-    if principal.role == "admin":
+    """The one rule every request passes: the table above, for a route's ``access`` and the request's
+    path parameters and query."""
+    if principal.role == "admin" or access.about == "public":
         return
     if principal.role == "gateway":
         raise forbid(principal, "use the API: gateway credentials publish over MQTT only")
-    if method not in _READ and principal.role == "regulator" and route not in REGULATOR_WRITES:
-        raise forbid(principal, "write: regulators read and handle alerts; records are the park's")
-    if method not in _READ and principal.role == "enterprise" and "{enterprise}" not in route \
-            and route not in ("/parks/{park}/service-requests",):
-        raise forbid(principal, "write park records: an enterprise writes only its own (profile, devices, requests)")
-    if route in FILTERED:
+    if method not in _READ and principal.role not in access.writers:
+        raise forbid(principal, _NO_WRITE.get(principal.role, "write through this route"))
+    if access.about in ("signed_in", "scoped"):
         return
-    if route.startswith("/regions/{region}"):
+    if access.about == "region":
         if principal.role != "regulator" or path.get("region") not in principal.regions:
             raise forbid(principal, f"see region {path.get('region')!r}")
         return
-    target = _target(store, route, path)
-    if target is None:
-        if "park" not in path:
-            return
-        target = (str(path["park"]), path.get("enterprise"))
-    park, enterprise = target
+    park, enterprise = _target(store, access, path)
     check_park(principal, store, park, enterprise)
     if principal.role != "enterprise" or enterprise is not None:
         return
-    if route in ENTERPRISE_QUERY:
-        asked = query.get("enterprise")
-        if asked != principal.enterprise:
+    if access.enterprise == "query":
+        if query.get("enterprise") != principal.enterprise:
             raise forbid(principal, f"see park-wide figures; add enterprise={principal.enterprise} to see its own")
         return
-    if route in PARK_PUBLIC and method in _READ:
+    if access.enterprise == "read" and method in _READ:
         return
     raise forbid(principal, "see park-wide data: that is for the park's operator and its regulator")
 
 
-def _target(store: Store, route: str, path: dict[str, Any]) -> tuple[str, str | None] | None:
-    """The park and enterprise a route without them in its path is about (a point, an alert)."""
-    if route == "/points/{point_id}/rollups":
-        return _lookup(store, "point", int(path["point_id"]))
-    if route.startswith("/alerts/{alert_id}"):
-        return _lookup(store, "alert", int(path["alert_id"]))
-    return None
-
-
-def _lookup(store: Store, what: str, key: int) -> tuple[str, str | None]:
-    from ingest.store import schema as s
-
-    with store.engine.connect() as conn:
-        if what == "point":
-            row = conn.execute(select(s.parks.c.key, s.enterprises.c.key)
-                               .select_from(s.points.join(s.devices, s.devices.c.id == s.points.c.device_id)
-                                            .join(s.enterprises, s.enterprises.c.id == s.devices.c.enterprise_id)
-                                            .join(s.parks, s.parks.c.id == s.enterprises.c.park_id))
-                               .where(s.points.c.id == key)).first()
-        else:
-            row = conn.execute(select(t.alerts.c.park, t.alerts.c.enterprise).where(t.alerts.c.id == key)).first()
-    if row is None:
+def _target(store: Store, access: Access, path: dict[str, Any]) -> tuple[str, str | None]:
+    """The park and enterprise a request is about: the path's, or the point's or the alert's."""
+    if access.about == "park":
+        return str(path["park"]), path.get("enterprise")
+    what = access.about
+    key = int(path[_KEY[what]])
+    owner = lookups.point_owner(store, key) if what == "point" else alert_rows.whose(store, key)
+    if owner is None:
         raise HTTPException(404, f"{what} {key} does not exist")
-    return str(row[0]), row[1]
+    return owner
 
 
 def visible_parks(principal: Principal, store: Store) -> set[str] | None:
@@ -298,18 +308,13 @@ def visible_parks(principal: Principal, store: Store) -> set[str] | None:
     return {principal.park} if principal.park else set()
 
 
-def alert_scope(principal: Principal, store: Store) -> ColumnElement[bool]:
-    """A WHERE clause on ``alerts`` for what the principal may see."""
-    a = t.alerts
-    if principal.role == "admin":
-        return true()
+def alert_scope(principal: Principal, store: Store) -> AlertScope:
+    """The alerts the principal may see, for the storage layer's alert listings."""
     if principal.role == "gateway":
-        return false()
-    parks = visible_parks(principal, store) or set()
-    clause: ColumnElement[bool] = a.c.park.in_(sorted(parks)) if parks else false()
-    if principal.role == "enterprise":
-        clause = and_(clause, a.c.enterprise == principal.enterprise)
-    return clause
+        return AlertScope(frozenset())
+    parks = visible_parks(principal, store)
+    return AlertScope(None if parks is None else frozenset(parks),
+                      principal.enterprise if principal.role == "enterprise" else None)
 
 
 def owns_subscription(principal: Principal, store: Store, sub: dict[str, Any]) -> bool:
@@ -325,19 +330,17 @@ def owns_subscription(principal: Principal, store: Store, sub: dict[str, Any]) -
 
 
 async def authorize(request: Request) -> None:
-    """The router dependency: authenticate, then :func:`check`; the principal stays on ``request.state``."""
+    """The dependency on every router: authenticate (unless the route is public), then :func:`check` the
+    route's declared policy; the principal stays on ``request.state``."""
+    access = access_of(request.scope.get("route"))
+    if access.about == "public":
+        return  # health for probes; the board's page, a shell without data (its stream asks for the token)
     auth: Auth | None = request.app.state.auth
-    route = getattr(request.scope.get("route"), "path", request.url.path)
-    if auth is not None and route == "/board/{park}":
-        return  # the board's page is a shell without data; its stream asks for the token (a cookie)
     principal = OPEN if auth is None else auth.principal(request)
     request.state.principal = principal
     if principal.role == "admin":
         return
-    route = route.removeprefix("/api/v1")
-    from starlette.concurrency import run_in_threadpool
-
-    await run_in_threadpool(check, principal, request.app.state.store, request.method, route,
+    await run_in_threadpool(check, principal, request.app.state.store, request.method, access,
                             dict(request.path_params), dict(request.query_params))
 
 
