@@ -88,6 +88,7 @@ def main(argv: list[str]) -> int:
     every.add_argument("--db", default=default_db(), help="database URL")
     every.add_argument("--park", required=True)
     every.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY (a year), China calendar")
+    every.add_argument("--targets", default=None, help="YAML overriding the default targets")
     feed = sub.add_parser("feed", help="(re)compute the hourly indicators the Grafana boards read "
                           "(indicator_hourly), e.g. after importing history (看板小时指标回填)")
     feed.add_argument("--db", default=default_db(), help="database URL")
@@ -136,11 +137,13 @@ def _indicator(ind: Indicator[Any], args: argparse.Namespace) -> int:
 
 def _all(args: argparse.Namespace) -> int:
     from analytics.report.gather import park_report
+    from analytics.targets import load_share_settings
 
     def compute(store: Store) -> dict[str, Any]:
         store.refresh_rollups()
         return park_report(store, args.park, args.period,
-                           lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True))
+                           lambda s: print(f"parkmon indicators all: {s} …", file=sys.stderr, flush=True),
+                           load_share_settings(args.targets) if args.targets else None)
 
     return _answer(args.db, "parkmon indicators all", compute)
 

@@ -35,12 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
 
-from analytics.park_energy import compute_energy, energy_by_enterprise
-from analytics.park_share import CHINA, compute_park_share
+from analytics.indicators.comprehensive_energy import compute_energy, energy_by_enterprise
+from analytics.indicators.new_energy_share import compute_park_share
 from analytics.report.gather import park_report
 from ingest.store import open_store
 from ingest.store.rollups import LEVELS, Dialect, _recompute_sql
 from parkmon.common import wire
+from parkmon.common.clock import CHINA
 
 # key -> (metric, unit, kind, per-minute rate, active China hours [from, to))
 COUNTERS = {"imp": ("elec.import.energy", "kWh", 12.0, (0, 24)), "exp": ("elec.export.energy", "kWh", 1.5, (11, 14)),
@@ -178,7 +179,7 @@ def main() -> int:
         _e, t_energy_day = timed(lambda: compute_energy(store, "bench", day0, day0 + DAY_MS, source="rollup"))
         _p, t_ents_day = timed(lambda: energy_by_enterprise(store, "bench", day0, day0 + DAY_MS, source="rollup"))
         cems_rows = cems_day(dsn, day0)
-        from analytics.park_compliance import compute_compliance
+        from analytics.indicators.pollutant_compliance import compute_compliance
         comp, t_comp_day = timed(lambda: compute_compliance(store, "bench", day0, day0 + DAY_MS))
         # the same enterprise's year from raw rows and from the rollups, side by side
         ent = "e000"

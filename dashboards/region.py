@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders.common import ReduceDataOptions
 from grafana_foundation_sdk.models import common as cm
 
+from analytics.indicators.base import TOLERANCE
 from analytics.indicators.key_energy_users import THRESHOLD_TCE
 from dashboards.common import base, link_to, panel, region_variable, steps
 from dashboards.park_overview import SHARE_STEPS
@@ -19,14 +20,15 @@ RANGE_S = "extract(epoch from $__timeTo()::timestamptz - $__timeFrom()::timestam
 
 
 def parks_sql() -> str:
-    """Each park: share vs its target, data completeness (hours with energy data), gateways online,
-    pollutant exceedance alerts and alerts firing now."""
+    """Each park: share vs its target (met as analytics.indicators.base.status_for says: within its
+    tolerance), data completeness (hours with energy data), gateways online, pollutant exceedance alerts
+    and alerts firing now."""
     return f"""SELECT p.name_zh || ' ' || p.key AS "园区 Park", p.park_class AS "类别 Class",
        sum(h.re_used) / nullif(sum(h.consumption), 0) AS "新能源消纳比例 Share",
        max(h.target) AS "目标 Target",
        CASE WHEN coalesce(sum(h.consumption), 0) = 0 THEN '数据不足 insufficient data'
             WHEN max(h.target) IS NULL THEN '无目标 no target'
-            WHEN sum(h.re_used) / sum(h.consumption) >= max(h.target) THEN '达标 met'
+            WHEN sum(h.re_used) / sum(h.consumption) >= max(h.target) - {TOLERANCE:g} THEN '达标 met'
             ELSE '未达标 below target' END AS "状态 Status",
        coalesce(sum(h.covered_s), 0)::float8 / nullif({RANGE_S}, 0) AS "数据完整率 Completeness",
        (SELECT count(*) FILTER (WHERE g.online) || '/' || count(*) FROM gateways g

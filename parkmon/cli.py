@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli:main", "MQTT -> database ingest (数据接入)"),
     "api": ("parkmon.api.cli:main", "HTTP API server (接口服务)"),
     "import": ("ingest.importer:main", "historical readings from CSV (历史数据导入)"),
-    "records": ("ingest.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
+    "records": ("ingest.store.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
     "report": ("analytics.report.cli:main", "monthly / yearly report, Excel and PDF (园区月报/年报)"),
     "dashboards": ("dashboards.cli:main", "Grafana dashboards: build, provision, push (看板)"),

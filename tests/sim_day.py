@@ -12,9 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ingest.records import registry
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
+from ingest.store.records import registry
 from parkmon.common import metrics, wire
 from simulators.definition import PROFILES, load_definition, parse_definition
 from simulators.engine import simulate
@@ -32,8 +32,7 @@ def load_day(store: Store, start_ms: int, tmp: Path, hours: int = 24, seed: int 
     gt = GroundTruth(tmp / "gt.db")
     info = spec.park
     store.upsert_park(info.key, info.name_zh, info.name_en, info.park_class, info.region)
-    with store.engine.begin() as conn:
-        registry.load(conn, registry.RegistryFile.model_validate(registry_doc(spec)), "test")
+    registry.load(store, registry.RegistryFile.model_validate(registry_doc(spec)), "test")
     kinds = {(e.key, d.id): d.kind for e in spec.enterprises for d in e.devices}
     point_meta: dict[tuple[str, str], wire.PointMeta] = {}
     for kind in set(kinds.values()):

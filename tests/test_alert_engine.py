@@ -4,17 +4,19 @@ for that park only, and firing alerts surviving a restart without repeating."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 
 from analytics.alerts.engine import AlertEngine
 from analytics.alerts.from_registry import pressure_rules
-from analytics.alerts.rules import load_rules, parse_rules
+from analytics.alerts.rules import Rule, load_rules, parse_rules
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.common import wire
 
 H, S5 = 3_600_000, 5_000
 HOUR0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
+JAN1 = HOUR0 - 326 * 86_400_000  # 2026-01-01 00:00 China time
 
 
 def _alerts(store: Store) -> list[tuple[str, str, str]]:
@@ -84,20 +86,19 @@ def test_design_pressure_rules_park_overrides_and_restart(store: Store) -> None:
 
 
 def test_hazardous_waste_near_its_storage_limit(store: Store) -> None:
-    from ingest.records import hazwaste
+    from ingest.store.records import hazwaste
 
     store.upsert_park("demo", "示范园区", "Demo", "none")
     store.upsert_meta("demo", "e01", "gw", wire.Meta(1, "gw", 0, {
         "m.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", "")}, {}))
     day = 86_400_000
     now = HOUR0
-    with store.engine.begin() as conn:
-        # 2 t generated 340 days ago, 1 t utilised since (first in, first out: 1 t of the old lot remains);
-        # 3 t generated 10 days ago
-        for ts, action, q in ((now - 340 * day, "generated", 2.0), (now - 200 * day, "utilised", 1.0),
-                              (now - 10 * day, "generated", 3.0)):
-            hazwaste.add_record(conn, "demo", hazwaste.WasteRecord(
-                enterprise="e01", ts=ts, waste_code="900-041-49", action=action, quantity_t=q), "test")
+    # 2 t generated 340 days ago, 1 t utilised since (first in, first out: 1 t of the old lot remains);
+    # 3 t generated 10 days ago
+    for ts, action, q in ((now - 340 * day, "generated", 2.0), (now - 200 * day, "utilised", 1.0),
+                          (now - 10 * day, "generated", 3.0)):
+        hazwaste.add_record(store, "demo", hazwaste.WasteRecord(
+            enterprise="e01", ts=ts, waste_code="900-041-49", action=action, quantity_t=q), "test")
     engine = AlertEngine(store, [r for r in load_rules() if r.id == "hazwaste_storage"])
     engine.tick(now_ms=now + 1000)
     assert _alerts(store) == [("hazwaste_storage", "demo/e01/hazwaste/900-041-49", "firing")]
@@ -106,8 +107,63 @@ def test_hazardous_waste_near_its_storage_limit(store: Store) -> None:
             "SELECT a.value, e.text_zh FROM alerts a JOIN alert_events e ON e.alert_id = a.id")).one()
     assert round(value) == 340 and "（限值 330 天）" in text_zh
     # the old tonne leaves: the oldest stored is now 10 days old, the alert resolves at the next hour
-    with store.engine.begin() as conn:
-        hazwaste.add_record(conn, "demo", hazwaste.WasteRecord(
-            enterprise="e01", ts=now + 60_000, waste_code="900-041-49", action="utilised", quantity_t=1.0), "test")
+    hazwaste.add_record(store, "demo", hazwaste.WasteRecord(
+        enterprise="e01", ts=now + 60_000, waste_code="900-041-49", action="utilised", quantity_t=1.0), "test")
     engine.tick(now_ms=now + H + 1000)
     assert _alerts(store)[0][2] == "resolved"
+
+
+def _indicator_rule(**kw: object) -> Rule:
+    return parse_rules({"rules": [{"kind": "indicator", "system": "energy", "name_zh": "指标", "name_en": "indicator",
+                                   **kw}]})[0]
+
+
+def test_an_indicator_rule_other_than_the_share_fires_and_resolves_through_the_registry(store: Store) -> None:
+    """PUE (lower is better, target 1.3) judged on the year so far, as any indicator of the registry."""
+    store.upsert_park("demo", "示范园区", "Demo", "none")
+    store.upsert_meta("demo", "dc1", "gw", wire.Meta(1, "gw", 0, {
+        "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
+        "it.e": wire.PointMeta("elec.it.energy", "kWh", "counter", "")}, {}))
+
+    def read(seq: int, ts: int, grid_kwh: float, it_kwh: float) -> None:
+        store.write_batches([IncomingBatch("demo", "dc1", "gw", wire.Batch(1, "gw", seq, ts, [
+            ("grid.imp", ts, grid_kwh, 0), ("it.e", ts, it_kwh, 0)]), ts)])
+
+    read(1, JAN1, 0.0, 0.0)
+    read(2, HOUR0, 1_400.0, 1_000.0)
+    engine = AlertEngine(store, [_indicator_rule(id="pue_over", indicator="pue")])
+    engine.tick(now_ms=HOUR0 + 1000)
+    # 1 Jan to 23 Nov: 1 400 kWh for the site / 1 000 kWh to IT = 1.4, over the target 1.3
+    assert _alerts(store) == [("pue_over", "demo/pue", "firing")]
+    with store.engine.connect() as conn:
+        (value, threshold, text_zh) = conn.execute(text(
+            "SELECT a.value, a.threshold, e.text_zh FROM alerts a JOIN alert_events e ON e.alert_id = a.id")).one()
+    assert (value, threshold) == (1.4, 1.3) and "数据中心电能使用效率(PUE) 1.4" in text_zh
+    # the next hour: +1 200 kWh for the site, +1 000 to IT: 2 600 / 2 000 = 1.3, at the target is met
+    read(3, HOUR0 + H, 2_600.0, 2_000.0)
+    engine.tick(now_ms=HOUR0 + H + 1000)
+    assert _alerts(store) == [("pue_over", "demo/pue", "resolved")]
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT value FROM alert_events WHERE event = 'resolved'")).scalar_one() == 1.3
+
+
+def test_the_share_and_key_energy_user_rules_keep_their_subjects(store: Store) -> None:
+    store.upsert_park("demo", "示范园区", "Demo", "zero_carbon")
+    store.upsert_meta("demo", "e01", "gw", wire.Meta(1, "gw", 0, {
+        "m.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
+        "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", "")}, {}))
+    store.write_batches([IncomingBatch("demo", "e01", "gw", wire.Batch(1, "gw", seq, ts, [
+        ("m.imp", ts, imp, 0), ("pv.gen", ts, pv, 0)]), ts)
+        for seq, ts, imp, pv in ((1, JAN1, 0.0, 0.0), (2, HOUR0, 700_000.0, 300_000.0))])
+    engine = AlertEngine(store, [_indicator_rule(id="share", indicator="new_energy_share"),
+                                 _indicator_rule(id="key", indicator="key_energy_user", threshold=130)])
+    engine.tick(now_ms=HOUR0 + 1000)
+    assert sorted(_alerts(store)) == [("key", "demo/e01/key_energy_user", "firing"),
+                                      ("share", "demo/new_energy_share", "firing")]
+    with store.engine.connect() as conn:
+        got = {r[0]: (r[1], r[2]) for r in conn.execute(text("SELECT rule_id, value, threshold FROM alerts"))}
+    # share: 300 000 kWh of PV used / 1 000 000 kWh used = 0.3 against the zero-carbon park's 0.8 of 2026
+    assert got["share"] == (pytest.approx(0.3), 0.8)
+    # electricity used = 700 000 from the grid + 300 000 of PV = 1 000 000 kWh x 0.1229 kgce/kWh = 122.9 tce
+    # in 326 days: 122.9 x 365 / 326 = 137.6 tce a year, over the rule's line of 130
+    assert got["key"] == (pytest.approx(122.9 * 365 / 326), 130.0)

@@ -89,3 +89,19 @@ def test_message_in_chinese_with_english() -> None:
     assert "above the limit 1.6 MPa" in m["text_en"]
     r = render({**a, "value": 1.4}, "resolved", 1_795_363_500_000)
     assert "已恢复正常（1.4 MPa），告警持续 5分0秒，峰值 1.91 MPa" in r["text_zh"]
+
+
+def test_indicator_rules_name_an_indicator_of_the_registry() -> None:
+    def rule(**kw: object) -> object:
+        return parse_rules({"rules": [{"id": "i", "kind": "indicator", "name_zh": "a", "name_en": "a", **kw}]})[0]
+
+    assert rule(indicator="pue") and rule(indicator="new_energy_share") and rule(indicator="hazwaste_storage")
+    with pytest.raises(ValueError, match=r"unknown indicator 'pue2'; known: new_energy_share, .*pue.*key_energy_user"):
+        rule(indicator="pue2")
+    with pytest.raises(ValueError, match="names its indicator; known: new_energy_share"):
+        rule()
+    # judged on the year so far: an indicator computed per month would never fire
+    with pytest.raises(ValueError, match="'water_intensity' has no figure for the year so far"):
+        rule(indicator="water_intensity")
+    with pytest.raises(ValueError, match="key_energy_user threshold is tce a year, not -1"):
+        rule(indicator="key_energy_user", threshold=-1)

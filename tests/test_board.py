@@ -24,12 +24,12 @@ from sqlalchemy import text
 
 from analytics.alerts import actions as alert_actions
 from analytics.alerts.rules import Rule, load_rules
-from analytics.park_share import CHINA, compute_park_share
+from analytics.indicators.new_energy_share import compute_park_share
 from ingest.mqtt.broker import Mosquitto
 from ingest.store import Store, open_store
 from parkmon.api.app import create_app
 from parkmon.common import quality
-from parkmon.common.clock import now_ms
+from parkmon.common.clock import CHINA, now_ms
 from parkmon.common.netutil import free_port
 from tests.mqtt_util import wait_for
 from tests.test_e2e_park import RunningAgents

@@ -1,6 +1,6 @@
 """Hypothesis on the loaders of hand-written files (issue 10, "bad input everywhere"): the gateway config
 (``edge_agent.config``), the alert rules (``analytics.alerts.rules``) and the park registry
-(``ingest.records.registry``). Valid documents (the shipped examples, the simulator's gateway configs)
+(``ingest.store.records.registry``). Valid documents (the shipped examples, the simulator's gateway configs)
 with a value replaced, a key dropped or added, random documents and random or mutated file text are
 either loaded or refused with the loader's own error (ConfigError, ValueError, RecordError), whose
 message starts with the file's name and then says where; never another exception."""
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from analytics.alerts.rules import DEFAULT_RULES, parse_rules
 from edge_agent.config import AgentConfig, ConfigError, load_config, parse_config
-from ingest.records.base import RecordError
-from ingest.records.registry import RegistryFile, read_file
+from ingest.store.records.base import RecordError
+from ingest.store.records.registry import RegistryFile, read_file
 from simulators.definition import DEFAULT_PARK, load_definition, parse_definition
 from simulators.edge_configs import edge_configs
 

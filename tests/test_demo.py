@@ -50,27 +50,26 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
 
 def _all_six_systems_live(st: Store) -> None:
     """What an operator opening the demo's six-system view would check: every system has data."""
-    from ingest.records import economy, hazwaste, logistics, registry, safety, services
+    from ingest.store.records import economy, hazwaste, logistics, registry, safety, services
     from parkmon.common.clock import now_ms
 
-    with st.engine.connect() as conn:
-        cov = {c["system"]: c for c in registry.coverage(conn, "demo", now_ms())}
-        for system in ("energy", "safety", "environment"):  # meters read by the edge agents
-            assert cov[system]["expected_devices"] > 0
-            assert cov[system]["missing"] == [], (system, cov[system])
-        assert cov["logistics"]["expected_devices"] == 2 and cov["logistics"]["reporting_devices"] >= 1
-        for system in ("economy", "services"):  # fed by the park office: every producer has filed
-            assert cov[system]["enterprises_expected"] == 4 and cov[system]["missing"] == [], cov[system]
-        assert logistics.state(conn, "demo", now_ms())["entries_24h"] > 0
-        figures = economy.figures(conn, "demo")
-        assert {f["enterprise"] for f in figures} == {"e01", "e02", "e03", "e04"}
-        assert len({f["month"] for f in figures}) == 3
-        stored = {e["enterprise"] for e in hazwaste.storage(conn, "demo", now_ms()) if e["stored_t"] > 0}
-        assert stored >= {"e01", "e02"}
-        sources = {(s["enterprise"], s["key"]) for s in safety.register(conn, "demo")}
-        assert sources == {("e02", "r101"), ("e02", "pipe1")}
-        assert services.requests(conn, "demo")[0]["status"] == "open"
-        assert all(d["industry"] for d in services.directory(conn, "demo") if d["enterprise"] != "park")
+    cov = {c["system"]: c for c in registry.coverage(st, "demo", now_ms())}
+    for system in ("energy", "safety", "environment"):  # meters read by the edge agents
+        assert cov[system]["expected_devices"] > 0
+        assert cov[system]["missing"] == [], (system, cov[system])
+    assert cov["logistics"]["expected_devices"] == 2 and cov["logistics"]["reporting_devices"] >= 1
+    for system in ("economy", "services"):  # fed by the park office: every producer has filed
+        assert cov[system]["enterprises_expected"] == 4 and cov[system]["missing"] == [], cov[system]
+    assert logistics.state(st, "demo", now_ms())["entries_24h"] > 0
+    figures = economy.figures(st, "demo")
+    assert {f["enterprise"] for f in figures} == {"e01", "e02", "e03", "e04"}
+    assert len({f["month"] for f in figures}) == 3
+    stored = {e["enterprise"] for e in hazwaste.storage(st, "demo", now_ms()) if e["stored_t"] > 0}
+    assert stored >= {"e01", "e02"}
+    sources = {(s["enterprise"], s["key"]) for s in safety.register(st, "demo")}
+    assert sources == {("e02", "r101"), ("e02", "pipe1")}
+    assert services.requests(st, "demo")[0]["status"] == "open"
+    assert all(d["industry"] for d in services.directory(st, "demo") if d["enterprise"] != "park")
     from fastapi.testclient import TestClient
 
     from parkmon.api.app import create_app

@@ -14,10 +14,9 @@ import pytest
 
 from analytics.counters import Reading, edges, interval_energy
 from analytics.factors import load_factors
-from analytics.indicators.comprehensive_energy import EnergyUse, compute
-from analytics.indicators.new_energy_share import compute_share
-from analytics.park_energy import CARRIERS, compute_energy
-from analytics.park_share import CHINA, compute_park_share, pooled_flows
+from analytics.indicators.comprehensive_energy import CARRIERS, EnergyUse, compute, compute_energy
+from analytics.indicators.new_energy_share import compute_park_share, compute_share
+from analytics.meters import pooled_flows
 from analytics.targets import load_share_settings
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
@@ -25,6 +24,7 @@ from ingest.mqtt.broker import Mosquitto
 from ingest.mqtt.config import IngestConfig
 from ingest.mqtt.consumer import Ingestor
 from ingest.store import Store, open_store
+from parkmon.common.clock import CHINA
 from simulators.ground_truth import GroundTruth
 from simulators.park import PROFILES
 from simulators.registers import profile_points

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics.park_energy import compute_energy
+from analytics.indicators.comprehensive_energy import compute_energy
 from ingest.store import open_store
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 UTC+8

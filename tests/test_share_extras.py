@@ -4,10 +4,13 @@ all energy in tce kept apart from the electricity-only share (numbers by hand)."
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from analytics.report.gather import park_report
+from analytics.targets import load_share_settings
 from ingest.store import Store
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
@@ -92,3 +95,30 @@ def test_region_overview_for_regulators(store: Store) -> None:
     assert none["value"] is None and none["status"] == "insufficient_data"
     missing = client.get("/api/v1/regions/火星/overview")
     assert missing.status_code == 404 and "内蒙古自治区" in missing.text
+
+
+def test_region_overview_and_report_judge_against_the_apps_targets(store: Store, tmp_path: Path) -> None:
+    """parkmon api --targets: the overview (and the report, given the same settings) judge the share as the
+    share route does, against the park's own targets rather than the defaults."""
+    _seed(store, JAN1, 48)
+    store.upsert_park("demo", "示范园区", "Demo", "zero_carbon", region="内蒙古自治区")
+    own = tmp_path / "targets.yaml"
+    own.write_text("new_energy_share:\n  zero_carbon:\n    milestones: {2022: 0.1, 2025: 0.2}\n", encoding="utf-8")
+    settings = load_share_settings(own)
+    client = TestClient(create_app(store, share_settings=settings))
+    period = {"start": "2026-01-01T00:00:00+08:00", "end": "2026-01-03T00:00:00+08:00"}
+    share = client.get("/api/v1/parks/demo/indicators/new-energy-share", params=period).json()
+    # 300 / 1 300 = 0.2308 against the park's own 0.2 of 2026 (the 2025 milestone held): met (the default 0.8
+    # would not be)
+    assert share["target"] == pytest.approx(0.2) and share["status"] == "met"
+    body = client.get("/api/v1/regions/内蒙古自治区/overview", params=period).json()
+    (park,) = body["parks"]
+    assert park["new_energy_share"] == {"value": share["value"], "target": share["target"],
+                                        "status": share["status"], "gap": share["inputs"]["gap"],
+                                        "completeness": share["completeness"]}
+    assert park["new_energy_share"]["gap"] == pytest.approx(300 / 1300 - 0.2, abs=1e-6)  # rounded to 6 places
+    assert body["parks_meeting_share_target"] == 1
+    # the January report given the same settings says the same; without them, the defaults' 0.8
+    judged = park_report(store, "demo", "2026-01", share_settings=settings)["new_energy_share"]
+    assert (judged["target"], judged["status"]) == (pytest.approx(0.2), "met")
+    assert park_report(store, "demo", "2026-01")["new_energy_share"]["target"] == pytest.approx(0.8)

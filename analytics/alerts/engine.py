@@ -17,15 +17,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from analytics.alerts.actions import ANNOUNCER, Subject, new_alert
 from analytics.alerts.rules import Rule, load_rules, one_level_up, parse_rules
 from analytics.alerts.state import Tracker, Transition
+from analytics.indicators.base import Context, load, status_for
 from ingest.store import Store, alert_rules
 from ingest.store import alerts as rows
 from ingest.store.base import IncomingBatch
-from ingest.store.session import connection
-from parkmon.common.clock import HOUR_MS
+from parkmon.common.clock import CHINA, HOUR_MS
 from parkmon.common.metrics import METRICS
 
 log = logging.getLogger("parkmon.alerts")
@@ -251,82 +252,79 @@ class AlertEngine:
         return self._pollutants(hour_end) + self._indicators(hour_end)
 
     def _indicators(self, now: int) -> Judged:
-        from datetime import datetime
-
-        from analytics.indicators.key_energy_users import rank
-        from analytics.park_energy import energy_by_enterprise
-        from analytics.park_share import compute_park_share
-        from parkmon.common.clock import CHINA
-
-        out: Judged = []
         rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]
-        if not rules:
-            return out
-        out += self._hazwaste(now, [r for r in rules if r.indicator == "hazwaste_storage"])
+        out = self._hazwaste(now, [r for r in rules if r.indicator == "hazwaste_storage"])
         rules = [r for r in rules if r.indicator != "hazwaste_storage"]
-        if not rules:
-            return out
-        local = datetime.fromtimestamp(now / 1000, tz=CHINA)
-        jan1 = int(local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
-        if now - jan1 < 7 * 86_400_000:
+        end = datetime.fromtimestamp(now / 1000, tz=CHINA)
+        start = end.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+        if not rules or end - start < timedelta(days=7):
             return out  # a year's first week says too little about the year
-        for park, (name_zh, region) in self._parks.items():
+        for park in self._parks:
+            ctx = Context()  # the park checked and the counters read once for all of its rules
             for rule in (r for r in rules if r.applies(park, "", "", "", None)):
-                if rule.indicator == "new_energy_share":
-                    share = compute_park_share(self.store, park, jan1, now)
-                    if share.value is None or share.target is None:
-                        continue
-                    subj = Subject(f"{park}/new_energy_share", park, None, None, None, "", "新能源消纳比例",
-                                   name_zh, region)
-                    tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
-                    tx = tr.judged(now, share.value < share.target - 1e-9, share.value)
-                    if tx is not None:
-                        out.append((rule, subj, tx, share.target))
-                else:
-                    line = float(rule.threshold or 5000.0)
-                    tce = {e: r[0].value for e, r in energy_by_enterprise(self.store, park, jan1, now).items()}
-                    for k in rank(tce, (now - jan1) / 86_400_000, line):
-                        subj = Subject(f"{park}/{k.enterprise}/key_energy_user", park, k.enterprise, None, None,
-                                       "tce", "年化综合能耗", name_zh, region)
-                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
-                        tx = tr.judged(now, k.key_user, k.annualised_tce)
-                        if tx is not None:
-                            out.append((rule, subj, tx, line))
+                try:
+                    out += self._indicator(rule, park, start, end, now, ctx)
+                except (LookupError, ValueError) as exc:  # one indicator's bad data must not lose the hour
+                    log.warning("alert rule %s on park %s not judged: %s", rule.id, park, exc)
         return out
+
+    def _indicator(self, rule: Rule, park: str, start: datetime, end: datetime, now: int, ctx: Context) -> Judged:
+        """An indicator of the registry below its target over the year so far, or (``key_energy_user``) each
+        enterprise of the park over the rule's line in tce a year."""
+        name_zh, region = self._parks[park]
+        if rule.indicator == "key_energy_user":
+            ind = load("key_energy_users")
+            line = {"threshold_tce": rule.threshold} if rule.threshold else {}  # none: the indicator's 5 000
+            users = ind.feed(self.store, park, ind.params.model_validate({"start": start, "end": end, **line}), ctx)
+            out: Judged = []
+            for k in users.inputs["enterprises"]:
+                subj = Subject(f"{park}/{k['enterprise']}/key_energy_user", park, k["enterprise"], None, None,
+                               "tce", "年化综合能耗", name_zh, region)
+                out += self._judge(rule, subj, now, k["key_user"], k["annualised_tce"], users.inputs["threshold_tce"])
+            return out
+        ind = load(str(rule.indicator))
+        p = ind.period_params(start, end, None)  # None: no figure for the year so far (refused in the rule)
+        r = ind.feed(self.store, park, p, ctx) if p is not None else None
+        if r is None or r.value is None or r.target is None:
+            return []
+        # the subject's key is the share's before the registry, so its open alerts carry over; a ratio reads bare
+        subj = Subject(f"{park}/{ind.key}", park, None, None, None, "" if ind.unit.startswith("ratio") else ind.unit,
+                       ind.name_zh, name_zh, region)
+        return self._judge(rule, subj, now, r.status == "below_target", r.value, r.target)
+
+    def _judge(self, rule: Rule, subj: Subject, at_ms: int, over: bool, value: float | None,
+               threshold: float | None) -> Judged:
+        """A rule judged on a computed figure (:meth:`Tracker.judged`): the transition it makes, if any."""
+        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
+        tx = tr.judged(at_ms, over, value)
+        return [] if tx is None else [(rule, subj, tx, threshold)]
 
     def _hazwaste(self, now: int, rules: list[Rule]) -> Judged:
         """Hazardous waste per enterprise and waste code: the oldest tonne's age against the rule's days,
-        and the enterprise's tonnage against its permit (records from ingest.records.hazwaste)."""
-        from ingest.records import hazwaste
+        and the enterprise's tonnage against its permit (records from ingest.store.records.hazwaste)."""
+        from ingest.store.records import hazwaste
 
         out: Judged = []
         if not rules:
             return out
         for park, (name_zh, region) in self._parks.items():
-            with connection(self.store) as conn:  # hazwaste's reads still take a connection
-                stores = hazwaste.storage(conn, park, now)
-            for st in stores:
+            for st in hazwaste.storage(self.store, park, now):
                 ent = st["enterprise"]
                 for rule in (r for r in rules if r.applies(park, ent, "", "", None)):
                     days = float(rule.threshold or 330.0)
                     for c in st["codes"]:
                         subj = Subject(f"{park}/{ent}/hazwaste/{c['waste_code']}", park, ent, c["waste_code"],
                                        None, "天", f"危险废物 {c['waste_code']} 贮存天数", name_zh, region)
-                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
-                        tx = tr.judged(now, c["oldest_age_days"] >= days, c["oldest_age_days"])
-                        if tx is not None:
-                            out.append((rule, subj, tx, days))
+                        out += self._judge(rule, subj, now, c["oldest_age_days"] >= days, c["oldest_age_days"], days)
                     if st["limit_t"] is not None:
                         subj = Subject(f"{park}/{ent}/hazwaste/tonnes", park, ent, None, None, "t",
                                        "危险废物贮存量", name_zh, region)
-                        tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
-                        tx = tr.judged(now, st["stored_t"] > st["limit_t"], st["stored_t"])
-                        if tx is not None:
-                            out.append((rule, subj, tx, float(st["limit_t"])))
+                        out += self._judge(rule, subj, now, st["stored_t"] > st["limit_t"], st["stored_t"],
+                                           float(st["limit_t"]))
         return out
 
     def _pollutants(self, hour_end: int) -> Judged:
-        from analytics.park_compliance import compute_compliance, limits
+        from analytics.indicators.pollutant_compliance import compute_compliance, limits
 
         out: Judged = []
         rules = [r for r in self.rules if r.kind == "pollutant" and r.enabled]
@@ -350,10 +348,9 @@ class AlertEngine:
                     if not rule.applies(park, o["enterprise"], o["device"], "", o["metric"]):
                         continue
                     limit = float(rule.threshold if rule.threshold is not None else o["limit"])
-                    tr = self._trackers.setdefault((rule.id, subj.key), Tracker(rule, subj.key))
-                    tx = tr.judged(hour_end, value > limit + 1e-9, value)
-                    if tx is not None:
-                        out.append((rule, subj, tx, limit))
+                    # a concentration meets its limit at or under it (the one rule: status_for)
+                    out += self._judge(rule, subj, hour_end, status_for(value, limit, "lower") == "below_target",
+                                       value, limit)
         return out
 
     # ---- persistence ----------------------------------------------------------------------------

@@ -8,9 +8,11 @@ A rule watches points chosen by scope (park, enterprise, device, device kind) an
 - ``stale``: a point (or a gateway) silent for more than ``threshold`` seconds;
 - ``quality``: samples flagged bad, or a counter reset, for ``duration_s``;
 - ``pollutant``: a validated hourly average (HJ 212 rules, reference O2) over its permit limit;
-- ``indicator``: a park's new-energy share below its trajectory, an enterprise crossing the key energy
-  user line (``threshold`` tce/yr, annualised), or hazardous waste stored ``threshold`` days or more
-  (the oldest tonne; the law's limit is a year) or over the enterprise's permitted tonnage.
+- ``indicator``: an indicator of the registry (``analytics.indicators.base.INDICATORS``) below its target
+  over the year so far (e.g. the new-energy share below its trajectory; an indicator without a target
+  never fires), an enterprise crossing the key energy user line (``key_energy_user``: ``threshold``
+  tce/yr, annualised), or hazardous waste stored ``threshold`` days or more (``hazwaste_storage``: the
+  oldest tonne; the law's limit is a year) or over the enterprise's permitted tonnage.
 
 Samples in maintenance or calibration (HJ 212 M / C flags) do not trip threshold, rate or pollutant
 rules (``suppress_reasons``); a stale or quality rule is what watches the instrument itself.
@@ -18,12 +20,14 @@ rules (``suppress_reasons``); a stale or quality rule is what watches the instru
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from analytics.indicators.base import INDICATORS
 from parkmon.common import quality
 from parkmon.common.metrics import METRICS
 
@@ -32,6 +36,8 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 SEVERITY_ZH = {"info": "提示", "warning": "预警", "critical": "严重"}
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+# judged by the engine enterprise by enterprise, not one park figure against its target
+SPECIAL_INDICATORS = ("key_energy_user", "hazwaste_storage")
 
 
 def one_level_up(severity: str) -> Severity:
@@ -58,7 +64,7 @@ class Rule(BaseModel):
     severity: Severity = "warning"
     escalate_after_s: Annotated[float | None, Field(gt=0)] = None  # unacknowledged this long: one level up
     system: str = "safety"  # 六系统 key of the system it belongs to
-    indicator: Literal["new_energy_share", "key_energy_user", "hazwaste_storage"] | None = None
+    indicator: str | None = None  # an INDICATORS key, or one of SPECIAL_INDICATORS
     suppress_reasons: tuple[str, ...] = ("maintenance", "calibration")
     source: str = ""  # where the threshold comes from (a standard, a permit, the operator)
     enabled: bool = True
@@ -74,9 +80,10 @@ class Rule(BaseModel):
         if self.kind in ("threshold", "rate", "stale") and self.threshold is None:
             raise ValueError(f"a {self.kind} rule needs a threshold"
                              + (" (seconds of silence)" if self.kind == "stale" else ""))
-        if self.kind == "indicator" and self.indicator is None:
-            raise ValueError("an indicator rule names its indicator: new_energy_share, key_energy_user or "
-                             "hazwaste_storage")
+        if self.kind == "indicator" or self.indicator is not None:
+            _check_indicator(self.indicator)
+        if self.indicator == "key_energy_user" and (self.threshold or 0.0) < 0:
+            raise ValueError(f"a key_energy_user threshold is tce a year, not {self.threshold}")
         known = {r.name.lower() for r in quality.Reason}
         bad = [r for r in self.suppress_reasons if r not in known]
         if bad:
@@ -102,6 +109,21 @@ class Rule(BaseModel):
         """Back inside by the hysteresis: the condition for resolving."""
         t, h = float(self.threshold or 0.0), self.hysteresis
         return v <= t - h if self.op == ">" else v >= t + h if self.op == "<" else abs(v) <= t - h
+
+
+def _check_indicator(key: str | None) -> None:
+    known = [*INDICATORS, *SPECIAL_INDICATORS]
+    if key not in known:
+        said = "names its indicator" if key is None else f"names an unknown indicator {key!r}"
+        raise ValueError(f"an indicator rule {said}; known: {', '.join(known)}")
+    if key in INDICATORS:
+        from analytics.indicators.base import load
+
+        # the engine judges the year so far: an indicator with no figure for it would never fire
+        year = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+        if load(key).period_params(*year, None) is None:
+            raise ValueError(f"indicator {key!r} has no figure for the year so far (it is computed per month or "
+                             "day), which an indicator rule judges")
 
 
 class RuleSet(BaseModel):

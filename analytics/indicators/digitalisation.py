@@ -1,7 +1,7 @@
 """生产设备数字化率 — equipment digitalisation rate: of the production devices an enterprise (or park)
 has registered, the share that report data (a reading within the window). Measured from data, not a
 survey. Target 60 % by 2025 (analytics/defaults.yaml, 《促进制造业智能化发展实施方案》). The register
-is the six systems' device register (``ingest.records.registry.production_devices``)."""
+is the six systems' device register (``ingest.store.records.registry.production_devices``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pydantic import AwareDatetime, Field
 
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Params, status_for
 from analytics.targets import defaults_section
-from ingest.records import registry
-from ingest.store.session import connection
+from ingest.store.records import registry
 from parkmon.common.clock import DAY_MS, now_ms
 
 if TYPE_CHECKING:
@@ -52,8 +51,7 @@ class Digitalisation(Indicator[DigitalisationParams]):
         ctx.park(store, park)
         now = now_ms()
         since = int(p.start.timestamp() * 1000) if p.start else now - p.days * DAY_MS
-        with connection(store) as conn:
-            devs = registry.production_devices(conn, park, since)
+        devs = registry.production_devices(store, park, since)
         cfg = settings()
         target = float(cfg["target"])
 

@@ -21,8 +21,7 @@ from analytics.indicators.base import Context, Indicator, IndicatorResult, Month
 from analytics.indicators.comprehensive_energy import energy_figures
 from analytics.meters import MeterStore, counter_totals
 from analytics.targets import defaults_section
-from ingest.records import economy
-from ingest.store.session import connection
+from ingest.store.records import economy
 
 if TYPE_CHECKING:
     from ingest.store.base import Store
@@ -83,8 +82,7 @@ def water_target(year: int, s: WaterIntensitySettings) -> IntensityTarget | None
 def value_added(store: Store, park: str, month: str, enterprise: str | None = None) -> tuple[float | None, list[str]]:
     """The month's value added (万元) of the park or one enterprise, from the economic figures; None unless
     every metered enterprise filed it. And the metered enterprises that did not."""
-    with connection(store) as conn:
-        figs = economy.figures(conn, park, month, month, enterprise)
+    figs = economy.figures(store, park, month, month, enterprise)
     filed = {f["enterprise"]: f["value_added"] for f in figs if f["value_added"] is not None}
     metered = {p.enterprise for p in store.points(park, metrics=["water.volume", "elec.import.energy"],
                                                   enterprise=enterprise)}

@@ -18,9 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Params
-from ingest.records import registry
 from ingest.store.indicator_hourly import scorecard_facts
-from ingest.store.session import connection
+from ingest.store.records import registry
 from parkmon.common.clock import DAY_MS, now_ms
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def storage(f: StorageFacts, max_age_s: float = 900.0, max_rollup_lag_s: float =
 
 
 def system(coverage: dict[str, Any]) -> Element:
-    """One of the six systems from its coverage (ingest.records.registry.coverage)."""
+    """One of the six systems from its coverage (ingest.store.records.registry.coverage)."""
     reasons = []
     present = coverage["expected_devices"] > 0 or coverage["enterprises_expected"] > 0
     live = coverage["reporting_devices"] > 0 or coverage["enterprises_reporting"] > 0
@@ -141,8 +140,7 @@ class Scorecard(Indicator[Params]):
         comp = store.completeness(park, now - DAY_MS, now)
         expected = sum(c.expected for c in comp)
         f = scorecard_facts(store, park, now)
-        with connection(store) as conn:
-            systems = registry.coverage(conn, park, now)
+        systems = registry.coverage(store, park, now)
         rules = ctx.alert_rules_in_force
         if rules is None:
             from analytics.alerts.rules import load_rules  # the defaults every park gets unless it overrides them

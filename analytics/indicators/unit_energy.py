@@ -7,7 +7,7 @@ value is given only where the enterprise made exactly one benchmarked product th
 the result otherwise). At or below the benchmark: 标杆; above the baseline: 低于基准 (must be
 upgraded or closed); between: 基准-标杆之间. Output at benchmark counts production tonnes (the
 capacity actually used) of benchmarked products; the park's value is that share, against the 30 % target.
-Products come from the month's economic figures (``ingest.records.economy``), energy from the meters.
+Products come from the month's economic figures (``ingest.store.records.economy``), energy from the meters.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Month, month_bounds
 from analytics.indicators.comprehensive_energy import energy_figures
 from analytics.targets import defaults_section
-from ingest.records import economy
-from ingest.store.session import connection
+from ingest.store.records import economy
 
 if TYPE_CHECKING:
     from ingest.store.base import Store
@@ -87,8 +86,7 @@ class UnitEnergy(Indicator[Month]):
     def feed(self, store: Store, park: str, p: Month, ctx: Context) -> IndicatorResult:
         ctx.park(store, park)
         start, end = month_bounds(p.month)
-        with connection(store) as conn:
-            figs = economy.figures(conn, park, p.month, p.month)
+        figs = economy.figures(store, park, p.month, p.month)
         cfg = benchmarks()
         table: dict[str, dict[str, float]] = cfg["products"]
         results = []

@@ -25,6 +25,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--period", required=True, help="YYYY-MM (a month) or YYYY (a year), China calendar")
     ap.add_argument("--out", default="reports", help="directory for the files (default: reports/)")
     ap.add_argument("--format", nargs="+", choices=FORMATS, default=list(FORMATS))
+    ap.add_argument("--targets", default=None, help="YAML overriding the default share targets (as parkmon api "
+                    "--targets)")
     ap.add_argument("--no-refresh", action="store_true",
                     help="do not bring the rollups up to date first (they are, if ingest is running)")
     args = ap.parse_args(argv)
@@ -33,6 +35,7 @@ def main(argv: list[str]) -> int:
     from analytics.report.gather import park_report
     from analytics.report.pdf import write_pdf
     from analytics.report.region import region_report, write_region_excel, write_region_pdf
+    from analytics.targets import load_share_settings
     from ingest.store import open_store
 
     def say(step: str) -> None:
@@ -42,15 +45,16 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     writers: dict[str, Callable[[dict[str, Any], Path], Path]]
     try:
+        settings = load_share_settings(args.targets) if args.targets else None  # a bad file: before the work
         if not args.no_refresh:
             say("rollups 汇总表更新")
             store.refresh_rollups()
         if args.park:
-            report = park_report(store, args.park, args.period, say)
+            report = park_report(store, args.park, args.period, say, settings)
             stem = f"{args.park}-{args.period}"
             writers = {"xlsx": write_excel, "pdf": write_pdf}
         else:
-            report = region_report(store, args.region, args.period, say)
+            report = region_report(store, args.region, args.period, say, settings)
             stem = f"region-{args.region}-{args.period}"
             writers = {"xlsx": write_region_excel, "pdf": write_region_pdf}
     except (LookupError, ValueError) as exc:

@@ -20,6 +20,7 @@ from analytics.indicators.base import Context, month_bounds, registered
 from analytics.indicators.comprehensive_energy import enterprise_energy
 from analytics.meters import FLOW_METRICS, HOLD_MS, raw_flows
 from analytics.rollup_feed import StepStore, plan, pooled_steps
+from analytics.targets import ShareSettings
 from ingest.store import Store
 from parkmon.common.clock import CHINA, DAY_MS
 
@@ -38,10 +39,12 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
         raise ValueError(f"period {period!r} is neither YYYY-MM (a month) nor YYYY (a year)") from None
 
 
-def park_report(store: Store, park: str, period: str, progress: Progress | None = None) -> dict[str, Any]:
-    """The park's report for ``period``; ``progress`` hears each section as it starts."""
+def park_report(store: Store, park: str, period: str, progress: Progress | None = None,
+                share_settings: ShareSettings | None = None) -> dict[str, Any]:
+    """The park's report for ``period``; ``progress`` hears each section as it starts; ``share_settings``:
+    the share's targets (``--targets``, as the API was given them; default: analytics/defaults.yaml)."""
     say = progress or (lambda _s: None)
-    ctx = Context()
+    ctx = Context(share_settings=share_settings)
     info = ctx.park(store, park)
     start, end = period_bounds(period)
     s_ms, e_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)

@@ -18,13 +18,16 @@ from analytics.indicators.new_energy_share import region_share
 from analytics.report import rows
 from analytics.report.gather import Progress, park_report
 from analytics.report.pdf import BLUE, BODY, FONT, GREEN, H1, H2, table
+from analytics.targets import ShareSettings
 from ingest.store import Store
 
 HEAD = ["园区 Park", "类型 Class", "新能源消纳比例 Share", "目标 Target", "状态 Status", "综合能耗 tce",
         "tCO₂/tce", "重点用能单位 Key users", "污染物达标率 Compliance"]
 
 
-def region_report(store: Store, region: str, period: str, progress: Progress | None = None) -> dict[str, Any]:
+def region_report(store: Store, region: str, period: str, progress: Progress | None = None,
+                  share_settings: ShareSettings | None = None) -> dict[str, Any]:
+    """Every park's report (``share_settings``: the share's targets, as :func:`park_report` takes them)."""
     parks = [p for p in store.parks() if p.region == region]
     if not parks:
         known = sorted({p.region for p in store.parks() if p.region})
@@ -33,7 +36,7 @@ def region_report(store: Store, region: str, period: str, progress: Progress | N
     reports = []
     for i, p in enumerate(parks, 1):
         say(f"park {i}/{len(parks)} {p.key}")
-        reports.append(park_report(store, p.key, period))
+        reports.append(park_report(store, p.key, period, share_settings=share_settings))
     return {"region": region, "period": period, "parks": reports,
             "new_energy_share": region_share([r["new_energy_share"] for r in reports])}
 

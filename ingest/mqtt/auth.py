@@ -112,8 +112,8 @@ def plan(gateways: Iterable[tuple[str, str, str]], ingest: str = DEFAULT_INGEST,
 
 def gateways_from_registry(path: Path) -> list[tuple[str, str, str]]:
     """The gateways a registry file (``parkmon records registry`` YAML) lists under its enterprises."""
-    from ingest.records.base import RecordError
-    from ingest.records.registry import read_file
+    from ingest.store.records.base import RecordError
+    from ingest.store.records.registry import read_file
 
     try:
         reg = read_file(path)

@@ -27,11 +27,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt.config import IngestConfig
-from ingest.records import logistics
-from ingest.records.base import RecordError
 from ingest.store import Store, StoreError
 from ingest.store.base import IncomingBatch
-from ingest.store.session import transaction
+from ingest.store.records import logistics
+from ingest.store.records.base import RecordError
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
 
@@ -259,8 +258,7 @@ class Ingestor:
     def _gate_events(self, m: _Msg, park: str, dec: logistics.Decoded) -> list[tuple[_Msg, str]]:
         """Store a gate system's events; what cannot be stored becomes dead letters (returned)."""
         try:  # a database error is a StoreError: retried like a batch
-            with transaction(self.store, failure="gate events not stored") as conn:
-                logistics.store_events(conn, park, dec.events, m.received_ms)
+            logistics.store_events(self.store, park, dec.events, m.received_ms)
         except RecordError as exc:  # e.g. a park nobody registered: retrying would not help
             return [(m, str(exc))]
         return [(m, f"event {i}: {why}") for i, why in dec.rejected]

@@ -1,8 +1,8 @@
 """What the repositories of the storage layer share: the refusals that become clear 4xx answers, the park
 look-up that says how to fix a wrong key, and the audit log every write goes through.
 
-They live here, below the six systems' records, so a repository (ingest.store.alerts, ...) can raise and
-audit without importing the layers above it; ``ingest.records.base`` re-exports them."""
+They live here, below the six systems' record types, so a repository (ingest.store.alerts, ...) can raise
+and audit without importing them; ``ingest.store.records.base`` re-exports them."""
 
 from __future__ import annotations
 
@@ -18,9 +18,14 @@ from parkmon.common.clock import now_ms
 
 
 class RecordError(ValueError):
-    """Input the platform refuses; ``status`` is the HTTP status the API answers with."""
+    """Input the platform refuses; ``status`` is the HTTP status the API answers with. ``detail``: an
+    answer with more than the message (e.g. every bad line of a file), which the API sends as it is."""
 
     status = 422
+
+    def __init__(self, message: str = "", detail: Any = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class NotFound(RecordError):

@@ -1,23 +1,13 @@
-"""Tables of the six systems' records that no meter gives: entered through the API, imported from
-files or pushed by park systems (gate events). Same metadata as the readings (ingest/store/schema.py), so
-one Alembic history covers both; times are epoch milliseconds (UTC) like everywhere in parkmon.
+"""Tables beside the readings that are not one record type's: the audit log every write goes through,
+the alerts' state, history, outbox, subscriptions and park rules, and the API's tokens. (Each six-systems
+record type keeps its tables in its own module, ingest/store/records/.) Same metadata as the readings
+(ingest/store/schema.py), so one Alembic history covers all; times are epoch milliseconds (UTC) like
+everywhere in parkmon.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
 
 from ingest.store.schema import metadata
 
@@ -34,147 +24,6 @@ audit_log = Table(
     Column("before", Text, nullable=True),
     Column("after", Text, nullable=True),
     Index("ix_audit_log_park_at", "park", "at_ms"),
-)
-
-# 综合服务: the park's enterprise directory (one row per enterprise, optional)
-enterprise_profiles = Table(
-    "enterprise_profiles", metadata,
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), primary_key=True),
-    Column("industry", Text, nullable=False, default=""),
-    Column("credit_code", String(18), nullable=False, default=""),  # 统一社会信用代码
-    Column("contact_name", Text, nullable=False, default=""),
-    Column("contact_phone", String(32), nullable=False, default=""),
-    Column("address", Text, nullable=False, default=""),
-    # 危险废物: the storage the enterprise's permit / facility allows, in tonnes (None: not set)
-    Column("hazwaste_storage_limit_t", Float(53), nullable=True),
-)
-
-# 安全应急管理: the emergency register (hazard sources with contacts and response plan) and incidents
-hazard_sources = Table(
-    "hazard_sources", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("key", String(64), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("level", String(16), nullable=False, default="none"),  # 重大危险源 level 1-4, or none
-    Column("location", Text, nullable=False, default=""),
-    Column("devices", Text, nullable=False, default="[]"),  # JSON list of device keys that watch it
-    Column("contact_name", Text, nullable=False),
-    Column("contact_phone", String(32), nullable=False),
-    Column("plan_ref", Text, nullable=False),  # the emergency response plan's reference (预案编号)
-    Column("updated_ms", BigInteger, nullable=False),
-    UniqueConstraint("enterprise_id", "key"),
-)
-
-incidents = Table(
-    "incidents", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("park_id", Integer, ForeignKey("parks.id"), nullable=False),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=True),
-    Column("occurred_ms", BigInteger, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("description", Text, nullable=False, default=""),
-    Column("status", String(16), nullable=False, default="open"),
-    Column("closed_ms", BigInteger, nullable=True),
-    Column("created_ms", BigInteger, nullable=False),
-)
-
-# 环境保护监测: hazardous waste (危险废物) generated / utilised on site, and transfer manifests (转移联单)
-hazwaste_records = Table(
-    "hazwaste_records", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("ts_ms", BigInteger, nullable=False),
-    Column("waste_code", String(16), nullable=False),  # 国家危险废物名录 code, e.g. 900-041-49
-    Column("category", String(8), nullable=False),  # HW01..HW50
-    Column("name", Text, nullable=False, default=""),
-    Column("action", String(16), nullable=False),  # generated | utilised (on-site utilisation / disposal)
-    Column("quantity_t", Float(53), nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-)
-
-hazwaste_manifests = Table(
-    "hazwaste_manifests", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("manifest_no", String(64), nullable=False, unique=True),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("waste_code", String(16), nullable=False),
-    Column("category", String(8), nullable=False),
-    Column("quantity_t", Float(53), nullable=False),
-    Column("transporter", Text, nullable=False),
-    Column("receiver", Text, nullable=False),
-    Column("shipped_ms", BigInteger, nullable=False),
-    Column("received_ms", BigInteger, nullable=True),
-    Column("created_ms", BigInteger, nullable=False),
-)
-
-# 交通物流监测: what the park's gate systems report, one row per vehicle passing a gate
-gate_events = Table(
-    "gate_events", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("park_id", Integer, ForeignKey("parks.id"), nullable=False),
-    Column("event_id", String(128), nullable=False),  # the gate system's own id: resending is harmless
-    Column("gate", String(64), nullable=False),
-    Column("ts_ms", BigInteger, nullable=False),
-    Column("plate", String(16), nullable=False),
-    Column("vehicle_class", String(16), nullable=False),
-    Column("hazardous", Boolean, nullable=False),
-    Column("direction", String(3), nullable=False),  # in | out
-    Column("enterprise", String(64), nullable=True),  # destination, when the gate system knows it
-    Column("received_ms", BigInteger, nullable=False),
-    UniqueConstraint("park_id", "event_id"),
-    Index("ix_gate_events_park_ts", "park_id", "ts_ms"),
-)
-
-# 经济运行监测: monthly figures per enterprise (万元 = 10k yuan) and production quantities
-economic_figures = Table(
-    "economic_figures", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("month", String(7), nullable=False),  # YYYY-MM
-    Column("output_value", Float(53), nullable=True),  # 工业总产值, 万元
-    Column("value_added", Float(53), nullable=True),  # 工业增加值, 万元
-    Column("updated_ms", BigInteger, nullable=False),
-    UniqueConstraint("enterprise_id", "month"),
-)
-
-production_quantities = Table(
-    "production_quantities", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("month", String(7), nullable=False),
-    Column("product", String(128), nullable=False),
-    Column("quantity", Float(53), nullable=False),
-    Column("unit", String(16), nullable=False),
-    UniqueConstraint("enterprise_id", "month", "product"),
-)
-
-# 综合服务: notices from the park to its enterprises, and the enterprises' service requests
-notices = Table(
-    "notices", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("park_id", Integer, ForeignKey("parks.id"), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("audience", Text, nullable=False, default="*"),  # * or a JSON list of enterprise keys
-    Column("published_ms", BigInteger, nullable=False),
-)
-
-service_requests = Table(
-    "service_requests", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("park_id", Integer, ForeignKey("parks.id"), nullable=False),
-    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
-    Column("category", String(32), nullable=False),
-    Column("title", Text, nullable=False),
-    Column("body", Text, nullable=False, default=""),
-    Column("status", String(16), nullable=False, default="open"),
-    Column("reply", Text, nullable=False, default=""),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("updated_ms", BigInteger, nullable=False),
 )
 
 # ---- alerts (issue 7): alert state, its history, the delivery outbox, subscriptions, park rules ----

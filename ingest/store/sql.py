@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from ingest.store import migrate, rollups
 from ingest.store import schema as s
@@ -29,6 +29,7 @@ from ingest.store.base import (
     WriteResult,
 )
 from ingest.store.sql_reads import SqlReads
+from ingest.store.sql_tx import Transaction
 from parkmon.common import wire
 from parkmon.common.metrics import get as get_metric
 
@@ -189,7 +190,7 @@ class SqlStore(SqlReads):
             with self._tx() as reg:
                 prep = self._prepare(reg, items)
         result = WriteResult()
-        with _Tx(self, registry=False) as conn:
+        with Transaction(self, registry=False) as conn:
             # still written (idempotently) when seen before: a gateway whose buffer was wiped reuses seqs
             result.replayed_batches = len(prep.batches) - self._record_batches(conn, prep.batches)
             if prep.quarantined:
@@ -229,7 +230,7 @@ class SqlStore(SqlReads):
                 out.extend((pmap[k], ts, v, q) for k, ts, v, q in samples)
                 dirty.setdefault(eid, set()).update(ts // rollups.MINUTE_MS for _k, ts, _v, _q in samples)
         result = WriteResult()
-        with _Tx(self, registry=False) as conn:
+        with Transaction(self, registry=False) as conn:
             result.inserted = self._insert_readings(conn, out) if out else 0
             if result.inserted:
                 self._mark_dirty(conn, dirty)
@@ -279,7 +280,7 @@ class SqlStore(SqlReads):
         return prep
 
     def _tx(self) -> Any:
-        return _Tx(self)
+        return Transaction(self)
 
     def _forget_ids(self) -> None:
         # ids cached inside a rolled-back transaction may not exist: drop them all, reload in one query
@@ -374,51 +375,3 @@ class _Prepared:
     dirty: dict[int, set[int]] = field(default_factory=dict)  # enterprise -> minutes touched (rollups)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     mirrored: list[MirrorRow] = field(default_factory=list)
-
-
-def _transient(exc: BaseException) -> bool:
-    """Connection trouble is worth retrying; bad data (DataError, IntegrityError) is not."""
-    return isinstance(exc, (OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated)
-
-
-class _Tx:
-    """``engine.begin()`` that turns connection failures into :class:`StoreError` and forgets ids it
-    cached inside a rolled-back transaction."""
-
-    def __init__(self, store: SqlStore, registry: bool = True) -> None:
-        self.store = store
-        self._cm: Any = None
-        # registry=False: a data-only transaction; no lock, and nothing cached inside it to forget
-        self._registry = registry
-
-    def __enter__(self) -> Connection:
-        if self._registry:
-            self.store._lock.acquire()
-        try:
-            self._cm = self.store.engine.begin()
-            conn: Connection = self._cm.__enter__()
-        except DBAPIError as exc:
-            if self._registry:
-                self.store._lock.release()
-            if _transient(exc):
-                raise StoreError(f"database unavailable: {exc.orig or exc}") from exc
-            raise
-        return conn
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        try:
-            self._cm.__exit__(et, ev, tb)
-        except DBAPIError as exc:
-            if self._registry:
-                self.store._forget_ids()
-            if _transient(exc):
-                raise StoreError(f"database write failed: {exc.orig or exc}") from exc
-            raise
-        finally:
-            if self._registry:
-                if et is not None:
-                    self.store._forget_ids()
-                self.store._lock.release()
-        if isinstance(ev, DBAPIError) and _transient(ev):
-            raise StoreError(f"database write failed: {ev.orig or ev}") from ev

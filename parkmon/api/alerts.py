@@ -10,9 +10,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request
 from analytics.alerts import actions
 from analytics.alerts import subscriptions as subs
 from analytics.alerts.rules import Rule, load_rules, parse_rules
-from ingest.records.base import RecordError
 from ingest.store import alert_rules
 from ingest.store import alerts as alert_rows
+from ingest.store.common import RecordError
 from parkmon.api.deps import ID_MAX, MS_MAX, ActorDep, PrincipalDep, RowId, StoreDep
 from parkmon.api.routers import API_V1
 from parkmon.api.tenancy import alert_scope, forbid, owns_subscription, policy

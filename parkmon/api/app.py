@@ -13,9 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from analytics.targets import ShareSettings
-from ingest.records.base import RecordError
 from ingest.store import Store
-from ingest.store.common import audit_request
+from ingest.store.common import RecordError, audit_request
 from parkmon.api import board, deps, routers, tenancy
 
 

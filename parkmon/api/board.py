@@ -4,7 +4,7 @@
 served from this package: parks run offline). ``GET /api/v1/parks/{park}/live`` streams a snapshot
 every ``every`` seconds; ``…/live/snapshot`` answers the same body once. A snapshot holds:
 
-- today's new-energy share (China day so far) from :func:`analytics.park_share.compute_park_share`
+- today's new-energy share (China day so far) from :func:`analytics.indicators.new_energy_share.compute_park_share`
   with the app's share settings, as the indicator API computes it, with target, status and inputs;
 - the share of each hour of today (closed hours are kept for a few minutes, the open one recomputed);
 - live power by source (PV, wind, storage with discharge positive, grid import at the boundary
@@ -38,7 +38,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
-from analytics.park_share import FLOW_METRICS, compute_park_share
+from analytics.indicators.new_energy_share import compute_park_share
+from analytics.meters import FLOW_METRICS
 from analytics.targets import ShareSettings
 from ingest.store import Store, alerts, lookups
 from ingest.store.base import ParkInfo

@@ -7,15 +7,14 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
-from sqlalchemy import Engine
 
 from ingest.store import Store
+from ingest.store.records.spec import ID_MAX as ID_MAX
+from ingest.store.records.spec import MS_MAX as MS_MAX
 from parkmon.api.tenancy import Principal, principal
 
-# Bounds of numbers that reach SQL: beyond them SQLite (64-bit) or PostgreSQL (INTEGER ids are 32-bit)
-# fails with an overflow, a 500; with them the caller gets a 422 naming the parameter.
-ID_MAX = 2**31 - 1
-MS_MAX = 32_503_680_000_000  # 3000-01-01 UTC in epoch ms, the wire contract's limit
+# Bounds of numbers that reach SQL (ID_MAX, MS_MAX: the storage layer's): beyond them SQLite (64-bit) or
+# PostgreSQL (INTEGER ids are 32-bit) fails with an overflow, a 500; with them the caller gets a 422.
 RowId = Annotated[int, Path(ge=1, le=ID_MAX)]
 QueryMs = Annotated[int | None, Query(ge=0, lt=MS_MAX, description="epoch ms")]
 
@@ -32,14 +31,6 @@ def require_park(store: Store, park: str) -> None:
     """404 with the way out, unless ``park`` is registered."""
     if park not in {p.key for p in store.parks()}:
         raise HTTPException(404, f"park {park!r} is not registered; GET /api/v1/parks lists the parks")
-
-
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.store.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def actor_of(request: Request) -> str:

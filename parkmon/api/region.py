@@ -6,6 +6,7 @@ figures made from them."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -45,8 +46,8 @@ def overview(
         known = sorted({p.region for p in store.parks() if p.region})
         raise HTTPException(404, f"no park is registered in region {region!r}; regions: {', '.join(known) or 'none'}")
     start, end = window(start, end, period, datetime.fromtimestamp(time.time(), tz=CHINA))
-    # the overview has always judged shares against the default targets, not the app's configured ones
-    ctx = context(request)
+    # the shares judged against the targets this API was given (parkmon api --targets), as the share route
+    ctx = replace(context(request), share_settings=request.app.state.share_settings)
     shown = [ind for ind in registered() if ind.in_overview]
     results: dict[str, list[IndicatorResult]] = {ind.key: [] for ind in shown}
     rows: list[dict[str, Any]] = []

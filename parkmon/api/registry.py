@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ingest.records import registry as reg
-from parkmon.api.deps import ActorDep, EngineDep, PrincipalDep, StoreDep, require_park
+from ingest.store.records import registry as reg
+from parkmon.api.deps import ActorDep, PrincipalDep, StoreDep, require_park
 from parkmon.api.routers import API_V1
 from parkmon.api.tenancy import policy, visible_parks
 from parkmon.common.metrics import System
@@ -59,28 +59,25 @@ def gateways(store: StoreDep, park: str) -> list[dict[str, Any]]:
 
 @router.get("/parks/{park}/devices", summary="Devices with kind, system and expectation (设备台账)",
             openapi_extra=policy("park"))
-def devices(engine: EngineDep, park: str) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return reg.devices(conn, park)
+def devices(store: StoreDep, park: str) -> list[dict[str, Any]]:
+    return reg.devices(store, park)
 
 
 @router.put("/parks/{park}/enterprises/{enterprise}/devices/{device}",
             summary="Register or edit a device (设备登记)",
             openapi_extra=policy("park", writers=("operator", "enterprise")))
-def put_device(engine: EngineDep, actor: ActorDep, park: str, enterprise: str, device: str,
+def put_device(store: StoreDep, actor: ActorDep, park: str, enterprise: str, device: str,
                body: DeviceBody) -> dict[str, Any]:
     try:
         entry = reg.DeviceEntry.model_validate({"id": device, **body.model_dump(exclude_none=True)})
     except ValidationError as exc:
         raise HTTPException(422, "; ".join(str(e["msg"]) for e in exc.errors())) from None
-    with engine.begin() as conn:
-        return reg.put_device_api(conn, park, enterprise, entry, actor)
+    return reg.put_device(store, park, enterprise, entry, actor)
 
 
 @router.put("/parks/{park}", summary="Register or edit a park, enterprises and devices from a registry document "
             "(园区登记, the shape of a registry YAML file)", openapi_extra=policy("park"))
-def put_park(engine: EngineDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
+def put_park(store: StoreDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
     if body.park.key != park:
         raise HTTPException(422, f"the document describes park {body.park.key!r}, not {park!r}")
-    with engine.begin() as conn:
-        return reg.load(conn, body, actor)
+    return reg.load(store, body, actor)

@@ -24,11 +24,7 @@ ROUTERS: dict[str, str] = {
     "region": "parkmon.api.region:router",
     "alerts": "parkmon.api.alerts:router",
     "systems": "parkmon.api.systems:router",
-    "safety": "parkmon.api.safety:router",
-    "environment": "parkmon.api.environment:router",
-    "logistics": "parkmon.api.logistics:router",
-    "economy": "parkmon.api.economy:router",
-    "services": "parkmon.api.services:router",
+    "records": "parkmon.api.records:router",  # the six systems' record types (ingest/store/records)
     "health": "parkmon.api.health:router",
     "board": "parkmon.api.board:router",  # the live board's pages (/board/…) and its stream
 }

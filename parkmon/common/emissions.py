@@ -3,10 +3,10 @@ rate and amounts, and the minute / hour / day records a data logger sends. Pure 
 
 This module imports only the standard library and :mod:`parkmon` (no server libraries): the edge agent's
 HJ 212 forwarder imports it on the gateway to act as a data logger for the meters it polls, and the
-platform's pollutant compliance (``analytics/park_compliance.py``) and its hourly pollutant alerts use
-the same functions, so each rule lives here once. Sources: domain.md §3 (HJ 212-2017 App. C notes on
-data flags, App. D validity and emission formulas); docs/indicators/emissions.md says the rules and
-parkmon's choices where the standard is silent.
+platform's pollutant compliance (``analytics/indicators/pollutant_compliance.py``) and its hourly pollutant
+alerts use the same functions, so each rule lives here once. Sources: domain.md §3 (HJ 212-2017 App. C
+notes on data flags, App. D validity and emission formulas); docs/indicators/emissions.md says the rules
+and parkmon's choices where the standard is silent.
 
 Samples are ``(ts_ms, value or None, quality)`` (``parkmon/common/quality.py``); a sample is *normal* (HJ 212
 flag N) when its quality class is good and it has a value. Rules, with their defaults:

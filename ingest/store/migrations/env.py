@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from ingest.store import record_tables as _records  # noqa: F401  (its tables join the metadata)
+from ingest.store import record_tables as _tables  # noqa: F401  (its tables join the metadata)
+from ingest.store.records import record_types
 from ingest.store.schema import metadata
+
+record_types()  # each record type's module defines its tables on the metadata (for --autogenerate)
 
 connection = context.config.attributes["connection"]
 context.configure(

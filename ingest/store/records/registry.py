@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,10 +21,11 @@ from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ingest.records.base import RecordError, audit, enterprise_id, park_id
-from ingest.store import record_tables as t
 from ingest.store import schema as s
-from parkmon.common.clock import CHINA
+from ingest.store.base import Store
+from ingest.store.records import record_types
+from ingest.store.records.base import RecordError, audit, connection, enterprise_id, park_id, transaction
+from ingest.store.records.logistics import gates_seen
 from parkmon.common.metrics import SYSTEM_LABELS, System
 
 # the system a device kind serves when the registry does not say
@@ -37,6 +37,8 @@ KIND_SYSTEMS: dict[str, System] = {
     "gate": System.LOGISTICS,
 }
 _KEY = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
 class DeviceEntry(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
     key: Annotated[str, _KEY, Field(alias="id")]
@@ -131,90 +133,95 @@ def _upsert(conn: Connection, table: Any, keys: dict[str, Any], values: dict[str
     return int(conn.execute(select(table.c.id).where(and_(*(table.c[k] == v for k, v in keys.items())))).scalar_one())
 
 
-def load(conn: Connection, reg: RegistryFile, actor: str,
+def load(store: Store, reg: RegistryFile, actor: str,
          progress: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Create or update everything the file names (never deletes: readings may hang off it)."""
+    """Create or update everything the file names (never deletes: readings may hang off it), in one
+    transaction."""
     p = reg.park
-    pid = _upsert(conn, s.parks, {"key": p.key}, {"name_zh": p.name_zh, "name_en": p.name_en,
-                                                   "park_class": "none" if p.park_class == "general" else p.park_class,
-                                                   "region": p.region})
     n = {"enterprises": 0, "gateways": 0, "devices": 0}
-    for e in reg.enterprises:
-        eid = _upsert(conn, s.enterprises, {"park_id": pid, "key": e.key}, {"name": e.name or e.key})
-        n["enterprises"] += 1
-        for g in e.gateways:
-            _upsert(conn, s.gateways, {"enterprise_id": eid, "key": g}, {})
-            n["gateways"] += 1
-        for d in e.devices:
-            put_device(conn, eid, d)
-            n["devices"] += 1
-        if progress:
-            progress(e.key)
-    audit(conn, actor=actor, action="import", entity="registry", key=p.key, park=p.key, after=n)
+    with transaction(store) as conn:
+        pid = _upsert(conn, s.parks, {"key": p.key}, {
+            "name_zh": p.name_zh, "name_en": p.name_en, "region": p.region,
+            "park_class": "none" if p.park_class == "general" else p.park_class})
+        for e in reg.enterprises:
+            eid = _upsert(conn, s.enterprises, {"park_id": pid, "key": e.key}, {"name": e.name or e.key})
+            n["enterprises"] += 1
+            for g in e.gateways:
+                _upsert(conn, s.gateways, {"enterprise_id": eid, "key": g}, {})
+                n["gateways"] += 1
+            for d in e.devices:
+                _put_device(conn, eid, d)
+                n["devices"] += 1
+            if progress:
+                progress(e.key)
+        audit(conn, actor=actor, action="import", entity="registry", key=p.key, park=p.key, after=n)
     return n
 
 
-def put_device(conn: Connection, eid: int, d: DeviceEntry) -> int:
+def _put_device(conn: Connection, eid: int, d: DeviceEntry) -> int:
     return _upsert(conn, s.devices, {"enterprise_id": eid, "key": d.key},
                    {"name": d.name, "kind": d.kind, "system": d.system.value if d.system else None,
                     "expected": d.expected, "production": d.production})
 
 
-def put_device_api(conn: Connection, park: str, enterprise: str, d: DeviceEntry, actor: str) -> dict[str, Any]:
-    eid = enterprise_id(conn, park, enterprise)
+def put_device(store: Store, park: str, enterprise: str, d: DeviceEntry, actor: str) -> dict[str, Any]:
+    """Register or edit one device, audited."""
     dv = s.devices
-    old = conn.execute(select(dv.c.name, dv.c.kind, dv.c.system, dv.c.expected, dv.c.production)
-                       .where(dv.c.enterprise_id == eid, dv.c.key == d.key)).first()
-    put_device(conn, eid, d)
-    after = d.model_dump(mode="json", by_alias=True)
-    audit(conn, actor=actor, action="update" if old else "create", entity="devices", key=f"{enterprise}/{d.key}",
-          park=park, before=None if old is None else dict(old._mapping), after=after)
+    with transaction(store) as conn:
+        eid = enterprise_id(conn, park, enterprise)
+        old = conn.execute(select(dv.c.name, dv.c.kind, dv.c.system, dv.c.expected, dv.c.production)
+                           .where(dv.c.enterprise_id == eid, dv.c.key == d.key)).first()
+        _put_device(conn, eid, d)
+        after = d.model_dump(mode="json", by_alias=True)
+        audit(conn, actor=actor, action="update" if old else "create", entity="devices",
+              key=f"{enterprise}/{d.key}", park=park, before=None if old is None else dict(old._mapping), after=after)
     return {"enterprise": enterprise, **after}
 
 
-def devices(conn: Connection, park: str) -> list[dict[str, Any]]:
-    pid = park_id(conn, park)
+def devices(store: Store, park: str) -> list[dict[str, Any]]:
     dv, en = s.devices, s.enterprises
-    rows = conn.execute(select(en.c.key.label("ent"), dv.c.key, dv.c.name, dv.c.kind, dv.c.system, dv.c.expected,
-                               dv.c.production).select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
-                        .where(en.c.park_id == pid).order_by(en.c.key, dv.c.key)).all()
+    with connection(store) as conn:
+        rows = conn.execute(select(en.c.key.label("ent"), dv.c.key, dv.c.name, dv.c.kind, dv.c.system, dv.c.expected,
+                                   dv.c.production).select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
+                            .where(en.c.park_id == park_id(conn, park)).order_by(en.c.key, dv.c.key)).all()
     return [{"enterprise": r.ent, "id": r.key, "name": r.name, "kind": r.kind, "system": r.system,
              "expected": bool(r.expected), "production": bool(r.production)} for r in rows]
 
 
-def coverage(conn: Connection, park: str, now: int, stale_after_ms: int = 15 * 60_000) -> list[dict[str, Any]]:
+def coverage(store: Store, park: str, now: int, stale_after_ms: int = 15 * 60_000) -> list[dict[str, Any]]:
     """Per system: the devices expected to report and those that did within ``stale_after_ms``
-    (meters: a reading; gates: a gate event in the last 24 h), with what is missing."""
-    pid = park_id(conn, park)
+    (meters: a reading; gates: a gate event in the last 24 h), with what is missing. A system people
+    feed counts every enterprise with an expected energy meter (a producer) as expected to do its part
+    there, as its record types say (``RecordType.reporting``: last month's figures, a directory entry)."""
     dv, en, pt, rd = s.devices, s.enterprises, s.points, s.readings
-    expected = conn.execute(select(dv.c.id, dv.c.key, dv.c.kind, dv.c.system, en.c.key.label("ent"))
-                            .select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
-                            .where(en.c.park_id == pid, dv.c.expected.is_(True))).all()
-    meters = [d.id for d in expected if d.kind != "gate"]
-    fresh: set[int] = set()
-    if meters:
-        fresh = set(conn.execute(select(pt.c.device_id).select_from(rd.join(pt, pt.c.id == rd.c.point_id))
-                                 .where(pt.c.device_id.in_(meters), rd.c.ts >= now - stale_after_ms)
-                                 .group_by(pt.c.device_id)).scalars())
-    gates = set(conn.execute(select(t.gate_events.c.gate).where(
-        t.gate_events.c.park_id == pid, t.gate_events.c.ts_ms >= now - 86_400_000)).scalars())
-    # systems fed by people, not devices: every enterprise with an expected energy meter is a producer
-    # expected to file last month's figures (经济运行) and to have its directory entry (综合服务)
+    with connection(store) as conn:
+        pid = park_id(conn, park)
+        expected = conn.execute(select(dv.c.id, dv.c.key, dv.c.kind, dv.c.system, en.c.key.label("ent"))
+                                .select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
+                                .where(en.c.park_id == pid, dv.c.expected.is_(True))).all()
+        meters = [d.id for d in expected if d.kind != "gate"]
+        fresh: set[int] = set()
+        if meters:
+            fresh = set(conn.execute(select(pt.c.device_id).select_from(rd.join(pt, pt.c.id == rd.c.point_id))
+                                     .where(pt.c.device_id.in_(meters), rd.c.ts >= now - stale_after_ms)
+                                     .group_by(pt.c.device_id)).scalars())
+        gates = gates_seen(conn, pid, now - 86_400_000)
+        by_people: dict[System, set[str]] = {}
+        for rt in record_types():
+            if rt.reporting is not None:  # with two record types, an enterprise reports when it did both
+                got = rt.reporting(conn, pid, now)
+                by_people[rt.system] = by_people[rt.system] & got if rt.system in by_people else got
     producers = {d.ent for d in expected if d.system == System.ENERGY.value}
-    filed = _filed_last_month(conn, pid, now)
-    listed = set(conn.execute(select(en.c.key).join(t.enterprise_profiles,
-                                                    t.enterprise_profiles.c.enterprise_id == en.c.id)
-                              .where(en.c.park_id == pid, t.enterprise_profiles.c.contact_phone != "")).scalars())
     out = []
     for system in System:
         mine = [d for d in expected if d.system == system.value]
         live = [d for d in mine if (d.key in gates if d.kind == "gate" else d.id in fresh)]
         ents, ents_live = {d.ent for d in mine}, {d.ent for d in live}
         missing = sorted(f"{d.ent}/{d.key}" for d in mine if d not in live)
-        by_people = {System.ECONOMY: filed, System.SERVICES: listed}.get(system)
-        if by_people is not None:
-            ents, ents_live = ents | producers, ents_live | (producers & by_people)
-            missing += sorted(producers - by_people)
+        people = by_people.get(system)
+        if people is not None:
+            ents, ents_live = ents | producers, ents_live | (producers & people)
+            missing += sorted(producers - people)
         zh, en_ = SYSTEM_LABELS[system]
         out.append({"system": system.value, "name_zh": zh, "name_en": en_,
                     "expected_devices": len(mine), "reporting_devices": len(live),
@@ -223,31 +230,23 @@ def coverage(conn: Connection, park: str, now: int, stale_after_ms: int = 15 * 6
     return out
 
 
-def _filed_last_month(conn: Connection, pid: int, now: int) -> set[str]:
-    """Enterprises with economic figures for the last complete month (China calendar)."""
-    local = datetime.fromtimestamp(now / 1000, tz=CHINA)
-    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
-    ef, en = t.economic_figures, s.enterprises
-    return set(conn.execute(select(en.c.key).join(ef, ef.c.enterprise_id == en.c.id)
-                            .where(en.c.park_id == pid, ef.c.month == f"{y:04d}-{m:02d}")).scalars())
-
-
-def latest(conn: Connection, park: str, system: System, since_ms: int) -> list[dict[str, Any]]:
+def latest(store: Store, park: str, system: System, since_ms: int) -> list[dict[str, Any]]:
     """The newest reading of every point of a system's devices since ``since_ms``."""
-    pid = park_id(conn, park)
     dv, en, pt, rd = s.devices, s.enterprises, s.points, s.readings
-    pts = conn.execute(select(pt.c.id, pt.c.key, pt.c.metric, pt.c.unit, pt.c.label, dv.c.key.label("dev"),
-                              en.c.key.label("ent"))
-                       .select_from(pt.join(dv, dv.c.id == pt.c.device_id).join(en, en.c.id == dv.c.enterprise_id))
-                       .where(en.c.park_id == pid, dv.c.system == system.value)).all()
-    if not pts:
-        return []
-    newest = (select(rd.c.point_id, func.max(rd.c.ts).label("ts"))
-              .where(rd.c.point_id.in_([p.id for p in pts]), rd.c.ts >= since_ms)
-              .group_by(rd.c.point_id).subquery())
-    vals = {r.point_id: r for r in conn.execute(
-        select(rd.c.point_id, rd.c.ts, rd.c.value, rd.c.quality)
-        .join(newest, and_(newest.c.point_id == rd.c.point_id, newest.c.ts == rd.c.ts)))}
+    with connection(store) as conn:
+        pts = conn.execute(select(pt.c.id, pt.c.key, pt.c.metric, pt.c.unit, pt.c.label, dv.c.key.label("dev"),
+                                  en.c.key.label("ent"))
+                           .select_from(pt.join(dv, dv.c.id == pt.c.device_id)
+                                        .join(en, en.c.id == dv.c.enterprise_id))
+                           .where(en.c.park_id == park_id(conn, park), dv.c.system == system.value)).all()
+        if not pts:
+            return []
+        newest = (select(rd.c.point_id, func.max(rd.c.ts).label("ts"))
+                  .where(rd.c.point_id.in_([p.id for p in pts]), rd.c.ts >= since_ms)
+                  .group_by(rd.c.point_id).subquery())
+        vals = {r.point_id: r for r in conn.execute(
+            select(rd.c.point_id, rd.c.ts, rd.c.value, rd.c.quality)
+            .join(newest, and_(newest.c.point_id == rd.c.point_id, newest.c.ts == rd.c.ts)))}
     out = []
     for p in pts:
         v = vals.get(p.id)
@@ -257,17 +256,17 @@ def latest(conn: Connection, park: str, system: System, since_ms: int) -> list[d
     return out
 
 
-def production_devices(conn: Connection, park: str, since_ms: int) -> list[dict[str, Any]]:
+def production_devices(store: Store, park: str, since_ms: int) -> list[dict[str, Any]]:
     """Registered production devices, each with whether it reported (a reading) since ``since_ms``."""
-    pid = park_id(conn, park)
     dv, en, pt, rd = s.devices, s.enterprises, s.points, s.readings
-    devs = conn.execute(select(dv.c.id, dv.c.key, dv.c.name, en.c.key.label("ent"))
-                        .select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
-                        .where(en.c.park_id == pid, dv.c.production.is_(True))
-                        .order_by(en.c.key, dv.c.key)).all()
-    if not devs:
-        return []
-    live = set(conn.execute(select(pt.c.device_id).select_from(rd.join(pt, pt.c.id == rd.c.point_id))
-                            .where(pt.c.device_id.in_([d.id for d in devs]), rd.c.ts >= since_ms)
-                            .group_by(pt.c.device_id)).scalars())
+    with connection(store) as conn:
+        devs = conn.execute(select(dv.c.id, dv.c.key, dv.c.name, en.c.key.label("ent"))
+                            .select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
+                            .where(en.c.park_id == park_id(conn, park), dv.c.production.is_(True))
+                            .order_by(en.c.key, dv.c.key)).all()
+        if not devs:
+            return []
+        live = set(conn.execute(select(pt.c.device_id).select_from(rd.join(pt, pt.c.id == rd.c.point_id))
+                                .where(pt.c.device_id.in_([d.id for d in devs]), rd.c.ts >= since_ms)
+                                .group_by(pt.c.device_id)).scalars())
     return [{"enterprise": d.ent, "device": d.key, "name": d.name, "reporting": d.id in live} for d in devs]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,12 +19,48 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Connection, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    select,
+)
 
-from ingest.records.base import RecordError, audit, enterprise_id, park_id
-from ingest.store import record_tables as t
 from ingest.store import schema as s
+from ingest.store.base import Store
+from ingest.store.records.base import RecordError, audit, connection, enterprise_id, park_id, transaction
+from ingest.store.records.spec import Op, RecordType, Upload
 from parkmon.common.clock import CHINA, now_ms
+from parkmon.common.metrics import System
+
+# monthly figures per enterprise (万元 = 10k yuan) and production quantities
+economic_figures = Table(
+    "economic_figures", s.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
+    Column("month", String(7), nullable=False),  # YYYY-MM
+    Column("output_value", Float(53), nullable=True),  # 工业总产值, 万元
+    Column("value_added", Float(53), nullable=True),  # 工业增加值, 万元
+    Column("updated_ms", BigInteger, nullable=False),
+    UniqueConstraint("enterprise_id", "month"),
+)
+
+production_quantities = Table(
+    "production_quantities", s.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enterprise_id", Integer, ForeignKey("enterprises.id"), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("product", String(128), nullable=False),
+    Column("quantity", Float(53), nullable=False),
+    Column("unit", String(16), nullable=False),
+    UniqueConstraint("enterprise_id", "month", "product"),
+)
 
 MAX_10K_YUAN = 1e8  # 1 万亿元 a month: beyond any single enterprise, so a unit mistake (元 for 万元)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -73,7 +110,7 @@ class MonthlyFigures(BaseModel):
 
 
 def _as_dict(conn: Connection, eid: int, month: str) -> dict[str, Any] | None:
-    ef, pq = t.economic_figures, t.production_quantities
+    ef, pq = economic_figures, production_quantities
     row = conn.execute(select(ef).where(ef.c.enterprise_id == eid, ef.c.month == month)).first()
     prods = conn.execute(select(pq.c.product, pq.c.quantity, pq.c.unit)
                          .where(pq.c.enterprise_id == eid, pq.c.month == month).order_by(pq.c.product)).all()
@@ -84,11 +121,16 @@ def _as_dict(conn: Connection, eid: int, month: str) -> dict[str, Any] | None:
             "products": [{"product": p.product, "quantity": p.quantity, "unit": p.unit} for p in prods]}
 
 
-def upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action: str = "update") -> dict[str, Any]:
+def upsert(store: Store, park: str, fig: MonthlyFigures, actor: str) -> dict[str, Any]:
     """Set an enterprise's month (figures not given keep their value); audited with before and after."""
+    with transaction(store) as conn:
+        return _upsert(conn, park, fig, actor, "update")
+
+
+def _upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action: str) -> dict[str, Any]:
     eid = enterprise_id(conn, park, fig.enterprise)
     before = _as_dict(conn, eid, fig.month)
-    ef, pq = t.economic_figures, t.production_quantities
+    ef, pq = economic_figures, production_quantities
     values = {k: v for k, v in (("output_value", fig.output_value), ("value_added", fig.value_added))
               if v is not None}
     merged = {**(before or {}), **values}
@@ -112,26 +154,37 @@ def upsert(conn: Connection, park: str, fig: MonthlyFigures, actor: str, action:
     return {"enterprise": fig.enterprise, **after}
 
 
-def figures(conn: Connection, park: str, start_month: str = "2000-01", end_month: str = "9999-12",
+def figures(store: Store, park: str, start: str = "2000-01", end: str = "9999-12",
             enterprise: str | None = None) -> list[dict[str, Any]]:
-    """Months with figures or products, by month then enterprise (two queries, whatever the span)."""
-    pid = park_id(conn, park)
-    ef, pq, en = t.economic_figures, t.production_quantities, s.enterprises
-    scope = [en.c.park_id == pid] + ([en.c.key == enterprise] if enterprise else [])
+    """Months (YYYY-MM, ``start`` to ``end``) with figures or products, by month then enterprise (two
+    queries, whatever the span)."""
+    ef, pq, en = economic_figures, production_quantities, s.enterprises
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in conn.execute(select(en.c.key, ef.c.month, ef.c.output_value, ef.c.value_added)
-                          .join(en, en.c.id == ef.c.enterprise_id)
-                          .where(*scope, ef.c.month >= start_month, ef.c.month <= end_month)):
-        out[(r.month, r.key)] = {"enterprise": r.key, "month": r.month, "output_value": r.output_value,
-                                 "value_added": r.value_added, "products": []}
-    for pr in conn.execute(select(en.c.key, pq.c.month, pq.c.product, pq.c.quantity, pq.c.unit)
-                          .join(en, en.c.id == pq.c.enterprise_id)
-                          .where(*scope, pq.c.month >= start_month, pq.c.month <= end_month)
-                          .order_by(pq.c.product)):
-        d = out.setdefault((pr.month, pr.key), {"enterprise": pr.key, "month": pr.month, "output_value": None,
-                                                "value_added": None, "products": []})
-        d["products"].append({"product": pr.product, "quantity": pr.quantity, "unit": pr.unit})
+    with connection(store) as conn:
+        scope = [en.c.park_id == park_id(conn, park)] + ([en.c.key == enterprise] if enterprise else [])
+        for r in conn.execute(select(en.c.key, ef.c.month, ef.c.output_value, ef.c.value_added)
+                              .join(en, en.c.id == ef.c.enterprise_id)
+                              .where(*scope, ef.c.month >= start, ef.c.month <= end)):
+            out[(r.month, r.key)] = {"enterprise": r.key, "month": r.month, "output_value": r.output_value,
+                                     "value_added": r.value_added, "products": []}
+        for pr in conn.execute(select(en.c.key, pq.c.month, pq.c.product, pq.c.quantity, pq.c.unit)
+                               .join(en, en.c.id == pq.c.enterprise_id)
+                               .where(*scope, pq.c.month >= start, pq.c.month <= end)
+                               .order_by(pq.c.product)):
+            d = out.setdefault((pr.month, pr.key), {"enterprise": pr.key, "month": pr.month, "output_value": None,
+                                                    "value_added": None, "products": []})
+            d["products"].append({"product": pr.product, "quantity": pr.quantity, "unit": pr.unit})
     return [out[k] for k in sorted(out)]
+
+
+def filed(conn: Connection, park_id_: int, now: int) -> set[str]:
+    """Enterprises with figures for the last complete month (China calendar): the economy system's
+    coverage counts them as reporting."""
+    local = datetime.fromtimestamp(now / 1000, tz=CHINA)
+    y, m = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+    ef, en = economic_figures, s.enterprises
+    return set(conn.execute(select(en.c.key).join(ef, ef.c.enterprise_id == en.c.id)
+                            .where(en.c.park_id == park_id_, ef.c.month == f"{y:04d}-{m:02d}")).scalars())
 
 
 # ---- import ----------------------------------------------------------------------------------
@@ -147,6 +200,7 @@ class ImportResult:
     lines: int = 0
     months: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line in the file, what is wrong)
+    valid: list[dict[str, Any]] = field(default_factory=list)  # the enterprise-months, checked
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
@@ -180,9 +234,22 @@ def _month_text(v: Any) -> str:
     return str(v).strip().replace("/", "-").replace(".", "-")
 
 
-def import_rows(conn: Connection, park: str, rows: Iterable[dict[str, Any]], actor: str, source: str,
+def import_rows(store: Store, park: str, rows: Iterable[dict[str, Any]], actor: str, source: str,
                 progress: Callable[[int], None] | None = None) -> ImportResult:
     """Validate every line first; write (audited, one transaction) only if all are good."""
+    with transaction(store) as conn:
+        res = _check_rows(conn, park, rows)
+        if res.errors:
+            return res
+        for i, doc in enumerate(res.valid, start=1):
+            _upsert(conn, park, MonthlyFigures.model_validate(doc), actor, f"import:{source}")
+            if progress:
+                progress(i)
+    res.months = len(res.valid)
+    return res
+
+
+def _check_rows(conn: Connection, park: str, rows: Iterable[dict[str, Any]]) -> ImportResult:
     res = ImportResult()
     months: dict[tuple[str, str], dict[str, Any]] = {}
     known = {r.key for r in conn.execute(select(s.enterprises.c.key).where(
@@ -208,12 +275,37 @@ def import_rows(conn: Connection, park: str, rows: Iterable[dict[str, Any]], act
                                             for e in exc.errors())))
         except (RecordError, ValueError) as exc:
             res.errors.append((n, str(exc)))
-    if res.errors:
-        return res
-    for i, doc in enumerate(months.values(), start=1):
-        upsert(conn, park, MonthlyFigures.model_validate(doc), actor, action=f"import:{source}")
-        if progress:
-            progress(i)
-    res.months = len(months)
+    res.valid = list(months.values())
     return res
 
+
+def import_file(store: Store, park: str, file: Upload, actor: str) -> dict[str, Any]:
+    """An uploaded CSV or Excel file, all or nothing: a refusal lists every bad line with why."""
+    name = Path(file.filename or "upload.csv").name
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(file.content)
+        rows = read_table(path)
+    res = import_rows(store, park, rows, actor, name)
+    if res.errors:
+        raise RecordError(f"{name}: nothing imported, {len(res.errors)} bad line(s) of {res.lines}", detail={
+            "file": name, "lines": res.lines, "nothing_imported": True,
+            "errors": [{"line": n, "reason": why} for n, why in res.errors]})
+    return {"file": name, "lines": res.lines, "months": res.months}
+
+
+def panel(store: Store, park: str, now: int) -> dict[str, Any]:
+    """The economy system's panel: the latest month anyone filed, and its figures."""
+    figs = figures(store, park)
+    last = max((f["month"] for f in figs), default=None)
+    return {"latest_month": last, "figures": [f for f in figs if f["month"] == last]}
+
+
+RECORD_TYPE = RecordType(
+    "economy", System.ECONOMY, "economy 经济运行", tables=(economic_figures, production_quantities), panel=panel,
+    reporting=filed, ops=(
+        Op("PUT", "/parks/{park}/economy", "Set an enterprise's monthly figures (录入月度经济数据)", upsert),
+        Op("GET", "/parks/{park}/economy", "Monthly figures (月度经济数据)", figures, enterprise="query"),
+        Op("POST", "/parks/{park}/economy/import", "Import figures from CSV or Excel (批量导入)", import_file,
+           description="All or nothing: any bad line refuses the file, and every bad line is listed with why."),
+    ))

@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ingest.records.base import RecordError
 from ingest.store import open_store
-from ingest.store.session import transaction
+from ingest.store.records.base import RecordError
 from parkmon.common.env import default_db
 
 DB_HELP = "database URL, e.g. sqlite:///parkmon.db or postgresql+psycopg://user:pw@host/parkmon"
@@ -40,21 +39,19 @@ def main(argv: list[str]) -> int:
     store.create_schema()
     try:
         if args.cmd == "registry":
-            from ingest.records import registry
+            from ingest.store.records import registry
 
             doc = registry.read_file(args.file)
-            with transaction(store) as conn:
-                counts = registry.load(conn, doc, args.actor,
-                                       progress=lambda e: print(f"  enterprise {e}", file=sys.stderr))
+            counts = registry.load(store, doc, args.actor,
+                                   progress=lambda e: print(f"  enterprise {e}", file=sys.stderr))
             print(json.dumps({"park": doc.park.key, **counts}, ensure_ascii=False))
             return 0
-        from ingest.records import economy
+        from ingest.store.records import economy
 
         rows = economy.read_table(args.file)
-        with transaction(store) as conn:
-            res = economy.import_rows(conn, args.park, rows, args.actor, args.file.name,
-                                      progress=lambda n: print(f"\r  {n} enterprise-months written", end="",
-                                                               file=sys.stderr))
+        res = economy.import_rows(store, args.park, rows, args.actor, args.file.name,
+                                  progress=lambda n: print(f"\r  {n} enterprise-months written", end="",
+                                                           file=sys.stderr))
         if res.errors:
             print(f"{args.file}: nothing imported, {len(res.errors)} bad line(s) of {res.lines}:", file=sys.stderr)
             for line, why in res.errors:
