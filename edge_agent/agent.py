@@ -1,8 +1,9 @@
 """The gateway's main loop: poll every device on its own schedule, buffer, publish.
 
 Each device has its own task on a wall-clock-aligned schedule, so one slow or dead device never
-delays the others and cycles do not drift. Samples collect in memory for at most one publish
-interval, then go to the disk buffer in one transaction; the publisher takes them from there.
+delays the others and cycles do not drift. Each poll's samples go to the disk buffer at once
+(edge_agent/outbox.py: on disk before the next poll, held and retried while the disk refuses), and
+each write wakes the publisher, so publishing follows the polls instead of a timer of its own.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer import WRITE_FAILURES, DiskBuffer
 from edge_agent.config import AgentConfig, DeviceConfig
 from edge_agent.drivers.base import Driver, Sample, create_driver
 from edge_agent.hj212.forwarder import Forwarder, Upstream
 from edge_agent.hj212.from_samples import PeriodRecords, realtime_records
+from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
 from edge_agent.sample_filter import SampleFilter
 from parkmon.common import metrics, quality, wire
 from parkmon.common.clock import now_ms
 
 log = logging.getLogger(__name__)
+
+# the longest a poll's samples wait in memory for the other polls of their tick before the write (at most a
+# tenth of the fastest poll interval): on disk well before the next poll, in one transaction per tick
+GATHER_S = 0.1
 
 
 def build_meta(cfg: AgentConfig) -> wire.Meta:
@@ -55,7 +61,14 @@ class Agent:
         self.buffer = DiskBuffer(self.cfg.buffer.path, gw.id, int(self.cfg.buffer.max_mb * 1024 * 1024))
         self.publisher = Publisher(self.cfg, self.buffer, build_meta(self.cfg))
         self.filter = SampleFilter(self.cfg)
-        self._pending: list[Sample] = []
+        fastest = min([self.interval(d) for d in self.cfg.devices] or [self.cfg.poll_interval_s])
+        self.outbox = Outbox(self.buffer, self.cfg.publish.max_samples, self.cfg.buffer.max_memory_samples,
+                             self.publisher.notify, gather_s=min(GATHER_S, fastest / 10))
+        if self.buffer.found_unwritten[0]:
+            n, s = self.buffer.found_unwritten
+            log.warning("the last run of this gateway ended with %d polled samples (%d batches) it could not write "
+                        "to %s: lost, counted in dropped_samples; their seqs stay unused (a gap)", s, n,
+                        self.buffer.path)
         self._stop = asyncio.Event()
         self._started = time.monotonic()
         # device id -> the HJ 212 platforms its outlet reports to (edge_agent/hj212/forwarder.py)
@@ -83,7 +96,7 @@ class Agent:
         uplinks = [asyncio.create_task(fw.run(), name=f"hj212-{fw.up.host}") for fws in self.forwarders.values()
                    for fw in fws]
         tasks = [asyncio.create_task(self._poll_loop(drv), name=f"poll-{drv.device.id}") for drv in drivers]
-        flusher = asyncio.create_task(self._flush_loop(), name="flush")
+        writer = asyncio.create_task(self.outbox.run(), name="buffer-writer")
         reporter = asyncio.create_task(self._health_loop(), name="health")
         try:
             await self._stop.wait()
@@ -95,10 +108,9 @@ class Agent:
             _done, stuck = await asyncio.wait(tasks, timeout=5.0) if tasks else (set(), set())
             for t in stuck:
                 log.warning("poll task %s did not stop within 5 s; leaving it", t.get_name())
-            flusher.cancel()
             reporter.cancel()
-            await asyncio.gather(flusher, reporter, return_exceptions=True)
-            await self._flush()  # what was polled is on disk before we go
+            self.outbox.close()  # what was polled is on disk before we go (or counted as lost)
+            await asyncio.gather(writer, reporter, return_exceptions=True)
             for drv in drivers:
                 await drv.close()
             for fws in self.forwarders.values():
@@ -118,7 +130,11 @@ class Agent:
         next_at = (time.time() // step + 1) * step
         while not self._stop.is_set():
             await asyncio.sleep(max(0.0, next_at - time.time()))
-            samples = await drv.read()
+            self.outbox.polling += 1
+            try:
+                samples = await drv.read()
+            finally:
+                self.outbox.polling -= 1
             h.polls += 1
             h.requests = int(getattr(drv, "requests", 0))
             h.last_poll_ms = now_ms()
@@ -128,7 +144,7 @@ class Agent:
                     fw.relay_all(realtime_records(dev, samples, fw.up.mn, fw.up.st))
                     periods = self._periods.setdefault((dev.id, id(fw)), PeriodRecords(dev, fw))
                     periods.add(samples, now_ms())
-            self._pending.extend(self.filter.apply(samples))
+            self.outbox.put(self.filter.apply(samples))
             next_at += step
             now = time.time()
             if now > next_at:  # overran: skip the missed slots rather than bunching polls
@@ -151,6 +167,7 @@ class Agent:
 
     def health_report(self) -> wire.Health:
         batches, samples, oldest = self.buffer.depth()
+        out = self.outbox
         return wire.Health(
             wire.VERSION, self.cfg.gateway.id, now_ms(),
             round(time.monotonic() - self._started, 1),
@@ -158,28 +175,22 @@ class Agent:
              for d, h in self.health.items()},
             batches, samples, oldest, self.buffer.dropped(), self.publisher.published, self.publisher.acked,
             self.filter.resets, self.filter.rollovers, self.filter.suppressed,
+            buffer_state=out.state, buffer_error=out.error, buffer_failing_since_ms=out.failing_since_ms,
+            buffer_write_failures=self.buffer.counter(WRITE_FAILURES), memory_samples=out.in_memory,
+            memory_limit_samples=out.limit, dropped_batches=self.buffer.dropped_batches(),
+            dropped_by_cause=self.buffer.losses(),
         )
 
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cfg.publish.health_interval_s)
-            report = await asyncio.to_thread(self.health_report)
+            try:
+                report = await asyncio.to_thread(self.health_report)
+            except Exception as exc:  # a disk that cannot even be read: the next report may work
+                log.debug("no health report this time: %s", exc)
+                continue
             self.publisher.publish_health(report)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.publish.interval_s)
-            await self._flush()
 
     async def _store_now(self, samples: list[Sample]) -> None:
         """Samples a pushing device must have on disk before it acknowledges them (HJ 212 loggers)."""
-        if samples:
-            await asyncio.to_thread(self.buffer.append, samples, self.cfg.publish.max_samples)
-            self.publisher.notify()
-
-    async def _flush(self) -> None:
-        if not self._pending:
-            return
-        samples, self._pending = self._pending, []
-        await asyncio.to_thread(self.buffer.append, samples, self.cfg.publish.max_samples)
-        self.publisher.notify()
+        await self.outbox.put_and_wait(samples)

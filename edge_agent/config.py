@@ -211,11 +211,15 @@ class MqttConfig(_Strict):
 class BufferConfig(_Strict):
     path: str = "parkmon-buffer.db"
     max_mb: Annotated[float, Field(gt=0)] = 512.0
+    # while the disk refuses writes, polled samples wait in memory up to this many (100-140 bytes each:
+    # 100 000 is 10-14 MB, 20 s of 200 meters x 25 values a second); past it the oldest are dropped, counted
+    max_memory_samples: Annotated[int, Field(ge=1)] = 100_000
 
 
 class PublishConfig(_Strict):
     max_samples: Annotated[int, Field(ge=1, le=20000)] = 2000  # per MQTT message
-    interval_s: Annotated[float, Field(gt=0)] = 1.0  # how often pending samples become a batch
+    # no longer used: each poll's samples are written and published at once (issue 21); kept so configs load
+    interval_s: Annotated[float, Field(gt=0)] = 1.0
     heartbeat_s: Annotated[float, Field(gt=0)] = 300.0  # a point with a deadband is still sent this often
     health_interval_s: Annotated[float, Field(gt=0)] = 60.0  # the agent's own figures, to .../health
 

@@ -105,17 +105,22 @@ def test_broker_outage_buffers_to_disk_and_replays_everything_in_order(mosquitto
 def test_buffer_limit_drops_oldest_and_counts(tmp_path: Path) -> None:
     buf = DiskBuffer(tmp_path / "b.db", "gw", max_bytes=20_000)
     samples = [(f"d.p{i}", 1_763_800_000_000 + i, float(i), 0) for i in range(100)]
-    seqs = [s for _ in range(30) for s in buf.append(samples, max_samples=100)]
+    seqs = []
+    for _ in range(30):
+        seqs.append(buf.next_seq())
+        buf.write([(seqs[-1], samples)], 0, 0)
     n, _, _ = buf.depth()
     assert buf.size_bytes <= 20_000
     assert n < 30
     assert buf.dropped() == (30 - n) * 100
+    assert buf.losses()["buffer_full"] == (30 - n) * 100 and buf.dropped_batches() == 30 - n
     # the newest survive, oldest went first
     assert [seq for seq, _ in buf.pending(0, 100)] == seqs[30 - n :]
     buf.close()
-    # sequence numbers keep growing after a restart
+    # sequence numbers keep growing after a restart, and the counts stay
     buf2 = DiskBuffer(tmp_path / "b.db", "gw", max_bytes=20_000)
-    assert buf2.append(samples[:1], 100) == [seqs[-1] + 1]
+    assert buf2.next_seq() == seqs[-1] + 1
+    assert buf2.dropped() == (30 - n) * 100
     buf2.close()
 
 

@@ -29,7 +29,7 @@ SO2, NOX, O2, QGAS, TEMP = "a21026", "a21002", "a19001", "a00000", "a01012"
 COD, QWATER = "w01018", "w00000"
 
 
-def _minute(v: float, n: int = 12, start: int = D0, step: int = S5, q: int = 0) -> list[em.Sample]:
+def _minute(v: float, n: int = 12, start: int = D0, step: int = S5, q: int = 0) -> list[em.Reading]:
     return [(start + k * step, v, q) for k in range(n)]
 
 
@@ -175,10 +175,10 @@ def test_emission_rate_and_amounts() -> None:
 
 
 # --- records -----------------------------------------------------------------------------------------------
-def _gas_outlet(hours: int = 2, short_hour: int | None = 1) -> dict[str, list[em.Sample]]:
+def _gas_outlet(hours: int = 2, short_hour: int | None = 1) -> dict[str, list[em.Reading]]:
     """SO2 20 mg/m³ for the first half of each hour, 40 after, O2 9 %, flow 10 m³/s, samples every 5 s;
     minute 40 of hour 0 lacks one SO2 sample (11: not valid); ``short_hour`` has only 40 minutes of data."""
-    out: dict[str, list[em.Sample]] = {SO2: [], O2: [], QGAS: []}
+    out: dict[str, list[em.Reading]] = {SO2: [], O2: [], QGAS: []}
     for h in range(hours):
         for k in range((40 if h == short_hour else 60) * 12):
             t = D0 + h * H + k * S5
@@ -246,7 +246,7 @@ def test_flow_at_working_state_is_converted_minute_by_minute() -> None:
 
 
 def test_records_of_a_wastewater_outlet_and_its_day() -> None:
-    samples: dict[str, list[em.Sample]] = {COD: [], QWATER: []}
+    samples: dict[str, list[em.Reading]] = {COD: [], QWATER: []}
     for k in range(21 * 720):  # 21 hours at 5 s: COD 100 mg/L, 5 L/s
         samples[COD].append((D0 + k * S5, 100.0, MAINT if k == 100 else 0))  # hour 0, minute 8: maintenance
         samples[QWATER].append((D0 + k * S5, 5.0, 0))
@@ -265,12 +265,12 @@ def test_records_of_a_wastewater_outlet_and_its_day() -> None:
 
 
 # --- compliance: from samples and from the hour records derived from them ----------------------------------
-def _park_samples() -> tuple[list[tuple[str, int, float | None, int]], dict[str, list[em.Sample]],
-                             dict[str, list[em.Sample]]]:
+def _park_samples() -> tuple[list[tuple[str, int, float | None, int]], dict[str, list[em.Reading]],
+                             dict[str, list[em.Reading]]]:
     """22 hours of a flue-gas outlet (SO2 25 at reference O2, hour 5 at 37.5 over the 35 limit, hour 2 only
     40 minutes) and a wastewater outlet (COD 300, one failed sample in hour 3), samples every 5 s."""
-    gas: dict[str, list[em.Sample]] = {SO2: [], NOX: [], O2: [], QGAS: []}
-    water: dict[str, list[em.Sample]] = {COD: [], QWATER: []}
+    gas: dict[str, list[em.Reading]] = {SO2: [], NOX: [], O2: [], QGAS: []}
+    water: dict[str, list[em.Reading]] = {COD: [], QWATER: []}
     for h in range(22):
         for k in range((40 if h == 2 else 60) * 12):
             t = D0 + h * H + k * S5

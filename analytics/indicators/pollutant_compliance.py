@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 MINUTE_MS, HOUR_MS, DAY_MS = em.MINUTE_MS, em.HOUR_MS, em.DAY_MS
 DAY_OFFSET_MS = em.DAY_OFFSET_MS  # days are China days (UTC+8)
-Sample = em.Sample  # ts ms, value, quality (≥ 64 uncertain/bad is not normal)
+Reading = em.Reading  # ts ms, value, quality (≥ 64 uncertain/bad is not normal)
 
 
 def _kind(strict: bool) -> em.Kind:
@@ -62,7 +62,7 @@ def _aggregates(values: Mapping[int, float | None]) -> dict[int, em.Aggregate]:
     return {t: em.Aggregate(t, "N" if v is not None else "D", v) for t, v in values.items()}
 
 
-def minutes(samples: Sequence[Sample], min_samples: int = em.MIN_SAMPLES,
+def minutes(samples: Sequence[Reading], min_samples: int = em.MIN_SAMPLES,
             strict: bool = False) -> dict[int, float | None]:
     """Minute start -> mean of its normal samples, or None when not valid (``strict``: the wastewater rule)."""
     return {t: a.value for t, a in em.minute_values(samples, _kind(strict), min_samples).items()}

@@ -20,8 +20,7 @@ from pydantic import Discriminator, Tag, TypeAdapter
 
 from edge_agent.config import UNKNOWN_DRIVER, DeviceConfig
 from parkmon.common.seams import resolve
-
-Sample = tuple[str, int, float | None, int]  # (device.point, ts_ms, value, quality): parkmon.common.wire
+from parkmon.common.wire import Sample as Sample  # (device.point, ts_ms, value, quality): the one Sample
 
 
 class Driver(Protocol):

@@ -149,7 +149,9 @@ class StoreError(RuntimeError):
 
 class Store(Protocol):
     url: str
-    engine: Engine  # the six systems' records (ingest/records) share the readings' database
+    # for the storage layer's own repositories (records, alerts, tokens …); nothing outside ingest/store
+    # reaches it (tests/test_house.py)
+    engine: Engine
 
     def create_schema(self) -> None: ...
     def upsert_park(self, key: str, name_zh: str, name_en: str, park_class: str, region: str = "") -> None: ...

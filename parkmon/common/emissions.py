@@ -41,7 +41,8 @@ from parkmon.common.hj212 import Record
 from parkmon.common.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE, DATA_FLAGS, ST_AIR_SOURCE, ST_WATER_SOURCE
 
 Kind = Literal["gas", "water"]  # flue gas (CEMS, ST 31) or wastewater (ST 32)
-Sample = tuple[int, float | None, int]  # (ts_ms, value or None, parkmon quality)
+# one series' values: (ts_ms, value or None, parkmon quality); a wire Sample without its point
+Reading = tuple[int, float | None, int]
 
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 DAY_OFFSET_MS = 8 * HOUR_MS  # HJ 212 days are the logger's Beijing-time days (UTC+8)
@@ -190,7 +191,7 @@ def period_start(ts_ms: int, period: Literal["minute", "hour", "day"]) -> int:
     return ts_ms // step * step
 
 
-def minute_values(samples: Iterable[Sample], kind: Kind, min_samples: int | None = None,
+def minute_values(samples: Iterable[Reading], kind: Kind, min_samples: int | None = None,
                   period_ms: int = MINUTE_MS) -> dict[int, Aggregate]:
     """Minute start -> the minute's value from real-time samples (every minute with any sample).
 
@@ -242,7 +243,7 @@ def _is_concentration(code: str, kind: Kind) -> bool:
     return code not in (GAS_PARAMETERS if kind == "gas" else WATER_PARAMETERS)
 
 
-def outlet_minutes(samples: Mapping[str, Iterable[Sample]], kind: Kind, *, o2_ref: float = DEFAULT_O2_REF,
+def outlet_minutes(samples: Mapping[str, Iterable[Reading]], kind: Kind, *, o2_ref: float = DEFAULT_O2_REF,
                    flow_actual: bool = False, ba_pa: float = STANDARD_PRESSURE_PA,
                    min_samples: int = MIN_SAMPLES) -> dict[str, dict[int, Aggregate]]:
     """Code -> minute start -> minute value of one outlet, with the values at the reference O2 and the
@@ -333,7 +334,7 @@ def _sorted(recs: list[Record]) -> list[Record]:
     return sorted(recs, key=lambda r: (r.data_time_ms + _period_ms(r.cn), _period_ms(r.cn)))
 
 
-def records(samples: Mapping[str, Iterable[Sample]], kind: Kind, until_ms: int, *, mn: str = "",
+def records(samples: Mapping[str, Iterable[Reading]], kind: Kind, until_ms: int, *, mn: str = "",
             o2_ref: float = DEFAULT_O2_REF, flow_actual: bool = False, ba_pa: float = STANDARD_PRESSURE_PA,
             cns: Sequence[str] = (CN_MINUTE, CN_HOUR, CN_DAY)) -> list[Record]:
     """The minute (CN 2051), hour (2061) and day (2031) records of one outlet, as its data logger sends them.

@@ -107,12 +107,22 @@ class Health(msgspec.Struct, frozen=True):
     buffer_batches: int
     buffer_samples: int
     buffer_oldest_ms: int | None
-    dropped_samples: int  # dropped by the buffer's size limit, ever
+    dropped_samples: int  # dropped, ever, whatever the cause (dropped_by_cause)
     published: int
     acked: int
     counter_resets: int
     counter_rollovers: int
     deadband_suppressed: int
+    # the disk buffer's own state (issue 21); defaults, so a health from an older agent still decodes
+    buffer_state: str = "ok"  # "write_failing": the disk refuses writes; polls wait in memory (写入失败)
+    buffer_error: str = ""  # the last write error while failing
+    buffer_failing_since_ms: int | None = None
+    buffer_write_failures: int = 0  # failed write attempts, ever (survives restarts)
+    memory_samples: int = 0  # polled samples not on disk yet
+    memory_limit_samples: int = 0  # past it, while writes fail, the oldest are dropped
+    dropped_batches: int = 0  # seqs that will never be sent: gaps the completeness report counts
+    # samples dropped, ever, by cause: buffer_full, memory_full, unwritten_at_stop (edge_agent/buffer.py LOSSES)
+    dropped_by_cause: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class ContractError(ValueError):
