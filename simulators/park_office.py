@@ -161,6 +161,12 @@ class ParkOffice:
                     "waste_code": "772-006-49", "quantity_t": q, "transporter": "蒙运危货运输有限公司",
                     "receiver": "内蒙古危险废物处置中心", "shipped": wall_ms})
 
+    @property
+    def last_event_ms(self) -> int:
+        """The newest gate event's stamp: in compressed time a burst is stamped a millisecond apart, so it
+        can run ahead of the wall clock; what counts events "up to now" sees them all once now passes it."""
+        return self._last_ts
+
     # ---- loop ---------------------------------------------------------------------------------
     def tick(self, sim_ms: int, dt_s: float) -> int:
         wall_ms = now_ms()

@@ -63,6 +63,8 @@ def test_a_simulated_day_of_the_park_office_arrives_whole(pg_store: Store, mosqu
                 new_in = office.traffic.n - before
                 sent_in, sent_out = sent_in + new_in, sent_out + n - new_in
         wait_for(lambda: ing.stats.messages >= messages, timeout=30, what=f"{messages} gate messages")
+        # a day's burst is stamped a millisecond apart from the wall clock: counts "up to now" see it all after
+        wait_for(lambda: now_ms() > office.last_event_ms, timeout=30, what="the newest gate event's stamp")
         assert office.errors == []
         st = _get(f"{base}/parks/demo/logistics")
         # every entry and exit the simulator sent is counted once; who is still inside is the difference
