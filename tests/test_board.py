@@ -37,6 +37,13 @@ from tests.test_e2e_park import RunningAgents
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+def _until(page: Any, expression: str, timeout: int = 30_000) -> None:
+    """Poll a JavaScript expression until it is truthy. Not Playwright's wait_for_function: that evaluates a
+    string the board's Content-Security-Policy (script-src 'self', no eval) rightly refuses; an evaluate from
+    the test driver is not the page's own script."""
+    wait_for(lambda: bool(page.evaluate(expression)), timeout=timeout / 1000, what=expression)
+
+
 class Api:
     """The app on uvicorn on a free loopback port, as `parkmon api` serves it."""
 
@@ -299,9 +306,8 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{p.api.base}/board/demo?every=1")
             # 1. the page comes up in Chinese with the park's name and a live share
-            page.wait_for_function("document.getElementById('park-name').textContent === '示范零碳产业园'",
-                                   timeout=15_000)
-            page.wait_for_function("/%$/.test(document.getElementById('share-value').textContent)", timeout=15_000)
+            _until(page, "document.getElementById('park-name').textContent === '示范零碳产业园'", timeout=15_000)
+            _until(page, "/%$/.test(document.getElementById('share-value').textContent)", timeout=15_000)
             assert page.inner_text("#conn") == "实时"
             assert page.inner_text("#share-target") == "80%"
             assert page.inner_text("#share-status") in ("达标", "未达标")
@@ -321,12 +327,10 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
 
             # 2. the 5 MW inverter of e01 stops answering: the page follows without a reload
             p.sim.set_fault("e01", "pv1", "offline")
-            page.wait_for_function(f"+document.getElementById('devices-offline').textContent > {offline_before}",
-                                   timeout=15_000)
-            page.wait_for_function(
+            _until(page, f"+document.getElementById('devices-offline').textContent > {offline_before}", timeout=15_000)
+            _until(page,
                 f"+document.getElementById('power-pv').getAttribute('data-kw') < {pv_before * 0.6}", timeout=15_000)
-            page.wait_for_function("document.getElementById('alerts').textContent.includes('光伏逆变器数据异常')",
-                                   timeout=15_000)
+            _until(page, "document.getElementById('alerts').textContent.includes('光伏逆变器数据异常')", timeout=15_000)
             assert "e01/pv1" in page.inner_text("#devices-list") and "通讯中断" in page.inner_text("#devices-list")
             assert page.evaluate("window.__sameDocument") is True
             assert page.evaluate("window.parkmonBoard.events") > events_before
@@ -357,7 +361,7 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             p.agents.stop()
             wait_for(lambda: _settled(p.store), timeout=20, what="the last readings stored and rolled up")
             settled_ms = now_ms()
-            page.wait_for_function(f"Date.parse(window.parkmonBoard.last.share.period_end) > {settled_ms}",
+            _until(page, f"Date.parse(window.parkmonBoard.last.share.period_end) > {settled_ms}",
                                    timeout=10_000)
             last = page.evaluate("window.parkmonBoard.last.share")
             api = httpx.get(f"{p.api.base}/api/v1/parks/demo/indicators/new-energy-share",
@@ -368,7 +372,7 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
 
             # 5. the API goes away: the page says so (and EventSource keeps trying to reconnect)
             p.api.stop()
-            page.wait_for_function("document.getElementById('conn').textContent === '连接中断'", timeout=10_000)
+            _until(page, "document.getElementById('conn').textContent === '连接中断'", timeout=10_000)
             assert not errors, errors
         finally:
             browser.close()
@@ -438,11 +442,11 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
                 # the page is a shell without data; its stream is refused and the page asks for a token
                 first = page.goto(f"{api.base}/board/p1?every=1")
                 assert first is not None and first.status == 200
-                page.wait_for_function("document.getElementById('conn').textContent === '未授权'", timeout=10_000)
+                _until(page, "document.getElementById('conn').textContent === '未授权'", timeout=10_000)
                 assert page.is_visible("#signin")
                 page.fill("#token", token)
                 page.click("#signin button")
-                page.wait_for_function("document.getElementById('conn').textContent === '实时'", timeout=10_000)
+                _until(page, "document.getElementById('conn').textContent === '实时'", timeout=10_000)
                 assert not page.is_visible("#signin")
                 assert any(c["name"] == TOKEN_COOKIE for c in context.cookies())  # kept for the next visit
                 assert page.inner_text("#share-value").endswith("%")
@@ -450,7 +454,7 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
                 port = int(api.base.rsplit(":", 1)[1])
                 api.stop()  # the server restarts; the board's EventSource reconnects with a revoked token
                 api = Api(create_app(store, auth=Auth(store, cache_s=0)), port)
-                page.wait_for_function("document.getElementById('conn').textContent === '未授权'", timeout=15_000)
+                _until(page, "document.getElementById('conn').textContent === '未授权'", timeout=15_000)
                 assert "401" in page.inner_text("#share-detail")
             finally:
                 browser.close()

@@ -15,14 +15,15 @@ from starlette.concurrency import run_in_threadpool
 from analytics.targets import ShareSettings
 from ingest.store import Store
 from ingest.store.common import RecordError, audit_request
-from parkmon.api import board, deps, routers, tenancy
+from parkmon.api import board, deps, guard, routers, tenancy
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,
-               alert_engine: object | None = None, auth: tenancy.Auth | None = None) -> FastAPI:
+               alert_engine: object | None = None, auth: tenancy.Auth | None = None,
+               max_body: int = guard.MAX_BODY) -> FastAPI:
     """``auth`` None: authentication off (the demo on loopback, tests); else every route but the public ones
     (health, the board's page) needs a bearer token and answers only within the caller's scope, as the route's
-    policy says (parkmon/api/tenancy.py)."""
+    policy says (parkmon/api/tenancy.py). ``max_body``: the largest request body in bytes (413 beyond)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -40,6 +41,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
     app.state.board = board.LiveBoard(store, cast(ShareSettings | None, share_settings))
     app.state.auth = auth
+    app.state.refusals = guard.Refusals()
     # every route: authentication and the policy it declares (tenancy.authorize), and no NUL in any text
     guarded = [Depends(tenancy.authorize), Depends(deps.refuse_nul)]
     for router in routers.load():
@@ -49,7 +51,12 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     async def audit_writes(request: Request, call_next: Any) -> Any:
         """Every write through the API is in the audit log: who, what, where, the answer's status."""
         response = await call_next(request)
-        if request.method not in ("GET", "HEAD", "OPTIONS") and request.url.path.startswith("/api/"):
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.url.path.startswith("/api/"):
+            return response
+        if response.status_code == 401:
+            # an anonymous attempt is counted, not audited: a row each let anyone flood the log (item 19)
+            app.state.refusals.add(request.method, request.url.path)
+        else:
             park = str(request.path_params.get("park", ""))
             await run_in_threadpool(functools.partial(
                 audit_request, store, actor=deps.actor_of(request), method=request.method, path=request.url.path,
@@ -63,4 +70,6 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
 
     # the live board's script and ECharts (its pages and stream are routers above)
     app.mount("/static", board.static_files(), name="static")
+    # outermost of the app's own: body limit, authentication before any body is read, hardening headers
+    app.add_middleware(guard.Guard, max_body=max_body)
     return app

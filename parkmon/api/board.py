@@ -20,7 +20,6 @@ the duty cycle :attr:`LiveBoard.share_duty`.
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -34,7 +33,6 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
@@ -45,7 +43,7 @@ from ingest.store import Store, alerts, lookups
 from ingest.store.base import ParkInfo
 from parkmon.api.indicators import period_bounds
 from parkmon.api.routers import API_V1
-from parkmon.api.tenancy import policy
+from parkmon.api.tenancy import policy, principal
 from parkmon.common import quality
 from parkmon.common.clock import CHINA
 
@@ -54,6 +52,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 HOUR_MS, MINUTE_MS = 3_600_000, 60_000
 HISTORY_MINUTES = 30
+MAX_STREAMS = 8  # concurrent live streams per token holder: a control room's screens, not a flood
 
 # source -> the metric of its power; grid: active power of the meters that count the park's import/export
 POWER_METRICS: dict[str, str] = {"pv": "pv.power", "wind": "wind.power", "storage": "storage.power",
@@ -92,6 +91,7 @@ class LiveBoard:
     def __init__(self, store: Store, settings: ShareSettings | None = None) -> None:
         self.store, self.settings = store, settings
         self.streams = 0  # open event streams (the event loop's thread only)
+        self.per_holder: dict[str, int] = {}  # open streams per token holder (the event loop's thread only)
         self.closing = threading.Event()  # set by close(): the streams end so the server can stop
         self._lock = threading.Lock()
         self._parks: dict[str, _Park] = {}
@@ -294,6 +294,19 @@ def _event(body: dict[str, Any], n: int, event: str | None = None) -> ServerSent
                            event=event, retry=3000 if n == 1 else None)
 
 
+def _stream_slot(request: Request) -> str:
+    """Whose stream this is; 429 when that token holder has :data:`MAX_STREAMS` open (issue 20 item 18: one
+    client opened streams without bound, each a snapshot every few seconds). Authentication off: no cap."""
+    if getattr(request.app.state, "auth", None) is None:
+        return ""
+    who = principal(request)
+    holder = f"{who.role}:{who.name}"
+    if _board(request).per_holder.get(holder, 0) >= MAX_STREAMS:
+        raise HTTPException(429, f"{who.describe()} has {MAX_STREAMS} live streams open, the most one token "
+                                 "holder may: close a board (or its tab) first")
+    return holder
+
+
 async def _first(request: Request, park: str, stale_after_s: StaleAfter = 300) -> dict[str, Any]:
     """The stream's first snapshot, a dependency: its 404 is answered before the stream starts."""
     return await _snapshot(_board(request), park, stale_after_s)
@@ -302,11 +315,13 @@ async def _first(request: Request, park: str, stale_after_s: StaleAfter = 300) -
 @router.get(API_V1 + "/parks/{park}/live", summary="Live board stream: the park every few seconds (实时数据流, SSE)",
             response_class=EventSourceResponse, openapi_extra=policy("park"),
             responses={200: {"description": "server-sent events; each `data:` is the snapshot body"}})
-async def live(request: Request, park: str, first: Annotated[dict[str, Any], Depends(_first)],
+async def live(request: Request, park: str, holder: Annotated[str, Depends(_stream_slot)],
+               first: Annotated[dict[str, Any], Depends(_first)],
                every: Annotated[float, Query(ge=1, le=60, description="seconds between events")] = 2.0,
                stale_after_s: StaleAfter = 300) -> AsyncIterator[ServerSentEvent]:
     board = _board(request)
     board.streams += 1
+    board.per_holder[holder] = board.per_holder.get(holder, 0) + 1
     try:
         body: dict[str, Any] | None = first
         n = 0
@@ -327,38 +342,12 @@ async def live(request: Request, park: str, first: Annotated[dict[str, Any], Dep
                 yield _event({"detail": f"snapshot failed: {exc}"}, n, "problem")
     finally:
         board.streams -= 1
+        board.per_holder[holder] -= 1
+        if not board.per_holder[holder]:
+            del board.per_holder[holder]
 
 
 @router.get(API_V1 + "/parks/{park}/live/snapshot", summary="The live board's data once (实时看板数据)",
             openapi_extra=policy("park"))
 async def live_snapshot(request: Request, park: str, stale_after_s: StaleAfter = 300) -> dict[str, Any]:
     return await _snapshot(_board(request), park, stale_after_s)
-
-
-# the list names every park to anyone signed in (names only: each board's data is its park's)
-@router.get("/board/", response_class=HTMLResponse, summary="The parks' live boards (实时看板列表)",
-            openapi_extra=policy("signed_in"))
-async def boards(request: Request) -> HTMLResponse:
-    parks = await anyio.to_thread.run_sync(_board(request).store.parks)
-    items = "".join(f'<li><a href="{html.escape(p.key)}">{html.escape(p.name_zh)} · {html.escape(p.name_en)}</a>'
-                    f" <code>{html.escape(p.key)}</code></li>" for p in parks)
-    return HTMLResponse(_PAGE_FRAME.format(title="园区实时看板 · Live boards",
-                                           body=f"<ul>{items}</ul>" if parks else
-                                           "<p>还没有登记园区 · no park is registered yet</p>"))
-
-
-# public: a shell without data; its stream asks for the token (EventSource sends the cookie)
-@router.get("/board/{park}", response_class=HTMLResponse, summary="A park's live board (园区实时看板)",
-            openapi_extra=policy("public"))
-async def board_page(request: Request, park: str) -> HTMLResponse:
-    parks = await anyio.to_thread.run_sync(_board(request).store.parks)
-    if park not in {p.key for p in parks}:
-        msg = (f"<p>园区 <code>{html.escape(park)}</code> 未登记 · park <code>{html.escape(park)}</code> is not "
-               'registered. <a href="./">所有园区 · all parks</a></p>')
-        return HTMLResponse(_PAGE_FRAME.format(title="404", body=msg), status_code=404)
-    page = (STATIC_DIR / "board.html").read_text(encoding="utf-8")
-    return HTMLResponse(page.replace("{{park}}", html.escape(park)))
-
-
-_PAGE_FRAME = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
-<link rel="stylesheet" href="../static/board.css"></head><body class="plain"><h1>{title}</h1>{body}</body></html>"""

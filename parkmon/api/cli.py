@@ -26,6 +26,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     ap.add_argument("--oidc-issuer", default=None, help="also accept JWTs from this OpenID Connect issuer")
     ap.add_argument("--oidc-audience", default="parkmon", help="the audience the JWTs must name")
     ap.add_argument("--oidc-jwks-url", default=None, help="the issuer's JWKS (default: from its discovery document)")
+    ap.add_argument("--max-body-mb", type=float, default=32.0,
+                    help="largest request body in MiB; larger ones get 413 unread (default 32: a records import)")
     return ap
 
 
@@ -75,7 +77,8 @@ def _serve(args: argparse.Namespace) -> int:
         if args.oidc_issuer:
             oidc = OidcVerifier(OidcConfig(args.oidc_issuer, args.oidc_audience, args.oidc_jwks_url))
         auth = Auth(store, oidc)
-    app = create_app(store, close_store=True, share_settings=load_share_settings(args.targets), auth=auth)
+    app = create_app(store, close_store=True, share_settings=load_share_settings(args.targets), auth=auth,
+                     max_body=int(args.max_body_mb * 1024 * 1024))
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:

@@ -48,6 +48,15 @@ def get_actor(request: Request, x_parkmon_actor: Annotated[str | None, Header(ma
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
+def caller_enterprise(request: Request) -> str | None:
+    """The enterprise an enterprise token is bound to; None for every other caller (and auth off)."""
+    who = principal(request)
+    return who.enterprise if who.role == "enterprise" else None
+
+
+CallerEnterpriseDep = Annotated[str | None, Depends(caller_enterprise)]
+
+
 async def refuse_nul(request: Request) -> None:
     """422 for a NUL character (U+0000) in the path, the query or a JSON body: no parkmon text holds one,
     and PostgreSQL text cannot store one (it was a 500 from deep inside the handler)."""

@@ -5,10 +5,11 @@ lists them all with their parameters."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -18,6 +19,8 @@ from analytics.indicators.base import INDICATORS, Context, Span, UnknownPark, lo
 from analytics.indicators.comprehensive_energy import ElectricityMethod, SteamMethod
 from analytics.indicators.key_energy_users import THRESHOLD_TCE
 from analytics.indicators.pue import TARGET as PUE_TARGET
+from analytics.meters import FLOW_METRICS
+from analytics.targets import ShareSettings, load_share_settings
 from ingest.store import Store
 from parkmon.api.deps import StoreDep, require_park
 from parkmon.api.routers import API_V1
@@ -27,6 +30,9 @@ from parkmon.common.clock import CHINA
 router = APIRouter(prefix=API_V1, tags=["indicators"])
 
 Period = Literal["today", "month", "year", "24h"]
+# the dates a request may name: generous for any real question, far from datetime's and epoch-ms limits
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 1, 1, tzinfo=UTC)  # below the wire contract's MS_MAX (3000-01-01)
 
 
 def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime]:
@@ -51,9 +57,37 @@ def window(start: datetime | None, end: datetime | None, period: Period, now: da
         start, default_end = period_bounds(period, now)
         end = end or default_end
     end = end or now
+    for name, value in (("start", start), ("end", end)):
+        # beyond these a datetime (or the epoch ms the store keeps) overflows: a 500 before (issue 20 item 16)
+        if not EARLIEST <= value <= LATEST:
+            raise HTTPException(422, f"{name} {value.isoformat()} is outside {EARLIEST.date()} … {LATEST.date()}")
     if end <= start:
         raise HTTPException(422, f"end {end.isoformat()} is not after start {start.isoformat()}")
     return start, end
+
+
+# The most work one share request may ask for (issue 20 item 10: interval_s=1 over 31 days took 9.7 s and
+# 645 MB): intervals × meters, the cells the attribution fills. A year at 15 minutes for 57 meters, or a
+# month at one minute for 46, fits; a month at one second for one meter does not.
+MAX_INTERVALS = 527_040  # a leap year at one minute
+MAX_CELLS = 2_000_000
+
+
+def share_work(store: Store, settings: object | None, park: str, start: datetime, end: datetime,
+               interval_s: int | None, enterprise: str | None) -> int:
+    """The cells a share request would fill; 422 saying the limit and how to ask for less beyond it."""
+    s = settings if isinstance(settings, ShareSettings) else load_share_settings()
+    step_s = interval_s or s.interval_minutes * 60
+    intervals = math.ceil((end - start).total_seconds() / step_s)
+    wanted = [m for ms in FLOW_METRICS.values() for m in ms]
+    meters = len(store.points(park, metrics=wanted, enterprise=enterprise))
+    cells = intervals * max(1, meters)
+    if intervals > MAX_INTERVALS or cells > MAX_CELLS:
+        raise HTTPException(422, f"this share asks for {intervals} intervals of {step_s} s × {meters} meters = "
+                                 f"{cells} cells; the limit is {MAX_INTERVALS} intervals and {MAX_CELLS} cells "
+                                 "a request: ask for a shorter period (start/end) or a longer interval_s "
+                                 "(e.g. 900), or one enterprise at a time")
+    return cells
 
 
 def _now() -> datetime:
@@ -97,6 +131,7 @@ def new_energy_share(
     enterprise: Annotated[str | None, Query(description="one enterprise's own meters; default: the park")] = None,
 ) -> dict[str, Any]:
     start, end = window(start, end, period, _now())
+    share_work(store, request.app.state.share_settings, park, start, end, interval_s, enterprise)
     # with the clean-energy share of all energy in tce (清洁能源消费占比), kept apart from this share
     return answer(store, "new_energy_share", park, Context(share_settings=request.app.state.share_settings),
                   start=start, end=end, interval_s=interval_s, green_purchase_kwh=green_purchase_kwh,
@@ -115,6 +150,9 @@ def electricity_activity(
     min_baseline_days: Annotated[int, Query(ge=1, le=365)] = 7,
 ) -> dict[str, Any]:
     end_day = last or (datetime.now(CHINA).date() - timedelta(days=1))
+    if not EARLIEST.date() + timedelta(days=800) <= end_day <= LATEST.date():
+        # the baseline reaches back days + baseline_days before it: 0001-01-01 overflowed, a 500
+        raise HTTPException(422, f"last {end_day} is outside {EARLIEST.date() + timedelta(days=800)} … {LATEST.date()}")
     return answer(store, "electricity_activity_index", park, Context(share_settings=request.app.state.share_settings),
                   first=end_day - timedelta(days=days - 1), last=end_day, enterprise=enterprise,
                   baseline_days=baseline_days, min_baseline_days=min_baseline_days)

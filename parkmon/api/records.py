@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.store.common import RecordError
 from ingest.store.records import base, record_types
 from ingest.store.records.spec import Http, Op, Upload
-from parkmon.api.deps import ActorDep, StoreDep
+from parkmon.api.deps import ActorDep, CallerEnterpriseDep, StoreDep
 from parkmon.api.routers import API_V1
 from parkmon.api.tenancy import About, EnterpriseReach, Role, policy
 
@@ -52,6 +52,8 @@ def endpoint(op: Op) -> Callable[..., Any]:
             annotation: Any = StoreDep
         elif p.name == "actor":
             annotation = ActorDep
+        elif p.name == "caller_enterprise":
+            annotation = CallerEnterpriseDep
         elif p.annotation is Upload:
             annotation = UploadFile
             uploads.append(p.name)

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ingest.store import Store
 from ingest.store.records import registry as reg
 from parkmon.api.deps import ActorDep, PrincipalDep, StoreDep, require_park
 from parkmon.api.routers import API_V1
-from parkmon.api.tenancy import policy, visible_parks
+from parkmon.api.tenancy import Principal, forbid, policy, visible_parks
 from parkmon.common.metrics import System
 
 router = APIRouter(prefix=API_V1, tags=["registry"])
@@ -76,8 +77,30 @@ def put_device(store: StoreDep, actor: ActorDep, park: str, enterprise: str, dev
 
 
 @router.put("/parks/{park}", summary="Register or edit a park, enterprises and devices from a registry document "
-            "(园区登记, the shape of a registry YAML file)", openapi_extra=policy("park"))
-def put_park(store: StoreDep, actor: ActorDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
+            "(园区登记, the shape of a registry YAML file)",
+            openapi_extra=policy("park", writers=("operator", "regulator")))
+def put_park(store: StoreDep, actor: ActorDep, who: PrincipalDep, park: str, body: reg.RegistryFile) -> dict[str, int]:
     if body.park.key != park:
         raise HTTPException(422, f"the document describes park {body.park.key!r}, not {park!r}")
+    _check_oversight(store, who, park, body.park)
     return reg.load(store, body, actor)
+
+
+def _check_oversight(store: Store, who: Principal, park: str, entry: reg.ParkEntry) -> None:
+    """Region and class decide which regulator oversees a park and what it is measured against (issue 20
+    item 5): an operator may not change them (it would leave its regulator's oversight); a regulator sets
+    them only within its own regions; an admin sets anything."""
+    if who.role == "admin":
+        return
+    now = next((p for p in store.parks() if p.key == park), None)
+    cls = "none" if entry.park_class == "general" else entry.park_class
+    if who.role == "regulator":
+        if entry.region not in who.regions:
+            raise forbid(who, f"move park {park!r} to region {entry.region!r}: a regulator sets only its own "
+                              f"regions ({', '.join(sorted(who.regions))})")
+        return
+    if now is None or (now.region, now.park_class) != (entry.region, cls):
+        held = "unregistered" if now is None else f"region {now.region!r}, park_class {now.park_class!r}"
+        raise forbid(who, f"set park {park!r}'s region or park_class (it is {held}; the document asks region "
+                          f"{entry.region!r}, park_class {entry.park_class!r}): those are for the park's "
+                          "regulator or an administrator; send the park's current values")

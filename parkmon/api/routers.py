@@ -26,7 +26,8 @@ ROUTERS: dict[str, str] = {
     "systems": "parkmon.api.systems:router",
     "records": "parkmon.api.records:router",  # the six systems' record types (ingest/store/records)
     "health": "parkmon.api.health:router",
-    "board": "parkmon.api.board:router",  # the live board's pages (/board/…) and its stream
+    "board": "parkmon.api.board:router",  # the live board's stream and snapshot
+    "board_pages": "parkmon.api.board_pages:router",  # the live board's pages (/board/…) and sign-in
 }
 
 

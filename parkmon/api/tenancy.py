@@ -15,163 +15,35 @@ tests' mode.
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from ingest.store import Store, lookups, tokens
+from ingest.store import Store, lookups
 from ingest.store import alerts as alert_rows
 from ingest.store.alerts import AlertScope
-from parkmon.common.clock import now_ms
+from ingest.store.records.spec import ID_MAX
 
-Role = Literal["admin", "regulator", "operator", "enterprise", "gateway"]
-ROLES: tuple[Role, ...] = ("admin", "regulator", "operator", "enterprise", "gateway")
+# authentication lives in parkmon/api/auth.py; its names are re-exported here, where callers know them
+from parkmon.api.auth import MAX_TOKEN as MAX_TOKEN
+from parkmon.api.auth import OPEN as OPEN
+from parkmon.api.auth import ROLES as ROLES
+from parkmon.api.auth import TOKEN_COOKIE as TOKEN_COOKIE
+from parkmon.api.auth import Auth as Auth
+from parkmon.api.auth import OidcConfig as OidcConfig
+from parkmon.api.auth import OidcVerifier as OidcVerifier
+from parkmon.api.auth import Principal as Principal
+from parkmon.api.auth import Role as Role
+from parkmon.api.auth import create_token as create_token
+from parkmon.api.auth import list_tokens as list_tokens
+from parkmon.api.auth import lookup_token as lookup_token
+from parkmon.api.auth import principal_of as principal_of
+from parkmon.api.auth import revoke_token as revoke_token
+
 _READ = {"GET", "HEAD", "OPTIONS"}
-TOKEN_COOKIE = "parkmon_token"
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-    regions: frozenset[str] = frozenset()
-    park: str | None = None
-    enterprise: str | None = None
-
-    def describe(self) -> str:
-        scope = {"admin": "all parks", "regulator": f"regions {', '.join(sorted(self.regions))}",
-                 "operator": f"park {self.park}", "enterprise": f"enterprise {self.park}/{self.enterprise}",
-                 "gateway": f"gateway of {self.park}/{self.enterprise}"}[self.role]
-        return f"{self.name} ({self.role}: {scope})"
-
-
-OPEN = Principal("anonymous (authentication off)", "admin")
-
-
-def principal_of(role: str, name: str, regions: Sequence[str] = (), park: str | None = None,
-                 enterprise: str | None = None) -> Principal:
-    """A principal, or ValueError saying what its role needs."""
-    if role not in ROLES:
-        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    r: Role = role  # narrowed by the membership test above
-    if r == "regulator" and not regions:
-        raise ValueError("a regulator needs the regions it oversees (--region, repeatable)")
-    if r in ("operator", "enterprise", "gateway") and not park:
-        raise ValueError(f"a {r} needs its park (--park)")
-    if r in ("enterprise", "gateway") and not enterprise:
-        raise ValueError(f"a {r} needs its enterprise (--enterprise)")
-    return Principal(name, r, frozenset(regions), park if r != "admin" else None,
-                     enterprise if r in ("enterprise", "gateway") else None)
-
-
-# --- tokens ------------------------------------------------------------------------------------------
-def create_token(store: Store, p: Principal, expires_ms: int | None = None) -> str:
-    """A new token for ``p``; returned once, stored only as its hash (ingest/store/tokens.py)."""
-    return tokens.create(store, p.name, p.role, p.regions, p.park, p.enterprise, expires_ms)
-
-
-def lookup_token(store: Store, token: str, at_ms: int) -> Principal | None:
-    h = tokens.holder(store, token, at_ms)
-    return None if h is None else Principal(h.name, cast(Role, h.role), h.regions, h.park, h.enterprise)
-
-
-def revoke_token(store: Store, token_id: int) -> bool:
-    return tokens.revoke(store, token_id)
-
-
-def list_tokens(store: Store) -> list[dict[str, Any]]:
-    return tokens.listing(store)
-
-
-# --- OIDC ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class OidcConfig:
-    """Where the identity provider is and which claims carry parkmon's role and scope."""
-
-    issuer: str
-    audience: str
-    jwks_url: str | None = None  # default: from {issuer}/.well-known/openid-configuration
-    role_claim: str = "parkmon_role"
-    regions_claim: str = "parkmon_regions"
-    park_claim: str = "parkmon_park"
-    enterprise_claim: str = "parkmon_enterprise"
-    name_claim: str = "preferred_username"
-    algorithms: tuple[str, ...] = ("RS256", "ES256")
-
-
-class OidcVerifier:
-    def __init__(self, cfg: OidcConfig) -> None:
-        import jwt
-
-        self.cfg = cfg
-        url = cfg.jwks_url or self._discover()
-        self._jwks = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
-
-    def _discover(self) -> str:
-        url = self.cfg.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return str(json.loads(resp.read())["jwks_uri"])
-
-    def principal(self, token: str) -> Principal:
-        import jwt
-
-        try:
-            key = self._jwks.get_signing_key_from_jwt(token)
-            claims = jwt.decode(token, key.key, algorithms=list(self.cfg.algorithms), audience=self.cfg.audience,
-                                issuer=self.cfg.issuer)
-        except jwt.PyJWTError as exc:
-            raise HTTPException(401, f"the bearer token was refused: {exc}",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-        c = self.cfg
-        regions = claims.get(c.regions_claim) or []
-        try:
-            return principal_of(str(claims.get(c.role_claim, "")), str(claims.get(c.name_claim) or claims["sub"]),
-                                [regions] if isinstance(regions, str) else list(regions),
-                                claims.get(c.park_claim), claims.get(c.enterprise_claim))
-        except ValueError as exc:
-            raise HTTPException(403, f"the identity provider's token gives no usable parkmon role: {exc}; "
-                                     f"set the claims {c.role_claim}, {c.park_claim}, …") from None
-
-
-# --- authentication --------------------------------------------------------------------------------------
-@dataclass
-class Auth:
-    """Authentication for an app: parkmon tokens from the store, and OIDC when configured."""
-
-    store: Store
-    oidc: OidcVerifier | None = None
-    cache_s: float = 10.0  # a revoked token stops working within this
-    _cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
-
-    def principal(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header and request.cookies.get(TOKEN_COOKIE):
-            # a browser's board: EventSource cannot send headers, so the page keeps the token in a cookie
-            # (never in a URL, where access logs would keep it)
-            scheme, token = "bearer", request.cookies[TOKEN_COOKIE]
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "authentication required: send 'Authorization: Bearer <token>' (tokens come "
-                                     "from `parkmon api token create`, or your identity provider with OIDC)",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if token.count(".") == 2 and self.oidc is not None:
-            return self.oidc.principal(token)
-        now = time.monotonic()
-        hit = self._cache.get(token)
-        if hit is None or now - hit[0] >= self.cache_s:
-            hit = (now, lookup_token(self.store, token, now_ms()))
-            self._cache[token] = hit
-        if hit[1] is None:
-            raise HTTPException(401, "the bearer token is unknown, revoked or expired",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return hit[1]
 
 
 # --- the policy ------------------------------------------------------------------------------------------
@@ -292,11 +164,21 @@ def _target(store: Store, access: Access, path: dict[str, Any]) -> tuple[str, st
     if access.about == "park":
         return str(path["park"]), path.get("enterprise")
     what = access.about
-    key = int(path[_KEY[what]])
+    key = row_id(access, path)
     owner = lookups.point_owner(store, key) if what == "point" else alert_rows.whose(store, key)
     if owner is None:
         raise HTTPException(404, f"{what} {key} does not exist")
     return owner
+
+
+def row_id(access: Access, path: dict[str, Any]) -> int:
+    """The point or alert id a route names, or 422. Authorization runs before FastAPI validates the path:
+    "abc" was a 500 here, and "2.0" passed FastAPI's lax int as 2 (issue 20 item 16)."""
+    raw = str(path.get(_KEY[access.about], ""))
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= ID_MAX:
+        raise HTTPException(422, f"{_KEY[access.about]} {raw[:40]!r} is not a {access.about} id: a whole number "
+                                 f"from 1 to {ID_MAX}")
+    return int(raw)
 
 
 def visible_parks(principal: Principal, store: Store) -> set[str] | None:
@@ -318,15 +200,25 @@ def alert_scope(principal: Principal, store: Store) -> AlertScope:
 
 
 def owns_subscription(principal: Principal, store: Store, sub: dict[str, Any]) -> bool:
-    """A subscription (as a dict: region, park, enterprise) lies within the principal's scope."""
+    """A subscription (as a dict: role, region, park, enterprise) is the principal's to see, make or delete.
+    It belongs to its holder, the role it is for (issue 20 item 6): a regulator's, for a region or park it
+    oversees, is the regulator's alone, even for a park whose operator reads everything else of it; an
+    operator holds its park's operator and enterprise subscriptions (it files for its enterprises, as it
+    files their service requests); an enterprise sees its own."""
     if principal.role == "admin":
         return True
+    role, park = sub.get("role"), sub.get("park")
     if principal.role == "regulator":
-        parks = visible_parks(principal, store) or set()
-        return (sub.get("region") in principal.regions) or (sub.get("park") in parks)
-    if sub.get("park") != principal.park:
+        region = sub.get("region")
+        if role != "regulator" or (region is None and park is None):
+            return False  # a subscription to every park is an administrator's
+        return ((region is None or region in principal.regions)
+                and (park is None or park in (visible_parks(principal, store) or set())))
+    if park != principal.park:
         return False
-    return principal.role == "operator" or sub.get("enterprise") == principal.enterprise
+    if principal.role == "operator":
+        return role in ("operator", "enterprise")
+    return role == "enterprise" and sub.get("enterprise") == principal.enterprise
 
 
 async def authorize(request: Request) -> None:
@@ -336,8 +228,10 @@ async def authorize(request: Request) -> None:
     if access.about == "public":
         return  # health for probes; the board's page, a shell without data (its stream asks for the token)
     auth: Auth | None = request.app.state.auth
-    principal = OPEN if auth is None else auth.principal(request)
+    principal = OPEN if auth is None else await run_in_threadpool(auth.principal, request)
     request.state.principal = principal
+    if access.about in ("point", "alert"):
+        row_id(access, dict(request.path_params))
     if principal.role == "admin":
         return
     await run_in_threadpool(check, principal, request.app.state.store, request.method, access,

@@ -19,8 +19,15 @@ from ingest.store.common import Conflict, NotFound, RecordError, audit, park_id
 from ingest.store.records.spec import Http, Op
 
 # the refusals, the park look-up and the audit log are the storage layer's (its repositories use them too)
-__all__ = ["AUDIT", "Conflict", "NotFound", "RecordError", "audit", "audit_trail", "connection", "enterprise_id",
-           "enterprise_keys", "park_id", "transaction"]
+__all__ = ["AUDIT", "Conflict", "Forbidden", "NotFound", "RecordError", "audit", "audit_trail", "connection",
+           "enterprise_id", "enterprise_keys", "park_id", "transaction"]
+
+
+
+class Forbidden(RecordError):
+    """What the caller's token may not do within a route it may use (e.g. act in another enterprise's name)."""
+
+    status = 403
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from sqlalchemy import BigInteger, Column, Connection, Float, ForeignKey, Intege
 from ingest.store import schema as s
 from ingest.store.base import Store
 from ingest.store.records.base import (
+    Forbidden,
     NotFound,
     RecordError,
     audit,
@@ -151,7 +152,15 @@ def publish_notice(store: Store, park: str, n: Notice, actor: str) -> dict[str, 
     return {"id": nid, **n.model_dump()}
 
 
-def notices_for(store: Store, park: str, enterprise: str | None = None) -> list[dict[str, Any]]:
+def notices_for(store: Store, park: str, enterprise: str | None = None,
+                caller_enterprise: str | None = None) -> list[dict[str, Any]]:
+    # an enterprise's token sees only the notices addressed to it or to all (issue 20 item 8), whatever
+    # ?enterprise= asks: another enterprise's addressed notices are not its to read
+    if caller_enterprise is not None:
+        if enterprise not in (None, caller_enterprise):
+            raise Forbidden(f"enterprise {caller_enterprise!r} may read only its own notices: "
+                            f"drop ?enterprise= or send enterprise={caller_enterprise}")
+        enterprise = caller_enterprise
     with connection(store) as conn:
         pid = park_id(conn, park)
         if enterprise:
@@ -166,7 +175,13 @@ def notices_for(store: Store, park: str, enterprise: str | None = None) -> list[
     return out
 
 
-def open_request(store: Store, park: str, req: ServiceRequest, actor: str) -> dict[str, Any]:
+def open_request(store: Store, park: str, req: ServiceRequest, actor: str,
+                 caller_enterprise: str | None = None) -> dict[str, Any]:
+    # an enterprise files in its own name only (issue 20 item 7): the token says which, never the body;
+    # an operator files for any enterprise of its park
+    if caller_enterprise is not None and req.enterprise != caller_enterprise:
+        raise Forbidden(f"enterprise {caller_enterprise!r} may file service requests only in its own name: "
+                          f"send \"enterprise\": \"{caller_enterprise}\" in the body")
     with transaction(store) as conn:
         pid = park_id(conn, park)
         eid = enterprise_id(conn, park, req.enterprise)

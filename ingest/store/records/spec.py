@@ -4,7 +4,9 @@ system's panel and coverage. The storage layer imports no FastAPI: parkmon/api/r
 :class:`Op` into a route and :class:`Http` markers into FastAPI's ``Path``/``Query``/``Body``.
 
 An operation is a function whose first parameter is ``store`` (the :class:`~ingest.store.base.Store`);
-one named ``actor`` receives who makes the write (the token's holder, for the audit log). Its other
+one named ``actor`` receives who makes the write (the token's holder, for the audit log); one named
+``caller_enterprise`` the enterprise an enterprise token is bound to (None for any other caller), so an
+operation can keep an enterprise to its own name whatever the body or query says. Its other
 parameters say where they come from by FastAPI's rules — a name in the path is a path parameter, a
 pydantic model the JSON body, anything else the query — unless an :class:`Http` marker says otherwise
 (``Annotated[int, Http("body", embed=True)]``), or the type is :class:`Upload` (a file sent as a form).

@@ -266,18 +266,23 @@
     if (lastAt && Date.now() - lastAt > (3 * everyS + 5) * 1000) { setConn("down"); }
   }, 1000);
 
-  // a token typed here goes into a cookie the stream sends (EventSource cannot send headers; a URL would
-  // leave it in access logs); SameSite=Strict keeps other sites from using it
+  // a token typed here goes to the server's sign-in, which sets it as an HttpOnly cookie the stream sends
+  // (EventSource cannot send headers; a URL would leave it in access logs): no script can read it, and
+  // the server accepts it only for the board's reads
   $("signin").addEventListener("submit", function (e) {
     e.preventDefault();
     var v = $("token").value.trim();
     if (!v) { return; }
-    document.cookie = "parkmon_token=" + encodeURIComponent(v) + "; path=/; SameSite=Strict" +
-      (location.protocol === "https:" ? "; Secure" : "");
     $("token").value = "";
-    $("signin").hidden = true;
-    setConn("connecting");
-    connect();
+    fetch("sign-in", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+                       body: JSON.stringify({ token: v }) })
+      .then(function (r) {
+        if (!r.ok) { setConn("denied"); return; }
+        $("signin").hidden = true;
+        setConn("connecting");
+        connect();
+      })
+      .catch(function () { setConn("down"); });
   });
 
   $("lang-toggle").addEventListener("click", function () {
