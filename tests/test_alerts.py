@@ -6,17 +6,19 @@ from here)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import create_engine, select
 
 from analytics.alerts.dispatch import Dispatcher
 from analytics.alerts.engine import AlertEngine, as_listener
@@ -24,7 +26,10 @@ from analytics.alerts.rules import load_rules
 from ingest.mqtt.broker import Mosquitto
 from ingest.mqtt.config import IngestConfig
 from ingest.mqtt.consumer import Ingestor
-from ingest.store import Store, open_store
+from ingest.store import Store, migrate, open_store
+from ingest.store import alert_outbox as outbox
+from ingest.store import record_tables as t
+from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.common import wire
 from tests.alert_receivers import HttpReceiver, MailBox
@@ -298,3 +303,92 @@ def test_rules_and_subscriptions_through_the_api_refuse_bad_input(platform: Plat
     unknown = c.post("/api/v1/alert-subscriptions", json={"name": "x", "role": "regulator", "channel": "pager",
                                                           "config": {}})
     assert unknown.status_code == 422 and "wecom" in unknown.text
+
+
+@dataclass
+class KeyLog(HttpReceiver):
+    """The webhook receiver, also noting the key of every attempt, the refused ones (503 while "down") too."""
+
+    attempts: list[str] = field(default_factory=list)
+
+    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        self.attempts.append(headers["X-Parkmon-Idempotency-Key"])
+        return super()._handle(path, headers, raw)
+
+
+def _fire_in_a_fresh_database(url: str, receiver: KeyLog) -> Store:
+    """A new parkmon: fresh schema, one webhook subscription, the gas detector over its limit for 6 s."""
+    store = open_store(url)
+    store.create_schema()
+    _register(store)
+    outbox.create_subscription(store, name="hook", role="operator", region=None, park="demo", enterprise=None,
+                               kinds=[], systems=[], min_severity="info", channel="webhook",
+                               config={"url": receiver.url("/hook"), "secret": "k"}, actor="test")
+    engine = AlertEngine(store, [r for r in load_rules() if r.id == "gas_lel_high"])
+    batch = [IncomingBatch("demo", "e01", "gw1", wire.Batch(1, "gw1", 1, T0, [
+        ("gd1.lel", T0, 40.0, 0), ("gd1.lel", T0 + 6 * S, 41.0, 0)]), T0)]
+    store.write_batches(batch)
+    engine.process(batch, T0 + 6 * S)
+    return store
+
+
+def test_fresh_databases_give_their_own_keys_and_retries_keep_theirs(pg_url: str, tmp_path: Any) -> None:
+    """Keys used to be sha256("<event id>:<subscription id>"): every fresh (or restored) database gave its
+    first firing d6b5915c…, and a receiver keeping keys dropped the second parkmon's real alert."""
+    first = hashlib.sha256(b"1:1").hexdigest()[:32]
+    down_twice, up = KeyLog(secrets={"/hook": "k"}, fail=2), KeyLog(secrets={"/hook": "k"})
+    down_twice.start()
+    up.start()
+    a = _fire_in_a_fresh_database(pg_url, down_twice)
+    b = _fire_in_a_fresh_database(f"sqlite:///{tmp_path / 'second.db'}", up)
+    try:
+        clock = [1000.0]
+        d = Dispatcher(a, clock=lambda: clock[0])
+        for wait_s in (1, 2):  # 503 twice, retried after 1 s and 2 s
+            assert d.run_once() == 0
+            clock[0] += wait_s
+        assert d.run_once() == 1 and d.failed_attempts == 2
+        assert Dispatcher(b).run_once() == 1
+        (got_a,), (got_b,) = down_twice.got, up.got
+        key_a, key_b = got_a.headers["X-Parkmon-Idempotency-Key"], got_b.headers["X-Parkmon-Idempotency-Key"]
+        assert down_twice.attempts == [key_a] * 3  # one delivery, three attempts, one key
+        assert key_a != key_b and first not in (key_a, key_b)
+        assert got_a.body["id"] == key_a and got_b.body["id"] == key_b
+        # the same alert, event and subscription ids in both: only the key tells them apart
+        assert got_a.body["alert"]["id"] == got_b.body["alert"]["id"] == 1
+        assert all(len(k) == 32 and set(k) <= set("0123456789abcdef") for k in (key_a, key_b))
+    finally:
+        a.close()
+        b.close()
+        down_twice.stop()
+        up.stop()
+
+
+def test_migration_0008_gives_deliveries_never_tried_a_random_key(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate.upgrade(engine, "0007")
+
+    def old_key(eid: int, sid: int) -> str:
+        return hashlib.sha256(f"{eid}:{sid}".encode()).hexdigest()[:32]
+
+    with engine.begin() as conn:  # one event, as parkmon before 0008 queued it for three subscriptions
+        aid = conn.execute(t.alerts.insert().values(
+            rule_id="gas_lel_high", subject="demo/e01/gd1/safety.gas_lel", park="demo", kind="threshold",
+            system="safety", severity="warning", state="firing", since_ms=0, fired_ms=0, created_ms=0)
+        ).inserted_primary_key[0]  # type: ignore[index]
+        eid = conn.execute(t.alert_events.insert().values(
+            alert_id=aid, at_ms=0, event="firing", title_zh="", text_zh="", text_en="")).inserted_primary_key[0]  # type: ignore[index]
+        # never tried; tried once and failed (the receiver may have it); delivered
+        for sid, next_try, delivered in ((1, 0, None), (2, 5_000, None), (3, 0, 2_000)):
+            conn.execute(t.alert_outbox.insert().values(
+                event_id=eid, subscription_id=sid, idem_key=old_key(eid, sid), channel="webhook",
+                payload=json.dumps({"event": "firing", "id": old_key(eid, sid)}), created_ms=0,
+                next_try_ms=next_try, attempts=int(next_try > 0), delivered_ms=delivered))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = {r.subscription_id: r for r in conn.execute(select(t.alert_outbox))}
+    engine.dispose()
+    fresh = rows[1]
+    assert fresh.idem_key != old_key(eid, 1) and len(fresh.idem_key) == 32
+    assert json.loads(fresh.payload)["id"] == fresh.idem_key
+    assert [rows[s].idem_key for s in (2, 3)] == [old_key(eid, 2), old_key(eid, 3)]  # a retry keeps its key

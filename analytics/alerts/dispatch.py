@@ -4,9 +4,12 @@ restarts.
 A due row (not delivered, ``next_try_ms`` passed) is first leased - ``next_try_ms`` moved ``lease_s`` ahead
 in its own short transaction - then sent, then marked delivered. A dispatcher killed after sending and
 before marking sends it again once the lease runs out: the receiver sees the same idempotency key twice
-and keeps one. A failed send is tried again after 1, 2, 4 … seconds, at most ``max_backoff_s`` apart,
-so a receiver that was down gets everything soon after it is back. Each subscription's rows go out in
-order (an older undelivered row holds the newer ones back): a resolve never overtakes its firing.
+and keeps one. The key is the row's own (random, made when the row was queued:
+ingest.store.alert_outbox.new_key), so it never changes between attempts and is never another
+deployment's or another database's. A failed send is tried again after 1, 2, 4 … seconds, at most
+``max_backoff_s`` apart, so a receiver that was down gets everything soon after it is back. Each
+subscription's rows go out in order (an older undelivered row holds the newer ones back): a resolve
+never overtakes its firing.
 """
 
 from __future__ import annotations

@@ -3,11 +3,13 @@ subscriptions that fill it (docs/decisions/0008-alert-outbox.md).
 
 Delivery reads only the outbox: :func:`claim` leases what is due (``next_try_ms`` moved ahead in its own
 short transaction), the dispatcher sends, then :func:`delivered` or :func:`failed` marks the row. A
-dispatcher killed in between sends again once the lease runs out: at least once."""
+dispatcher killed in between sends again once the lease runs out: at least once. :func:`enqueue` writes a
+row in the transaction of its event, with its idempotency key."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +22,25 @@ from ingest.store.common import NotFound, RecordError, audit
 from parkmon.common.clock import now_ms
 
 SECRET_FIELDS = ("secret", "password")
+
+
+def new_key() -> str:
+    """An idempotency key: random (122 bits), not derived from row ids, which start again at 1 in every new
+    database and repeat after a restore from backup - a receiver keeping the keys it saw would drop real
+    alerts of a second parkmon or a rebuilt database. Stored with its row, so every retry sends the same."""
+    return uuid.uuid4().hex
+
+
+def enqueue(conn: Connection, *, event_id: int, subscription_id: int, channel: str, payload: dict[str, Any],
+            at_ms: int) -> str:
+    """One delivery of an event to a subscription, in the event's transaction; returns its key (also the
+    message's ``id``: webhook header, MQTT ``id``, mail Message-ID)."""
+    key = new_key()
+    conn.execute(t.alert_outbox.insert().values(
+        event_id=event_id, subscription_id=subscription_id, idem_key=key, channel=channel,
+        payload=json.dumps({**payload, "id": key}, ensure_ascii=False), created_ms=at_ms, next_try_ms=0,
+        attempts=0))
+    return key
 
 
 @dataclass(frozen=True)

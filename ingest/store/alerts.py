@@ -9,7 +9,6 @@ a park's own rules: ingest.store.alert_rules."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, and_, case, false, func, select, true, update
 
+from ingest.store import alert_outbox
 from ingest.store import record_tables as t
 from ingest.store import schema as s
 from ingest.store.base import Store
@@ -165,12 +165,9 @@ class AlertWriter:
             payload = {"event": event, "at_ms": at_ms, "alert": {k: v for k, v in a.items() if k != "detail"}, **msg}
             for sub in _subscriptions(conn):
                 if self._announcer.hears(sub, a):
-                    # the same key on every retry: the receiver keeps one (at least once, docs/decisions/0008)
-                    key = hashlib.sha256(f"{eid}:{sub['id']}".encode()).hexdigest()[:32]
-                    conn.execute(t.alert_outbox.insert().values(
-                        event_id=eid, subscription_id=sub["id"], idem_key=key, channel=sub["channel"],
-                        payload=json.dumps({**payload, "id": key}, ensure_ascii=False), created_ms=at_ms,
-                        next_try_ms=0, attempts=0))
+                    # a random key kept with the row: the same on every retry, never another parkmon's
+                    alert_outbox.enqueue(conn, event_id=eid, subscription_id=sub["id"], channel=sub["channel"],
+                                         payload=payload, at_ms=at_ms)
         return eid
 
 
