@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -26,23 +27,31 @@ async def main(configs: list[AgentConfig], stats: Path) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     runs = [asyncio.create_task(a.run()) for a in agents]
 
-    def write() -> None:
+    backlog = [0]
+
+    def write(stopped: bool = False) -> None:
+        if not stopped:  # a stopped agent has closed its buffer: the last figure stands
+            backlog[0] = sum(a.buffer.depth()[1] for a in agents)
         data = {
             "polled_points": sum(a.health[d.id].polls * len(d.points) for a in agents for d in a.cfg.devices
                                  if d.id in a.health),
             "late_cycles": sum(h.late_cycles for a in agents for h in a.health.values()),
-            "backlog_samples": sum(a.buffer.depth()[1] for a in agents),
+            "backlog_samples": backlog[0],
         }
-        stats.write_text(json.dumps(data), encoding="utf-8")
+        tmp = stats.with_suffix(".tmp")  # whole or not at all: the bench reads it meanwhile
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, stats)
 
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        await asyncio.to_thread(write)
+        if not stop.is_set():
+            await asyncio.to_thread(write)
     for a in agents:
         a.stop()
     await asyncio.gather(*runs, return_exceptions=True)
-    await asyncio.to_thread(write)
+    # every poll counted, after the last one: the bench counts what was polled against the rows stored
+    write(stopped=True)
 
 
 if __name__ == "__main__":

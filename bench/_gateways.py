@@ -4,7 +4,9 @@ Each gateway owns one enterprise with ``points`` points (devices of 25 registers
 batch per cycle holding a reading of every point at one timestamp, as an edge agent does at a 1 s
 poll. ``rate`` caps the points/s of the whole process (0 = as fast as the broker takes them, for
 the sustained-throughput phase). At most ``window`` messages are unacknowledged at once: the
-publisher waits for PUBACKs instead of piling messages up in paho's memory.
+publisher waits for PUBACKs instead of piling messages up in paho's memory. A batch's ``seq`` is its
+meter second (``ts // 1000``), so every run (each in its own hour of meter time) has its own seqs, and
+:func:`stored_vs_sent` counts what the database holds of what a run sent.
 
     python bench/_gateways.py PORT FIRST COUNT POINTS RATE SECONDS STATS_JSON [T0_MS]
 """
@@ -15,6 +17,7 @@ import json
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,6 +31,48 @@ from parkmon.common.clock import now_ms
 
 def point_names(points: int) -> list[str]:
     return [f"m{j // 25:03d}.p{j % 25:02d}" for j in range(points)]
+
+
+_BATCHES = """SELECT count(*), count(DISTINCT (b.gateway_id, b.seq)), coalesce(sum(b.samples), 0)
+FROM gateway_batches b JOIN gateways g ON g.id = b.gateway_id JOIN enterprises e ON e.id = g.enterprise_id
+JOIN parks k ON k.id = e.park_id WHERE k.key = 'bench' AND g.key = ANY(%s) AND b.seq >= %s AND b.seq < %s"""
+_READINGS = """SELECT count(*), count(DISTINCT (r.point_id, r.ts)) FROM readings r
+WHERE r.point_id = ANY(%s) AND r.ts >= %s AND r.ts < %s"""
+
+
+def stored_vs_sent(dsn: str, stats: list[Path]) -> dict[str, int]:
+    """Lost and doubled, from the database's rows against what the gateways of ``stats`` (their files) sent:
+    per batch, the (gateway, seq) records in ``gateway_batches``; per reading, the (point, ts) rows in
+    ``readings``. Not from ingest's counters, which count a redelivered message again. (Both keys are
+    unique in the schema, so a double cannot be stored: it is counted all the same.)"""
+    import psycopg  # the gateways' processes do not need it
+
+    out = dict.fromkeys(("sent_batches", "stored_batches", "lost_batches", "doubled_batches", "sent_readings",
+                         "stored_readings", "lost_readings", "doubled_readings"), 0)
+    with psycopg.connect(dsn) as conn:
+        for f in stats:
+            st = json.loads(f.read_text())
+            if not st["cycles"]:
+                continue
+            gws = [f"gw{g:04d}" for g in range(st["first"], st["first"] + st["count"])]
+            seq0 = st["t0"] // 1000
+            rows, distinct, _samples = conn.execute(_BATCHES, (gws, seq0, seq0 + st["cycles"])).fetchone() or (0, 0, 0)
+            sent = st["count"] * st["cycles"]
+            out["sent_batches"] += sent
+            out["stored_batches"] += distinct
+            out["lost_batches"] += sent - distinct
+            out["doubled_batches"] += rows - distinct
+            keys = [f"bench.e{int(gw[2:]):04d}.{n}" for gw in gws for n in point_names(st["points"])]
+            pids = [r[0] for r in conn.execute("SELECT id FROM points WHERE key = ANY(%s)", (keys,))]
+            lo = datetime.fromtimestamp(st["t0"] / 1000, tz=UTC)
+            hi = datetime.fromtimestamp((st["t0"] + st["cycles"] * 1000) / 1000, tz=UTC)
+            rows, distinct = conn.execute(_READINGS, (pids, lo, hi)).fetchone() or (0, 0)
+            sent = st["samples"]
+            out["sent_readings"] += sent
+            out["stored_readings"] += distinct
+            out["lost_readings"] += sent - distinct
+            out["doubled_readings"] += rows - distinct
+    return out
 
 
 def main() -> None:
@@ -55,7 +100,7 @@ def main() -> None:
     while time.monotonic() < deadline:
         ts = t0 + cycle * 1000  # every cycle is one more second of meter time: distinct (point, ts)
         for gw, topic in gws:
-            payload = (f'{{"v":{wire.VERSION},"gw":"{gw}","seq":{cycle + 1},"sent":{now_ms()},'
+            payload = (f'{{"v":{wire.VERSION},"gw":"{gw}","seq":{ts // 1000},"sent":{now_ms()},'
                        f'"samples":[{samples_tmpl.format(ts=ts, v=cycle % 1000)}]}}').encode()
             while not acked.acquire(timeout=1.0):
                 if time.monotonic() > deadline + 30:
@@ -72,8 +117,10 @@ def main() -> None:
         acked.acquire(timeout=30)
     client.disconnect()
     client.loop_stop()
+    # every gateway of this process sent cycles batches, seqs t0 // 1000 onwards: what stored_vs_sent counts
     stats.write_text(json.dumps({"samples": sent_samples, "messages": sent_msgs, "cycles": cycle,
-                                 "seconds": time.monotonic() - start}))
+                                 "seconds": time.monotonic() - start, "first": first, "count": count,
+                                 "points": points, "t0": t0}))
 
 
 if __name__ == "__main__":

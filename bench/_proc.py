@@ -25,3 +25,12 @@ def rss_mb(pid: int) -> float:
 
 def peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine spent busy, and waiting on I/O, since boot (/proc/stat): other
+    people's work shares these 2 cores, and each figure says how much of them it had."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tck = os.sysconf("SC_CLK_TCK")
+    idle, iowait = f[3], f[4]
+    return (sum(f[:8]) - idle - iowait) / tck, iowait / tck

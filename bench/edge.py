@@ -7,11 +7,13 @@ cycle, CPU seconds per 1 000 values, peak RSS of the polling process, and the de
 (the samples' own time) to the broker handing the message on, with its drift over the run.
 
 - parkmon: `parkmon edge run` with its disk buffer on (each poll's samples fsynced to SQLite as the
-  poll ends, before they are published), batches of up to 5 000 samples.
+  poll ends, before they are published), batches of up to 5 000 samples, each kept on disk until the
+  platform confirms it (end-to-end acks, docs/decisions/0010): the bench's subscriber stands in for
+  ingest and acks every batch as it arrives (``--end-to-end-ack off``: deleted on the broker's PUBACK).
 - bare: one request per device per cycle, struct decoding, one QoS 1 message per cycle, no buffer:
   the near-wire floor. Measured in this run, like everything this prints.
 
-    python bench/edge.py --seconds 30
+    python bench/edge.py --seconds 30 [--end-to-end-ack off]
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ HERE = Path(__file__).resolve().parent
 
 
 class Counter:
-    def __init__(self, port: int) -> None:
+    """Counts what the broker delivers; with ``ack``, confirms each batch to its gateway as ingest does after
+    its commit (one ack message per batch: ingest sends one per gateway per commit, often fewer)."""
+
+    def __init__(self, port: int, ack: bool = True) -> None:
+        self.ack = ack
         self.values = 0
         self.lock = threading.Lock()
         self.health: dict[str, Any] | None = None
@@ -61,8 +67,13 @@ class Counter:
             return
         now = time.time()
         if msg.topic.startswith("parkmon/"):
-            samples = wire.decode_batch(bytes(msg.payload)).samples
+            batch = wire.decode_batch(bytes(msg.payload))
+            samples = batch.samples
             n, polled_ms = len(samples), min(s[1] for s in samples)
+            if self.ack:
+                park, ent, gw, _leaf = wire.parse_topic(msg.topic)
+                self.client.publish(wire.topic(park, ent, gw, "ack"),
+                                    wire.encode(wire.Ack(wire.VERSION, gw, [(batch.seq, batch.seq)])), qos=1)
         else:
             doc = json.loads(msg.payload)
             n, polled_ms = len(doc["values"]), doc["ts"]
@@ -117,7 +128,9 @@ def measure(proc: subprocess.Popen[bytes], counter: Counter, warmup: float, seco
         out.update({"achieved_cycle_s": round(span_s / max(1e-9, (p1 - p0) / n), 3),
                     "late_cycles": l1 - l0,
                     "requests_per_device_per_cycle": round((r1 - r0) / max(1, p1 - p0), 2),
-                    "buffer_backlog_samples": h1.get("buffer_samples")})
+                    "buffer_backlog_samples": h1.get("buffer_samples"),
+                    "ack_state": h1.get("ack_state"), "unacked_batches": h1.get("unacked_batches"),
+                    "resent_batches": h1.get("resent", 0) - h0.get("resent", 0)})
     return out
 
 
@@ -155,12 +168,12 @@ def outage(info: dict[str, Any], units: int, work: Path, seconds: float, buffer_
             "cpu_s_per_1000_values_buffered": round(cpu / max(1, (samples + dropped) / 1000), 4)}
 
 
-def agent_config(ports: list[int], units: int, mqtt_port: int, buffer: Path) -> dict[str, Any]:
+def agent_config(ports: list[int], units: int, mqtt_port: int, buffer: Path, acks: str = "auto") -> dict[str, Any]:
     points = [{"name": f"v{i:02d}", "metric": "elec.active_power", "address": 2 * i, "type": "float32"}
               for i in range(25)]
     return {
         "gateway": {"park": "bench", "enterprise": "e1", "id": "gw1"},
-        "mqtt": {"port": mqtt_port, "max_inflight": 100},
+        "mqtt": {"port": mqtt_port, "max_inflight": 100, "end_to_end_ack": acks},
         "buffer": {"path": str(buffer)},
         "publish": {"max_samples": 5000, "health_interval_s": 2.0},
         "poll_interval_s": 1.0,
@@ -177,6 +190,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--outage-seconds", type=float, default=60.0,
                     help="then run the agent with its broker unreachable this long (0: skip)")
+    ap.add_argument("--end-to-end-ack", choices=("auto", "off"), default="auto",
+                    help="auto: batches deleted when the platform (here: the bench's subscriber) confirms them; "
+                         "off: on the broker's PUBACK, as before issue 21")
     ap.add_argument("--outage-buffer-mb", type=float, default=4.0,
                     help="disk buffer limit for the outage run: small, so it fills and drops oldest")
     args = ap.parse_args()
@@ -188,14 +204,18 @@ def main() -> int:
         try:
             assert devices.stdout is not None
             info = json.loads(devices.stdout.readline())
-            counter = Counter(broker.port)
+            counter = Counter(broker.port, ack=args.end_to_end_ack != "off")
             cfg_path = work / "gw.yaml"
             cfg_path.write_text(yaml.safe_dump(agent_config(info["ports"], args.units, broker.port,
-                                                            work / "buffer.db")), encoding="utf-8")
+                                                            work / "buffer.db", args.end_to_end_ack)),
+                                encoding="utf-8")
             agent = subprocess.Popen([sys.executable, "-m", "parkmon.cli", "edge", "run", "-c", str(cfg_path)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             parkmon = measure(agent, counter, args.warmup, args.seconds)
-            parkmon["durability"] = "each poll's samples in SQLite (WAL, synchronous=FULL) as the poll ends"
+            deleted = ("when the platform confirms them (end-to-end ack)" if args.end_to_end_ack != "off"
+                       else "on the broker's PUBACK")
+            parkmon["durability"] = ("each poll's samples in SQLite (WAL, synchronous=FULL) as the poll ends; "
+                                     f"deleted {deleted}")
             agent.send_signal(signal.SIGTERM)
             stop_t0 = time.monotonic()
             try:

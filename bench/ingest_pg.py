@@ -9,8 +9,9 @@
 3. sustained: gateways (``--gateways`` x ``--points``, one batch per gateway per cycle, QoS 1, in
    ``--publishers`` processes) publish through a real mosquitto to ingest (the real Ingestor: paho
    thread, bounded queue, writer threads) -> PostgreSQL at rising offered rates (``--ramp``, fractions
-   of the limit); the sustained rate is the highest one ingest keeps up with; after each run
-   everything sent is checked to be stored.
+   of the limit); the sustained rate is the highest one ingest keeps up with; after each run what
+   was sent is counted back from the database: lost and doubled per (gateway, seq) and per reading
+   (ingest's own counters count a redelivered message twice, so they cannot say what was lost).
    The limit is measured again beside every probe: each adds millions of rows and the table slows as
    it grows. A rate that fails is tried once more (a checkpoint can sink one 20-second window).
    saturated: offered 1.15 x the limit, so the pipeline commits as fast as it can, like the limit
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
-from _gateways import point_names
+from _gateways import point_names, stored_vs_sent
 from _proc import cpu_s, rss_mb
 
 from ingest.mqtt.broker import start_mosquitto
@@ -313,20 +314,23 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
     for p in procs:
         p.wait(120)
     sent = sum(json.loads(f.read_text())["samples"] for f in stats_files)
-    deadline = time.monotonic() + 300  # drain: everything the gateways sent must be stored
-    while ingest.stats.samples < sent and time.monotonic() < deadline:
+    # drain until every reading sent is a new row (received messages would count redeliveries too)
+    deadline = time.monotonic() + 300
+    while ingest.stats.inserted < sent and time.monotonic() < deadline:
         time.sleep(0.5)
     done.set()
     ingest.stop()
     store.close()
+    stored = stored_vs_sent(url.replace("postgresql+psycopg", "postgresql"), stats_files)
     delays.sort()
 
     def pct(q: float) -> float | None:
         return round(delays[min(len(delays) - 1, int(q * len(delays)))] / 1000, 3) if delays else None
 
     cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
-    return {"rows_per_s": round((ins1 - ins0) / el), "sent_samples": sent, "received_samples": ingest.stats.samples,
-            "inserted_total": ingest.stats.inserted, "delay_s": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
+    return {"rows_per_s": round((ins1 - ins0) / el), "sent_samples": sent, "stored": stored,
+            "received_samples_with_redeliveries": ingest.stats.samples, "inserted_total": ingest.stats.inserted,
+            "delay_s": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
             "ingest_queue_max_messages": queued[0],
             "ingest_rss_mb": {"min": min(sampler.rss, default=0), "max": max(sampler.rss, default=0),
                               "last": sampler.rss[-1] if sampler.rss else 0},
@@ -390,6 +394,7 @@ def main() -> int:
         # pipeline otherwise keeps up with: a rate counts as too high only when it fails twice running
         attempts = [(frac, a) for frac in args.ramp for a in (1, 2)]
         failed_at: float | None = None
+        counted: list[dict[str, int]] = []  # every run's readings and batches counted back from the database
         for day, (frac, attempt) in enumerate(attempts, start=1):
             if attempt == 2 and failed_at != frac:
                 continue  # the first attempt kept up: no second one
@@ -400,6 +405,7 @@ def main() -> int:
             limits.append(beside["rows_per_s"])
             settle(dsn)
             probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, datadir)
+            counted.append(probe["stored"])
             kept_up = probe["rows_per_s"] >= 0.97 * rate and (probe["delay_s"]["p99"] or 99) < 5.0
             emit({"phase": "probe", "offered_points_per_s": rate, "attempt": attempt, "kept_up": kept_up,
                   "limit_beside_rows_per_s": beside["rows_per_s"],
@@ -420,6 +426,7 @@ def main() -> int:
         sat_rate = int(after["rows_per_s"] * 1.15)
         settle(dsn)
         sat = pipeline(url, broker, args, sat_rate, now + 70 * 3_600_000, work, datadir)
+        counted.append(sat["stored"])
         settle(dsn)
         after2 = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
                             args.limit_seconds, now + 90 * 3_600_000, args.writers)
@@ -435,6 +442,7 @@ def main() -> int:
         paced_rate = int(sustained["rows_per_s"] * 0.8)
         settle(dsn)
         paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, datadir)
+        counted.append(paced["stored"])
         emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
         with psycopg.connect(dsn) as conn:
             total = conn.execute("SELECT count(*) FROM readings").fetchone()
@@ -456,8 +464,9 @@ def main() -> int:
               "ratio_to_limit_on_cores_left_by_load_generator": round(
                   sustained["rows_per_s"] / (beside_lim * (1 - load_gen)), 2),
               "delay_at_80pct_s": paced["delay_s"], "rows_stored": total[0] if total else None,
-              "lost": sustained["sent_samples"] + paced["sent_samples"] + sat["sent_samples"]
-              - sustained["received_samples"] - paced["received_samples"] - sat["received_samples"],
+              # counted from the rows stored against what was sent, over every run (probes, saturated, 80 %)
+              **{k: sum(c[k] for c in counted) for k in ("sent_readings", "lost_readings", "doubled_readings",
+                                                         "sent_batches", "lost_batches", "doubled_batches")},
               "memory_mb_at_80pct": paced["ingest_rss_mb"],
               "bottleneck": bottleneck, "goal": "ratio >= 0.7 and >= 60000 points/s",
               "ratios": "ratio_to_limit: highest rate kept up with (>= 97 % committed, p99 < 5 s) over the limit "

@@ -12,7 +12,9 @@ For every worker count:
    per queued message is reported).
 2. drain: the workers start and empty the queue; points/s committed is measured between 10 % and 90 %
    of the rows (start-up and the last worker's tail left out), with the CPU of each component over
-   the same window. No producer runs meanwhile: the workers and PostgreSQL have the cores to
+   the same window. Then what was sent is counted back from the database: lost and doubled per
+   (gateway, seq) and per reading (bench/_gateways.py stored_vs_sent; the workers' own counters count
+   a redelivered message twice). No producer runs meanwhile: the workers and PostgreSQL have the cores to
    themselves, which is as close as 2 cores get to giving each tier its own machine.
 3. limit: the same rows written the same idempotent way straight from memory (bench/ingest_pg.py's
    limit_copy) over as many connections as the workers have writers, measured beside the run.
@@ -60,7 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import paho.mqtt.client as mqtt
 import psycopg
-from _proc import cpu_s, rss_mb
+from _gateways import stored_vs_sent
+from _proc import cpu_s, machine_cpu, rss_mb
 from ingest_pg import DURABLE, durable_park, emit, limit_copy, postgres_pids, preload, run_gateways, settle
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -133,15 +136,6 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-def machine_cpu() -> tuple[float, float]:
-    """CPU seconds the whole machine spent busy, and waiting on I/O, since boot (/proc/stat): other
-    people's work shares these 2 cores, and each figure says how much of them it had."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    tck = os.sysconf("SC_CLK_TCK")
-    idle, iowait = f[3], f[4]
-    return (sum(f[:8]) - idle - iowait) / tck, iowait / tck
-
-
 def wal_lsn(dsn: str) -> str:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
@@ -169,9 +163,9 @@ def contiguous(pids: list[int], connections: int) -> list[int]:
 
 
 def fill(port: int, args: argparse.Namespace, work: Path, t0: int, mosq_pid: int, rate: int,
-         seconds: float) -> dict[str, Any]:
+         seconds: float) -> tuple[dict[str, Any], list[Path]]:
     """The gateways publish while no worker runs, at ``rate`` points/s (0: as fast as the broker takes
-    them: the producer side's own limit) for ``seconds``."""
+    them: the producer side's own limit) for ``seconds``; the figures, and the gateways' stats files."""
     m0, rss0 = cpu_of([mosq_pid]), rss_mb(mosq_pid)
     start = time.perf_counter()
     procs, stats = run_gateways(port, args.gateways, args.points, args.publishers, rate, seconds, work, t0)
@@ -190,7 +184,7 @@ def fill(port: int, args: argparse.Namespace, work: Path, t0: int, mosq_pid: int
             # what holding the queue costs the broker: its memory is the buffer (mosquitto keeps every
             # queued message in RAM; the persistence file is a copy written at each autosave)
             "mosquitto_rss_growth_mb": round(rss_mb(mosq_pid) - rss0, 1),
-            "mosquitto_ram_bytes_per_queued_message": round((rss_mb(mosq_pid) - rss0) * 2**20 / max(1, msgs))}
+            "mosquitto_ram_bytes_per_queued_message": round((rss_mb(mosq_pid) - rss0) * 2**20 / max(1, msgs))}, stats
 
 
 def drain(port: int, url: str, args: argparse.Namespace, ids: list[str], work: Path, sent: int,
@@ -204,11 +198,11 @@ def drain(port: int, url: str, args: argparse.Namespace, ids: list[str], work: P
     try:
         timeline: list[tuple[float, int, dict[str, float]]] = []
         deadline = time.monotonic() + 60 + 20 * args.seconds
-        samples = 0
-        while samples < sent and time.monotonic() < deadline:
+        inserted = 0  # until every reading sent is a new row: received samples count redeliveries too
+        while inserted < sent and time.monotonic() < deadline:
             time.sleep(0.25)
             st = read_stats(files)
-            samples = sum(s["samples"] for s in st)
+            inserted = sum(s["inserted"] for s in st)
             busy, iowait = machine_cpu()
             cpu = {"ingest workers": cpu_of([p.pid for p in procs]), "postgresql": cpu_of(postgres_pids(pg_datadir)),
                    "mosquitto": cpu_of([mosq_pid]), "bench": cpu_of([os.getpid()]), "machine": busy,
@@ -243,7 +237,8 @@ def drain(port: int, url: str, args: argparse.Namespace, ids: list[str], work: P
             # compare runs that had different neighbours
             "points_per_s_per_free_core": round(rate / free) if free > 0.2 else None,
             "wal_bytes_per_row": round(wal_bytes / inserted, 1) if inserted else None,
-            "received_samples": sum(s["samples"] for s in st), "inserted": sum(s["inserted"] for s in st),
+            "received_samples_with_redeliveries": sum(s["samples"] for s in st),
+            "inserted": sum(s["inserted"] for s in st),
             "duplicates": sum(s["duplicates"] for s in st), "dead_letters": sum(s["dead_letters"] for s in st),
             "share_of_messages": [round(s["messages"] / max(1, sum(x["messages"] for x in st)), 3) for s in st],
             "worker_rss_mb": [s["rss_mb"] for s in st],
@@ -262,7 +257,8 @@ def run_workers(n: int, url: str, dsn: str, pids: list[int], args: argparse.Name
         prime_sessions(broker.port, ids)
         # a backlog of about --seconds of draining at --expect points/s, published in a quarter of that
         fill_s = max(1.0, args.seconds / 4)
-        f = fill(broker.port, args, here, t0, broker.proc.pid, int(args.expect * args.seconds / fill_s), fill_s)
+        f, sent_files = fill(broker.port, args, here, t0, broker.proc.pid, int(args.expect * args.seconds / fill_s),
+                             fill_s)
         settle(dsn)
         d = drain(broker.port, url, args, ids, here, f["sent_samples"], broker.proc.pid, pg_datadir)
     finally:
@@ -270,7 +266,9 @@ def run_workers(n: int, url: str, dsn: str, pids: list[int], args: argparse.Name
     settle(dsn)
     lim = limit_copy(dsn, contiguous(pids, 2 * n), args.points, min(args.batch_messages, args.gateways),
                      args.limit_seconds, t0 + 1_800_000, 2 * n)
-    return {"phase": "workers", "workers": n, **d, "lost": f["sent_samples"] - d["received_samples"],
+    stored = stored_vs_sent(dsn, sent_files)
+    return {"phase": "workers", "workers": n, **d, "stored": stored, "lost": stored["lost_readings"],
+            "doubled": stored["doubled_readings"],
             "fill": f, "limit_beside": {"rows_per_s": lim["rows_per_s"], "connections": lim["connections"]},
             "ratio_to_limit_beside": round(d["points_per_s"] / lim["rows_per_s"], 2)}
 
@@ -280,12 +278,15 @@ def bridge_run(args: argparse.Namespace, work: Path, t0: int) -> dict[str, Any]:
     region = start_mosquitto(work / "bridge-region")
     park = start_mosquitto(work / "bridge-park", extra_conf=bridge_conf("bench", "127.0.0.1", region.port))
     got = [0, 0]  # messages, bytes
+    keys: set[bytes] = set()  # each batch's "gw":…,"seq":… (the payload's first bytes): a repeat is not a batch
     sub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-bridge-sub",
                       clean_session=False)
 
     def on_message(_c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
         got[0] += 1
         got[1] += len(m.payload)
+        head = m.payload[:80]
+        keys.add(head[head.index(b'"gw"'):head.index(b',"sent"')])
 
     sub.on_message = on_message
     try:
@@ -302,12 +303,13 @@ def bridge_run(args: argparse.Namespace, work: Path, t0: int) -> dict[str, Any]:
             p.wait(120)
         sent = sum(json.loads(f.read_text())["messages"] for f in stats)
         deadline = time.monotonic() + 120
-        while got[0] < sent and time.monotonic() < deadline:
+        while len(keys) < sent and time.monotonic() < deadline:
             time.sleep(0.05)
         el = time.perf_counter() - start
         cpu = {"park broker": round((cpu_of([park.proc.pid]) - cpu0["park broker"]) / el, 2),
                "regional broker": round((cpu_of([region.proc.pid]) - cpu0["regional broker"]) / el, 2)}
-        return {"phase": "bridge", "messages": got[0], "sent_messages": sent, "lost": sent - got[0],
+        return {"phase": "bridge", "messages": got[0], "sent_messages": sent, "lost": sent - len(keys),
+                "doubled": got[0] - len(keys),
                 "messages_per_s": round(got[0] / el), "points_per_s": round(got[0] * args.points / el),
                 "bytes_per_message": round(got[1] / max(1, got[0])), "cpu_cores": cpu,
                 "note": "as fast as the gateways publish on loopback: a floor for one bridge, not its ceiling"}
@@ -449,7 +451,7 @@ def main() -> int:
         try:
             assert pbroker.proc is not None
             prime_sessions(pbroker.port, ["bench-producer-sink"])
-            producer = fill(pbroker.port, args, work, now, pbroker.proc.pid, 0, 2.0)
+            producer, _files = fill(pbroker.port, args, work, now, pbroker.proc.pid, 0, 2.0)
         finally:
             pbroker.stop()
         emit({"phase": "producer", **producer})
@@ -476,7 +478,7 @@ def main() -> int:
                   "per_free_core_vs_first": round((r["points_per_s_per_free_core"] or 0) / one_free, 2),
                   "limit_beside": r["limit_beside"]["rows_per_s"], "ratio_to_limit": r["ratio_to_limit_beside"],
                   "cores": r["cpu_cores"], "shares": r["share_of_messages"], "lost": r["lost"],
-                  "duplicates": r["duplicates"], "machine": r["machine_cores"],
+                  "doubled": r["doubled"], "redeliveries_absorbed": r["duplicates"], "machine": r["machine_cores"],
                   "wal_bytes_per_row": r["wal_bytes_per_row"]}
                  for r in runs]
         busiest = runs[-1]["cpu_cores"]
@@ -491,7 +493,9 @@ def main() -> int:
               "bridge_messages_per_s": bridge["messages_per_s"] if bridge else None,
               "bottleneck": f"CPU: {runs[-1]['cpu_cores_total']:.2f} of {os.cpu_count()} cores busy with "
                             f"{runs[-1]['workers']} workers, PostgreSQL {busiest['postgresql']}",
-              "lost": sum(r["lost"] for r in runs)})
+              # from the rows stored against what was sent, per reading and per (gateway, seq)
+              **{k: sum(r["stored"][k] for r in runs) for k in ("lost_readings", "doubled_readings",
+                                                                "lost_batches", "doubled_batches")}})
         print(f"\n{'workers':>7} {'points/s':>9} {'x first':>7} {'/free core':>10} {'x first':>7} {'limit':>8} "
               f"{'ratio':>5} {'ingest':>6} {'pg':>5} {'mosq':>5} {'others':>6} {'iowait':>6} {'WAL B/row':>9}  shares")
         for r in table:

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from edge_agent.buffer import WRITE_FAILURES, DiskBuffer
+from edge_agent.buffer import DELIVERIES, WRITE_FAILURES, DiskBuffer
 from edge_agent.config import AgentConfig, DeviceConfig
 from edge_agent.drivers.base import Driver, Sample, create_driver
 from edge_agent.hj212.forwarder import Forwarder, Upstream
@@ -167,9 +167,9 @@ class Agent:
 
     def health_report(self) -> wire.Health:
         batches, samples, oldest = self.buffer.depth()
-        out = self.outbox
+        out, acks, now = self.outbox, self.publisher.acks, now_ms()
         return wire.Health(
-            wire.VERSION, self.cfg.gateway.id, now_ms(),
+            wire.VERSION, self.cfg.gateway.id, now,
             round(time.monotonic() - self._started, 1),
             {d: wire.DeviceHealth(h.up, h.polls, h.errors, h.late_cycles, h.requests)
              for d, h in self.health.items()},
@@ -179,6 +179,10 @@ class Agent:
             buffer_write_failures=self.buffer.counter(WRITE_FAILURES), memory_samples=out.in_memory,
             memory_limit_samples=out.limit, dropped_batches=self.buffer.dropped_batches(),
             dropped_by_cause=self.buffer.losses(),
+            ack_state=acks.state, unacked_batches=acks.unacked,
+            unacked_oldest_age_s=None if oldest is None else round(max(0, now - oldest) / 1000, 1),
+            confirmed=acks.confirmed, resent=acks.resent,
+            unconfirmed_deleted=self.buffer.counter(DELIVERIES["puback"][0]),
         )
 
     async def _health_loop(self) -> None:

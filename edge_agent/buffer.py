@@ -5,8 +5,9 @@ loses no committed batch). A batch's ``seq`` is handed out once by :meth:`DiskBu
 stays with that batch's samples for good: written, dropped (a gap the platform's completeness report
 counts), or lost with the agent's memory (a gap too, counted at the next start). It never goes to
 other samples, and a replayed batch carries the seq of its first try. A batch leaves the file when
-:meth:`DiskBuffer.delete` is told it is delivered (today: the broker's PUBACK). The file is bounded
-by ``max_bytes``: past it the oldest batches are dropped and counted.
+:meth:`DiskBuffer.delete` is told it is delivered: the platform confirmed it committed (end-to-end ack,
+docs/decisions/0010), or, where that is off or the platform never confirms, the broker's PUBACK (counted).
+The file is bounded by ``max_bytes``: past it the oldest batches are dropped and counted.
 
 Loss counters are totals since the file was made, kept in its ``counters`` table so they survive
 restarts; each transaction saves those that changed. Decision record: docs/decisions/0002-edge-buffer.md.
@@ -45,6 +46,10 @@ LOSSES = {
 # with batches it never wrote. SEQ_RESERVED is the highest seq handed out, written or not.
 SEQ_RESERVED, HELD_BATCHES, HELD_SAMPLES = "seq_reserved", "memory_batches", "memory_samples"
 WRITE_FAILURES = "write_failures"
+# Why a batch left the file once delivered: "confirmed" by the platform (end-to-end ack), or "puback" (the
+# broker's acknowledgement alone: what a broker crash can still lose) -> (batches counter, samples counter)
+DELIVERIES = {"confirmed": ("confirmed_batches", "confirmed_samples"),
+              "puback": ("unconfirmed_deleted_batches", "unconfirmed_deleted_samples")}
 
 
 class DiskBuffer:
@@ -141,34 +146,58 @@ class DiskBuffer:
             size -= int(nbytes)
         return size, (samples, batches)
 
-    def pending(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+    def pending(self, after_seq: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """(seq, created_ms, payload) of the batches after ``after_seq``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+                "SELECT seq, created_ms, payload FROM batches WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
-        return [(int(s), bytes(p)) for s, p in rows]
+        return [(int(s), int(c), bytes(p)) for s, c, p in rows]
 
-    def delete(self, seqs: Iterable[int]) -> None:
-        """Forget delivered batches, in one transaction. Raises if the disk refuses (they are then sent
-        again after a restart, which the platform's idempotency absorbs)."""
+    def get(self, seqs: Sequence[int]) -> list[tuple[int, int, bytes]]:
+        """(seq, created_ms, payload) of those of ``seqs`` still in the file, in seq order (re-sends)."""
+        out: list[tuple[int, int, bytes]] = []
+        with self._lock:
+            for seq in sorted(seqs):
+                row = self._db.execute("SELECT created_ms, payload FROM batches WHERE seq = ?", (seq,)).fetchone()
+                if row is not None:
+                    out.append((seq, int(row[0]), bytes(row[1])))
+        return out
+
+    def delete(self, seqs: Iterable[int], how: str = "confirmed") -> None:
+        """Forget delivered batches, in one transaction, and count them under ``how`` (DELIVERIES). Raises if
+        the disk refuses (they are then sent again, which the platform's idempotency absorbs)."""
         keys = [(s,) for s in seqs]
         if not keys:
             return
         with self._lock:
+            with self._mem:
+                counts = dict(self._counts)
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                freed = 0
+                freed = batches = samples = 0
                 for (seq,) in keys:
-                    row = self._db.execute("SELECT LENGTH(payload) FROM batches WHERE seq = ?", (seq,)).fetchone()
+                    row = self._db.execute("SELECT LENGTH(payload), samples FROM batches WHERE seq = ?",
+                                           (seq,)).fetchone()
                     if row is not None:
                         freed += int(row[0])
+                        batches, samples = batches + 1, samples + int(row[1])
                 self._db.executemany("DELETE FROM batches WHERE seq = ?", keys)
+                nb, ns = DELIVERIES[how]
+                counts[nb], counts[ns] = counts.get(nb, 0) + batches, counts.get(ns, 0) + samples
+                self._db.executemany("INSERT INTO counters VALUES (?, ?) "
+                                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value", [
+                                         (k, v) for k, v in counts.items() if self._saved.get(k) != v])
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
             self._bytes -= freed
+            self._saved = counts
+            with self._mem:
+                self._counts[nb] = self._counts.get(nb, 0) + batches
+                self._counts[ns] = self._counts.get(ns, 0) + samples
 
     def depth(self) -> tuple[int, int, int | None]:
         """(batches, samples, oldest created_ms) waiting for delivery."""

@@ -206,6 +206,13 @@ class MqttConfig(_Strict):
     tls: TlsConfig | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     max_inflight: Annotated[int, Field(ge=1, le=1000)] = 50
+    # end-to-end acks (docs/decisions/0010): a batch stays on disk until the platform says it is committed.
+    # auto: as required once this buffer has had one confirmation; before that, after ack_fallback_s connected
+    # without any, it deletes on the broker's PUBACK (an older platform), counted. off: PUBACK, as before.
+    end_to_end_ack: Literal["auto", "required", "off"] = "auto"
+    ack_timeout_s: Annotated[float, Field(gt=0)] = 30.0  # then a batch missing while later ones came is re-sent
+    ack_fallback_s: Annotated[float, Field(gt=0)] = 600.0
+    max_unacked: Annotated[int, Field(ge=1, le=100_000)] = 1000  # batches sent and not confirmed, at most
 
 
 class BufferConfig(_Strict):

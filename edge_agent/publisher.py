@@ -1,12 +1,15 @@
 """MQTT side of the gateway: birth/death, the retained point catalogue, and the buffer pump.
 
 The pump publishes buffered batches in seq order with QoS 1 as soon as the agent says a write
-landed (``notify``), and deletes a batch from the disk buffer only on PUBACK (acknowledged seqs are
-deleted together, one transaction per turn of the pump). At most ``window`` batches are out at once,
-so a long outage never grows memory: the backlog stays on disk. While the connection is down paho
-keeps the (few) unacked messages and re-sends them on reconnect; after a restart the pump starts
-again from the oldest batch still on disk. Both paths can send a batch twice; the platform
-de-duplicates on seq.
+landed (``notify``), and deletes a batch from the disk buffer only once the platform has confirmed it
+committed: ingest's ack on ``parkmon/v1/<park>/<enterprise>/<gateway>/ack`` (edge_agent/acks.py says when
+an unconfirmed batch is sent again, and when an older platform that never confirms makes it fall back to
+the broker's PUBACK). Confirmed seqs are deleted together, one transaction per turn of the pump. At most
+``window`` batches wait for a PUBACK and ``mqtt.max_unacked`` for a confirmation, so a long outage never
+grows memory: the backlog stays on disk. While the connection is down paho keeps the (few) un-PUBACKed
+messages and re-sends them on reconnect; the pump re-sends the other unconfirmed ones, in seq order; after
+a restart it starts again from the oldest batch still on disk. A batch may so arrive twice; the platform
+de-duplicates on seq and acks it again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.buffer import DiskBuffer
+from edge_agent.acks import AckTracker
+from edge_agent.buffer import DELIVERIES, DiskBuffer
 from edge_agent.config import AgentConfig
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
@@ -43,8 +47,13 @@ class Publisher:
         self.topic_status = wire.topic(gw.park, gw.enterprise, gw.id, "status")
         self.topic_meta = wire.topic(gw.park, gw.enterprise, gw.id, "meta")
         self.topic_health = wire.topic(gw.park, gw.enterprise, gw.id, "health")
+        self.topic_ack = wire.topic(gw.park, gw.enterprise, gw.id, "ack")
+        m = cfg.mqtt
+        self.acks = AckTracker(m.end_to_end_ack, m.ack_timeout_s, m.ack_fallback_s, m.max_unacked,
+                               confirmed_before=buffer.counter(DELIVERIES["confirmed"][0]) > 0)
         self._cond = threading.Condition()
         self._connected = False
+        self._conn = 0  # connections so far: a batch sent on an earlier one is re-sent (acks.py)
         self._stopping = False
         self._news = True  # the buffer may hold batches not sent yet (at start: a previous run's backlog)
         self._last_sent = 0
@@ -53,7 +62,6 @@ class Publisher:
         self._map_lock = threading.Lock()
         self._outstanding: dict[int, int] = {}  # mid -> seq
         self._early: set[int] = set()  # acks that arrived before publish() returned the mid
-        self._delivered: list[int] = []  # acknowledged seqs the pump has yet to delete
         self._delete_failing = False
         self._delete_at = 0.0
         self._window_full = False
@@ -84,6 +92,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def start(self) -> None:
@@ -112,11 +121,11 @@ class Publisher:
                     info.wait_for_publish(timeout=1.0)
         self._client.disconnect()
         self._client.loop_stop()
-        self._forget_delivered(now=True)  # PUBACKs that came in after the pump stopped
+        self._forget_delivered(now=True)  # acks that came in after the pump stopped
 
     def _unsent(self) -> bool:
-        """Batches out and not acknowledged, or on disk and not sent yet."""
-        if self.outstanding:
+        """Batches out and not confirmed, or on disk and not sent yet."""
+        if self.outstanding or self.acks.unacked:
             return True
         try:
             return bool(self.buffer.pending(self._last_sent, 1))
@@ -149,10 +158,13 @@ class Publisher:
             log.warning("broker %s:%s refused the connection: %s", self.cfg.mqtt.host, self.cfg.mqtt.port, rc)
             return
         log.info("connected to broker %s:%s", self.cfg.mqtt.host, self.cfg.mqtt.port)
+        if self.acks.setting != "off":  # a clean session: subscribe on every connection
+            client.subscribe(self.topic_ack, 1)
         client.publish(self.topic_meta, wire.encode(self.meta), qos=1, retain=True)
         client.publish(self.topic_status, self._status("online"), qos=1, retain=True)
         with self._cond:
             self._connected = True
+            self._conn += 1
             self._news = True
             self._cond.notify_all()
 
@@ -172,29 +184,43 @@ class Publisher:
             self._acked(seq)
 
     def _acked(self, seq: int) -> None:
-        with self._map_lock:
-            self._delivered.append(seq)
+        """The broker's PUBACK: deleted only in fallback / off (acks.py); frees room in paho's window."""
+        self.acks.puback(seq)
         self.acked += 1
         with self._cond:
             if self._window_full:  # room in the window: more may wait on disk
                 self._news = True
             self._cond.notify_all()  # the pump deletes it
 
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        """The platform's ack: these batches are committed."""
+        try:
+            ack = wire.decode_ack(bytes(msg.payload), self.cfg.gateway.id)
+        except wire.ContractError as exc:  # only ingest may write here (ACL); say it, once in a while
+            self.acks.refused += 1
+            if self.acks.refused in (1, 10, 100) or self.acks.refused % 1000 == 0:
+                log.warning("ignored an ack on %s (%d so far): %s", msg.topic, self.acks.refused, exc)
+            return
+        self.acks.confirm(ack)
+        with self._cond:
+            self._news = True  # room under max_unacked: more may go
+            self._cond.notify_all()
+
     def _forget_delivered(self, now: bool = False) -> None:
-        """Delete acknowledged batches from the buffer: all those acknowledged since the last turn of the
-        pump, in one transaction. If the disk refuses, they stay (sent again after a restart, which the
-        platform absorbs) and it is tried again DELETE_RETRY_S later."""
+        """Delete delivered batches from the buffer: all those confirmed (or PUBACKed, in fallback / off)
+        since the last turn of the pump, in one transaction each. If the disk refuses, they stay (sent again
+        after a restart, which the platform absorbs) and it is tried again DELETE_RETRY_S later."""
         if not now and time.monotonic() < self._delete_at:
             return
-        with self._map_lock:
-            seqs, self._delivered = self._delivered, []
-        if not seqs:
+        confirmed, pubacked = self.acks.take()
+        if not confirmed and not pubacked:
             return
         try:
-            self.buffer.delete(seqs)
+            for seqs, how in ((confirmed, "confirmed"), (pubacked, "puback")):
+                self.buffer.delete(seqs, how)
+                seqs.clear()  # done: not given back if the next one fails
         except sqlite3.Error as exc:
-            with self._map_lock:
-                self._delivered[:0] = seqs
+            self.acks.give_back(confirmed, pubacked)
             self._delete_at = time.monotonic() + DELETE_RETRY_S
             if not self._delete_failing:
                 log.warning("cannot delete delivered batches from the disk buffer (%s); they stay on disk "
@@ -211,6 +237,11 @@ class Publisher:
         finally:
             self._forget_delivered(now=True)
 
+    def _room(self) -> int:
+        room = self.window - self.outstanding
+        unacked_room = self.acks.room()
+        return room if unacked_room is None else min(room, unacked_room)
+
     def _pump_loop(self) -> None:
         failing = False
         while True:
@@ -218,13 +249,19 @@ class Publisher:
             with self._cond:
                 if self._stopping:
                     return
-                self._window_full = self.outstanding >= self.window
+                conn = self._conn if self._connected else 0
+            if conn and self.outstanding < self.window:
+                self._resend(conn)
+            with self._cond:
+                if self._stopping:
+                    return
+                room = self._room()
+                self._window_full = room <= 0
                 if not (self._connected and not self._window_full and self._news):
                     self._cond.wait(0.5)
                     continue
                 self._news = False  # cleared before reading: a write landing meanwhile sets it again
-                room = self.window - self.outstanding
-                after = self._last_sent
+                after, conn = self._last_sent, self._conn
             try:
                 batch = self.buffer.pending(after, room)
             except sqlite3.Error as exc:  # the pump must outlive a disk that fails for a while
@@ -238,17 +275,39 @@ class Publisher:
                 failing = False
             if len(batch) == room:
                 self._news = True  # the window is full; there may be more behind it
-            for seq, payload in batch:
+            for seq, created_ms, payload in batch:
                 if not self._connected or self._stopping:
                     break
-                info = self._client.publish(self.topic_data, payload, qos=1)
-                with self._map_lock:
-                    early = info.mid in self._early
-                    if early:
-                        self._early.discard(info.mid)
-                    else:
-                        self._outstanding[info.mid] = seq
+                self._send(seq, created_ms, payload, conn)
                 self._last_sent = seq
-                self.published += 1
-                if early:
-                    self._acked(seq)
+
+    def _resend(self, conn: int) -> None:
+        """Send again, in seq order, what the platform has not confirmed and is due (acks.py)."""
+        with self._map_lock:
+            held = set(self._outstanding.values())
+        due = self.acks.due(conn, held)
+        if not due:
+            return
+        due = due[: max(1, self.window - self.outstanding)]  # the rest on the next turns
+        try:
+            rows = self.buffer.get(due)
+        except sqlite3.Error:
+            return  # the pump's own read says so, and this is tried again next turn
+        self.acks.forget(sorted(set(due) - {seq for seq, _c, _p in rows}))  # dropped for space meanwhile
+        for seq, created_ms, payload in rows:
+            if not self._connected or self._stopping:
+                return
+            self._send(seq, created_ms, payload, conn)
+
+    def _send(self, seq: int, created_ms: int, payload: bytes, conn: int) -> None:
+        self.acks.sent(seq, created_ms, conn)  # before publish: its PUBACK may come before publish returns
+        info = self._client.publish(self.topic_data, payload, qos=1)
+        with self._map_lock:
+            early = info.mid in self._early
+            if early:
+                self._early.discard(info.mid)
+            else:
+                self._outstanding[info.mid] = seq
+        self.published += 1
+        if early:
+            self._acked(seq)

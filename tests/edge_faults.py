@@ -138,14 +138,17 @@ class BrokerTap:
         self.client.disconnect()
 
 
-def agent_config(path: Path, meter_port: int, mqtt_port: int, poll_s: float, **buffer: Any) -> Path:
+def agent_config(path: Path, meter_port: int, mqtt_port: int, poll_s: float, *,
+                 gateway: tuple[str, str, str] = ("demo", "e01", "gw-f"), mqtt: dict[str, Any] | None = None,
+                 timeout_s: float = 0.5, **buffer: Any) -> Path:
+    park, enterprise, gw = gateway
     cfg = {
-        "gateway": {"park": "demo", "enterprise": "e01", "id": "gw-f"},
-        "mqtt": {"port": mqtt_port},
+        "gateway": {"park": park, "enterprise": enterprise, "id": gw},
+        "mqtt": {"port": mqtt_port, **(mqtt or {})},
         "buffer": {"path": str(path.parent / "buffer.db"), **buffer},
         "publish": {"health_interval_s": 0.3},
         "poll_interval_s": poll_s,
-        "devices": [{"id": "m", "port": meter_port, "timeout_s": 0.5,
+        "devices": [{"id": "m", "port": meter_port, "timeout_s": timeout_s,
                      "points": [{"name": p, "metric": "elec.active_power", "address": i}
                                 for i, p in enumerate(POINTS)]}],
     }

@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from dashboards.provision import DASHBOARDS_PATH
 from ingest.mqtt import auth as mqtt_auth
-from ingest.mqtt.broker import find_mosquitto
+from ingest.mqtt.broker import Mosquitto, find_mosquitto
 from parkmon import cli
 from parkmon.common import wire
 from parkmon.common.netutil import free_port
@@ -647,6 +647,76 @@ def test_k8s_services_and_broker_configuration_line_up() -> None:
     conf = k8s_kind("ConfigMap", "parkmon-mosquitto")["data"]["mosquitto.conf"]
     assert conf == (DEPLOY / "broker/mosquitto.conf").read_text(encoding="utf-8"), "k8s/mosquitto.yaml has drifted"
     assert make_url(k8s_kind("ConfigMap", "parkmon-config")["data"]["PARKMON_DB_URL"]).password is None
+
+
+# ---- the brokers' persistence -------------------------------------------------------------------------------
+
+def _conf_settings(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            word, _, rest = line.strip().partition(" ")
+            out.setdefault(word, []).append(rest.strip())
+    return out
+
+
+def test_every_broker_config_sets_persistence_and_its_autosave(tmp_path: Path) -> None:
+    """mosquitto acknowledges QoS 1 from memory and saves at each autosave: left unset, its default is 1 800 s
+    (deploy/broker/mosquitto.conf set none). Every configuration parkmon ships or writes sets persistence, a
+    short autosave in seconds, and says what a crash costs."""
+    embedded = Mosquitto(tmp_path / "embedded", free_port())
+    embedded.write_conf()
+    configs = {
+        "deploy/server/mosquitto.conf": (DEPLOY / "server/mosquitto.conf").read_text(encoding="utf-8"),
+        "deploy/broker/mosquitto.conf": (DEPLOY / "broker/mosquitto.conf").read_text(encoding="utf-8"),
+        "deploy/k8s/mosquitto.yaml": k8s_kind("ConfigMap", "parkmon-mosquitto")["data"]["mosquitto.conf"],
+        "parkmon ingest mqtt-auth's parkmon.conf": mqtt_auth.conf_text(mqtt_auth.Listeners()),
+        "the embedded broker (ingest/mqtt/broker.py)": embedded.conf_path.read_text(encoding="utf-8"),
+    }
+    for name, text in configs.items():
+        conf = _conf_settings(text)
+        assert conf.get("persistence") == ["true"], name
+        assert conf.get("autosave_on_changes") == ["false"], f"{name}: autosave_interval counts seconds"
+        assert len(conf.get("autosave_interval", [])) == 1, f"{name}: one autosave_interval"
+        assert 1 <= int(conf["autosave_interval"][0]) <= 10, f"{name}: {conf['autosave_interval']}"
+        said = " ".join(line for line in text.splitlines() if line.lstrip().startswith("#"))
+        assert "crash" in said and "re-sends" in said, f"{name}: say what a crash costs, with and without acks"
+    # the container's base file and the parkmon.conf it includes agree (the included one would win)
+    assert _conf_settings(configs["deploy/broker/mosquitto.conf"])["autosave_interval"] == \
+        _conf_settings(configs["parkmon ingest mqtt-auth's parkmon.conf"])["autosave_interval"]
+
+
+def test_server_conf_starts_beside_debians_own_mosquitto_conf(tmp_path: Path) -> None:
+    """deploy/server/mosquitto.conf goes to /etc/mosquitto/conf.d/, included by Debian's mosquitto.conf, which
+    sets persistence_location already: mosquitto refuses a second one ("Duplicate persistence_location")."""
+    make_pki(tmp_path / "certs")
+    (tmp_path / "passwd").write_text("", encoding="utf-8")
+    (tmp_path / "conf.d").mkdir()
+    port = free_port()
+    ours = (DEPLOY / "server/mosquitto.conf").read_text(encoding="utf-8")
+    assert "listener 8883\n" in ours
+    (tmp_path / "conf.d/parkmon.conf").write_text(
+        ours.replace("listener 8883\n", f"listener {port} 127.0.0.1\n").replace("/etc/mosquitto/", f"{tmp_path}/"),
+        encoding="utf-8")
+    main = tmp_path / "mosquitto.conf"  # Debian 12's /etc/mosquitto/mosquitto.conf, its folders under tmp_path
+    main.write_text(f"user {pwd.getpwuid(os.geteuid()).pw_name}\npid_file {tmp_path}/mosquitto.pid\n"
+                    f"persistence true\npersistence_location {tmp_path}/\nlog_dest file {tmp_path}/mosquitto.log\n"
+                    f"include_dir {tmp_path}/conf.d\n", encoding="utf-8")
+    proc = subprocess.Popen([find_mosquitto(), "-c", str(main)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _listening(port) or proc.poll() is not None, 10, "mosquitto")
+        assert proc.poll() is None, proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    finally:
+        _stop({"mosquitto": proc})
+        if proc.stdout:
+            proc.stdout.close()
+    assert (tmp_path / "mosquitto.db").is_file()  # saved on the way out, where Debian's file says
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
 
 
 # ---- the same topology, natively ---------------------------------------------------------------------------

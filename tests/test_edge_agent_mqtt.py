@@ -115,7 +115,7 @@ def test_buffer_limit_drops_oldest_and_counts(tmp_path: Path) -> None:
     assert buf.dropped() == (30 - n) * 100
     assert buf.losses()["buffer_full"] == (30 - n) * 100 and buf.dropped_batches() == 30 - n
     # the newest survive, oldest went first
-    assert [seq for seq, _ in buf.pending(0, 100)] == seqs[30 - n :]
+    assert [seq for seq, _c, _p in buf.pending(0, 100)] == seqs[30 - n :]
     buf.close()
     # sequence numbers keep growing after a restart, and the counts stay
     buf2 = DiskBuffer(tmp_path / "b.db", "gw", max_bytes=20_000)

@@ -1,16 +1,23 @@
-"""Ingest against a real mosquitto and a real PostgreSQL: every row once, bad payloads aside."""
+"""Ingest against a real mosquitto and a real PostgreSQL: every row once, bad payloads aside; each commit
+acknowledged to its gateways (docs/decisions/0010); a lost broker found again at once and logged twice."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from ingest.mqtt.broker import Mosquitto
 from ingest.mqtt.config import IngestConfig
-from ingest.mqtt.consumer import Ingestor
+from ingest.mqtt.consumer import RECONNECT_S, Ingestor
 from ingest.store import Store, open_store
+from ingest.store.base import IncomingBatch
 from parkmon.common import wire
 from tests.mqtt_util import publish_all, publisher, wait_for
 from tests.pg_server import start_postgres
@@ -103,3 +110,83 @@ def _count(store: Store) -> int:
         return store.count_readings()
     except Exception:
         return -1
+
+
+def test_each_commit_is_acked_to_its_gateways_repeats_and_dead_letters_too(
+    mosquitto: Mosquitto, store: Store, ingest: Ingestor
+) -> None:
+    events: list[tuple[str, str, frozenset[int]]] = []  # in the order they happened
+    lock = threading.Lock()
+
+    def committed(batches: list[IncomingBatch], _ms: int) -> None:
+        with lock:
+            for b in batches:
+                events.append(("commit", b.gateway, frozenset({b.batch.seq})))
+
+    def acked(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        ack = wire.decode_ack(bytes(msg.payload), msg.topic.split("/")[4])
+        with lock:
+            events.append(("ack", ack.gw, frozenset(s for a, b in ack.seqs for s in range(a, b + 1))))
+
+    def acked_seqs(gw: str) -> list[int]:
+        with lock:
+            return sorted(s for kind, g, seqs in events if kind == "ack" and g == gw for s in seqs)
+
+    ingest.commit_listeners.append(committed)
+    tap = publisher(mosquitto.port, "ack-tap")
+    tap.on_message = acked
+    tap.subscribe("parkmon/v1/+/+/+/ack", 1)
+    time.sleep(0.3)
+    pub = publisher(mosquitto.port)
+    other = wire.topic("demo", "e02", "gw2", "data")
+    publish_all(pub, [(TOPIC, _payload(seq)) for seq in range(1, 6)]
+                + [(other, _payload(s, gw="gw2")) for s in (1, 2, 3)])
+    wait_for(lambda: acked_seqs("gw1") == [1, 2, 3, 4, 5] and acked_seqs("gw2") == [1, 2, 3], what="the acks")
+    publish_all(pub, [(TOPIC, _payload(2)),  # a repeat: acked again
+                      (TOPIC, b'{"v":1,"gw":"gw1","seq":7,"sent":0,"samples":[["dev.p",1763800000,1.0,0]]}'),
+                      (TOPIC, b"{not json")])  # a dead letter without a seq: nothing to ack
+    wait_for(lambda: acked_seqs("gw1") == [1, 2, 2, 3, 4, 5, 7], what="the repeat and the dead letter acked")
+    time.sleep(0.3)
+    pub.loop_stop()
+    tap.loop_stop()
+    assert acked_seqs("gw1") == [1, 2, 2, 3, 4, 5, 7] and acked_seqs("gw2") == [1, 2, 3]
+    assert len(store.dead_letters()) == 2
+    with lock:  # every ack follows the commit of what it acks
+        for i, (kind, gw, seqs) in enumerate(events):
+            if kind == "ack":
+                done = {s for k, g, ss in events[:i] if k == "commit" and g == gw for s in ss}
+                assert seqs - {7} <= done, (gw, seqs, done)
+    assert ingest.stats.acks_sent >= 3  # one per gateway per commit
+
+
+def test_a_restarted_broker_is_found_again_at_once_and_the_outage_logged_twice(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert RECONNECT_S[1] <= 1.0  # attempts at most a second apart: back within 2 s of the broker
+    store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
+    ing = Ingestor(IngestConfig(mqtt_port=mosquitto.port, db_url=store.url, max_wait_ms=20), store)
+    with caplog.at_level(logging.INFO, logger="ingest"):
+        ing.start()
+        try:
+            assert ing.connected.wait(10)
+            mosquitto.stop()
+            wait_for(lambda: not ing.connected.is_set(), what="ingest to see the broker gone")
+            time.sleep(4)  # several attempts fail meanwhile
+            mosquitto.start()
+            back = time.monotonic()
+            assert ing.connected.wait(20)
+            print(f"ingest subscribed again {time.monotonic() - back:.2f} s after the broker listened")
+            pub = publisher(mosquitto.port)
+            publish_all(pub, [(TOPIC, _payload(1))])
+            wait_for(lambda: store.count_readings() == 100, what="a batch after the outage")
+            pub.loop_stop()
+        finally:
+            ing.stop()
+            store.close()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("ingest.mqtt")]
+    lost = [ln for ln in lines if "lost the broker" in ln]
+    again = [ln for ln in lines if "connected" in ln and "again after" in ln]
+    assert len(lost) == 1 and len(again) == 1, lines
+    attempts = int(again[0].split(" s and ")[1].split(" attempts")[0])
+    assert attempts >= 3, again  # tried all along, said once
+    assert len(lines) == 3, lines  # connected, lost, connected again: nothing per attempt

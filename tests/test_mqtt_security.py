@@ -211,9 +211,10 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert acl.index("user ") < acl.index("topic "), "nothing granted before the first user: anonymous gets nothing"
     block_a = acl.split(f"user {A}\n")[1].split("\n\n")[0].splitlines()
     assert block_a == [f"topic write parkmon/v1/demo/e01/gw-e01/{leaf}" for leaf in ("data", "meta", "status",
-                                                                                       "health")]
+                                                                                       "health")] + [
+        "topic read parkmon/v1/demo/e01/gw-e01/ack"]  # its own acks only (docs/decisions/0010)
     assert "user demo.gates\ntopic write parkmon/v1/demo/+/+/gate\n" in acl
-    assert "user parkmon-ingest\ntopic read parkmon/v1/#\n" in acl
+    assert "user parkmon-ingest\ntopic write parkmon/v1/+/+/+/ack\ntopic read parkmon/v1/#\n" in acl
     assert "user parkmon-alerts\ntopic write parkmon/alerts/#\n" in acl
     conf = (out / "parkmon.conf").read_text()
     assert conf.index("\nper_listener_settings true\n") < conf.index("\nlistener ") and "\nlistener 8883\n" in conf
@@ -311,6 +312,9 @@ def test_gateway_publishes_over_tls_under_its_own_prefix_and_ingest_stores_it(se
             with running(agent):
                 wait_for(lambda: store.count_readings() >= 6, what="readings from the gateway over TLS")
                 wait_for(lambda: any(g.health_json and g.online for g in store.gateways("demo")), what="its health")
+                # ingest's acks reach it through the ACL: it deletes batches as the platform confirms them
+                wait_for(lambda: agent.publisher.acks.confirmed >= 3, what="confirmations read by the gateway")
+                assert agent.health_report().ack_state == "ok"
         wait_for(lambda: not store.gateways("demo")[0].online, what="its goodbye")  # status, meta, health passed
         (gw,) = store.gateways("demo")
         assert (gw.enterprise, gw.gateway) == ("e01", "gw-e01")
@@ -356,6 +360,33 @@ def test_a_gateway_cannot_publish_as_another_nor_read(secured: Secured, tmp_path
             p.close()
         ing.stop()
         store.close()
+
+
+def test_acks_reach_only_their_gateway_and_only_ingest_writes_them(secured: Secured) -> None:
+    """A gateway reads its own ack topic and no one else's, and writes none (a forged confirmation would make
+    a gateway delete what the platform never stored); ingest writes every gateway's; the park's bridge account
+    reads its park's acks (carried down to the park broker) and writes none."""
+    a, b, bridge = Probe(secured, A), Probe(secured, B), Probe(secured, "demo.bridge")
+    ingest = Probe(secured, "parkmon-ingest", tls=False)
+    ack_a, ack_b = wire.topic(*GW_A, "ack"), wire.topic(*GW_B, "ack")
+    try:
+        for p in (a, b, bridge, ingest):
+            assert p.connect().value == 0
+        a.subscribe("#")
+        b.subscribe(ack_a)  # someone else's, by name
+        bridge.subscribe("parkmon/v1/demo/#")
+        acks = [(ack_a, b'{"v":1,"gw":"gw-e01","seqs":[[1,3]]}'), (ack_b, b'{"v":1,"gw":"gw-e02","seqs":[[7,7]]}'),
+                ("parkmon/v1/other-park/e01/gw/ack", b'{"v":1,"gw":"gw","seqs":[[1,1]]}')]
+        assert ingest.publish_many(acks) == [0, 0, 0]
+        wait_for(lambda: a.received == [acks[0]], what="A's ack, to A")
+        wait_for(lambda: sorted(bridge.received) == sorted(acks[:2]), what="the park's acks, to its bridge")
+        time.sleep(0.3)
+        assert a.received == [acks[0]] and b.received == [], "an ack reached another gateway"
+        assert _try(secured, A, ack_a, acks[0][1]) == (135, False)  # not even its own
+        assert _try(secured, "demo.bridge", ack_b, acks[1][1]) == (135, False)
+    finally:
+        for p in (a, b, bridge, ingest):
+            p.close()
 
 
 def test_payload_gateway_must_match_its_topic(secured: Secured, tmp_path: Path) -> None:

@@ -203,8 +203,12 @@ def test_bridge_config_is_what_docs_say() -> None:
     conf = bridge_conf("p07", "region.example", 8883)
     for line in ("connection parkmon-bridge-p07", "address region.example:8883", "remote_clientid parkmon-bridge-p07",
                  "bridge_protocol_version mqttv311", "try_private true", "cleansession false",
-                 "local_cleansession false", "topic parkmon/v1/p07/# out 1"):
+                 "local_cleansession false"):
         assert line in conf.splitlines()
+    # the uplink leaves go up, the acks of the regional ingest come down (docs/decisions/0010), nothing else
+    assert [ln for ln in conf.splitlines() if ln.startswith("topic ")] == [
+        f"topic parkmon/v1/p07/+/+/{leaf} out 1" for leaf in ("data", "status", "meta", "health", "gate")] + [
+        "topic parkmon/v1/p07/+/+/ack in 1"]
 
 
 def test_bridged_region_two_workers_nothing_lost_or_doubled(

@@ -23,6 +23,7 @@ from typing import Any
 from analytics.alerts.channels import Channel, DeliveryError, load
 from ingest.store import Store
 from ingest.store import alert_outbox as outbox
+from parkmon.common.outage import Outage
 
 log = logging.getLogger("parkmon.alerts")
 
@@ -37,6 +38,7 @@ class Dispatcher:
         self.batch = batch
         self._channels: dict[str, Channel] = {}
         self._wake = threading.Event()
+        self._outage = Outage(log, "alert dispatch")  # a database outage: two log lines, not one a second
         self.delivered = 0
         self.failed_attempts = 0
 
@@ -83,9 +85,11 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:  # the database may be away: keep trying, the outbox keeps everything
-                log.exception("alert dispatch round failed")
+            except Exception as exc:  # the database may be away: keep trying, the outbox keeps everything
+                self._outage.failed(exc)
                 busy = 0
+            else:
+                self._outage.ok()
             if not busy:
                 self._wake.wait(poll_s)
                 self._wake.clear()

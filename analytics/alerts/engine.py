@@ -10,6 +10,7 @@ duration again (said in docs/alerts.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -28,6 +29,7 @@ from ingest.store import alerts as rows
 from ingest.store.base import IncomingBatch
 from parkmon.common.clock import CHINA, HOUR_MS
 from parkmon.common.metrics import METRICS
+from parkmon.common.outage import Outage
 
 log = logging.getLogger("parkmon.alerts")
 Judged = list[tuple[Rule, Subject, Transition, float | None]]  # what a pass decided; float: the threshold
@@ -47,6 +49,8 @@ class AlertEngine:
         self.notify = notify or (lambda: None)  # wakes the dispatcher after a commit with outbox rows
         self._base_rules = list(rules) if rules is not None else load_rules()
         self._lock = threading.Lock()
+        self._evaluation = Outage(log, "alert evaluation")  # a database outage: two log lines, not one a second
+        self._timer = Outage(log, "alert timer")
         self._trackers: dict[tuple[str, str], Tracker] = {}
         self._open: dict[tuple[str, str], int] = {}  # (rule, subject) -> alert id of a firing alert
         self._points: dict[tuple[str, str, str], _PointCtx | None] = {}
@@ -159,10 +163,9 @@ class AlertEngine:
                     items.append(self._queue.get(timeout=left))
                 except queue.Empty:
                     break
-            try:
-                self.process([b for bs, _c in items for b in bs], max(c for _b, c in items))
-            except Exception:  # a bad rule or an unreachable database must not end the thread
-                log.exception("alert evaluation failed")
+            # a bad rule or an unreachable database must not end the thread
+            batches, committed = [b for bs, _c in items for b in bs], max(c for _b, c in items)
+            self._evaluation.attempt(functools.partial(self.process, batches, committed))
 
     def process(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
         """Apply the rules to committed batches, each point's samples in time order."""
@@ -383,10 +386,7 @@ class AlertEngine:
 
     def run(self, stop: threading.Event, every_s: float = 5.0) -> None:
         while not stop.wait(every_s):
-            try:
-                self.tick()
-            except Exception:  # the timer must survive a bad hour; the error is logged with its cause
-                log.exception("alert tick failed")
+            self._timer.attempt(self.tick)  # the timer must survive a bad hour; the outage is logged once
 
 
 def as_listener(engine: AlertEngine) -> Callable[[list[IncomingBatch], int], None]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parkmon.common.netutil import free_port
-from parkmon.common.wire import TOPIC_ROOT
+from parkmon.common.wire import DOWNLINK_LEAVES, TOPIC_ROOT, UPLINK_LEAVES
 
 CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -59,8 +59,13 @@ class Mosquitto:
             run_as + self.pre_conf +
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
+            # the demo's and the tests' queues are small: a save every 2 s costs a few ms
+            "# mosquitto acknowledges QoS 1 from memory and saves at each autosave (2.0.11: every interval + 1 s)\n"
+            "# and on SIGTERM. A crash loses what came since the last save: with end-to-end acks only re-sends;\n"
+            "# a publisher without them loses up to 2 s of acknowledged messages.\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
+            "autosave_on_changes false\n"
             "autosave_interval 1\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 100\n"
@@ -112,9 +117,11 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = ""
 def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_id: str | None = None,
                 keepalive_s: int = 30, restart: tuple[int, int] = (2, 30),
                 remote_username: str | None = None, remote_password: str | None = None) -> str:
-    """The ``connection`` section that makes a park's broker forward ``parkmon/v1/<park>/#`` to the
-    regional broker (docs/capacity.md, "The park-to-region bridge"). Append it to the park broker's
-    configuration (``Mosquitto(extra_conf=...)``): it must come after the general options.
+    """The ``connection`` section that makes a park's broker forward its park's uplink topics (``data``,
+    ``meta``, ``status``, ``health``, ``gate``) to the regional broker, and bring the regional ingest's
+    end-to-end acks (``…/ack``, docs/decisions/0010) back to the park's gateways (docs/capacity.md, "The
+    park-to-region bridge"). Append it to the park broker's configuration (``Mosquitto(extra_conf=...)``):
+    it must come after the general options.
 
     - QoS 1 both ways of the hop, ``cleansession false`` (and so ``local_cleansession false``): what the
       park broker has accepted is queued in the bridge's session while the link is down (and kept in
@@ -131,6 +138,10 @@ def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_
     - ``restart_timeout base cap``: reconnect with jittered back-off, so 100 parks whose link comes
       back together do not all knock at once.
     - Topic prefixes none: the park's topics arrive unchanged (the park is already in the topic).
+    - One ``out`` line per uplink leaf and one ``in`` line for the acks, rather than ``parkmon/v1/<park>/#
+      both``: an ack brought in must not match an ``out`` pattern and go back up, and data sent up must not
+      come back down. Ingest sends acks at QoS 0: one in flight when the link breaks is lost, and costs its
+      gateway a re-send (docs/decisions/0010).
     """
     cid = client_id or f"parkmon-bridge-{park}"
     lines = [
@@ -146,7 +157,8 @@ def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_
         f"restart_timeout {restart[0]} {restart[1]}",
         "start_type automatic",
         "notifications true",
-        f"topic {TOPIC_ROOT}/{park}/# out 1",
+        *(f"topic {TOPIC_ROOT}/{park}/+/+/{leaf} out 1" for leaf in UPLINK_LEAVES),
+        *(f"topic {TOPIC_ROOT}/{park}/+/+/{leaf} in 1" for leaf in DOWNLINK_LEAVES),
     ]
     if remote_username:
         lines.append(f"remote_username {remote_username}")

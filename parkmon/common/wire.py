@@ -5,6 +5,7 @@ Topics
     parkmon/v1/{park}/{enterprise}/{gateway}/status   birth / death, retained (death = MQTT will)
     parkmon/v1/{park}/{enterprise}/{gateway}/meta     the gateway's point catalogue, retained
     parkmon/v1/{park}/{enterprise}/{gateway}/health   the agent's own figures, retained
+    parkmon/v1/{park}/{enterprise}/{gateway}/ack      platform -> gateway: seqs committed (QoS 0)
 
 Data payload (JSON, compact arrays so ``mosquitto_sub`` stays readable and decoding stays fast)::
 
@@ -15,11 +16,19 @@ A sample is ``[point, source time in epoch milliseconds UTC, value or null, qual
 is ``{device}.{point}`` and unique within the enterprise; the quality byte is
 :mod:`parkmon.common.quality`. ``seq`` grows by one per batch and per gateway and survives restarts, so
 the platform can count gaps. A sample's identity is (point, source time): replays are harmless.
+
+Ack payload (ingest -> the one gateway, after the commit; docs/decisions/0010-end-to-end-ack.md)::
+
+    {"v": 1, "gw": "gw-01", "seqs": [[40, 42], [45, 45]]}
+
+``seqs`` are inclusive ranges, ascending and disjoint: those batches are in the platform's store (or its
+dead letters) and the gateway may forget them. A repeat is acked again.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -123,6 +132,59 @@ class Health(msgspec.Struct, frozen=True):
     dropped_batches: int = 0  # seqs that will never be sent: gaps the completeness report counts
     # samples dropped, ever, by cause: buffer_full, memory_full, unwritten_at_stop (edge_agent/buffer.py LOSSES)
     dropped_by_cause: dict[str, int] = msgspec.field(default_factory=dict)
+    # end-to-end acks (docs/decisions/0010): buffer_* above is what the platform has not confirmed, sent or not
+    ack_state: str = "off"  # ok | waiting (no confirmation for mqtt.ack_timeout_s) | fallback (PUBACK alone) | off
+    unacked_batches: int = 0  # sent and waiting for the platform's confirmation (at most mqtt.max_unacked)
+    unacked_oldest_age_s: float | None = None  # age of the oldest batch not confirmed yet, since it was polled
+    confirmed: int = 0  # batches the platform confirmed committed, since the agent started
+    resent: int = 0  # batches sent again for want of a confirmation, since the agent started
+    unconfirmed_deleted: int = 0  # batches deleted on the broker's PUBACK alone, ever (fallback / off)
+
+
+# a commit group holds at most a few hundred messages; far more ranges is not an ack ingest wrote
+MAX_ACK_RANGES = 10_000
+_Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class Ack(msgspec.Struct, frozen=True):
+    """Ingest -> gateway: these seqs are committed (docs/decisions/0010-end-to-end-ack.md)."""
+
+    v: int
+    gw: str
+    seqs: list[tuple[int, int]]  # inclusive ranges, ascending, disjoint
+
+    def covers(self, seq: int) -> bool:
+        lo, hi = 0, len(self.seqs)
+        while lo < hi:  # bisect on the ranges' ends: an ack of [1, 2^63) must not be walked seq by seq
+            mid = (lo + hi) // 2
+            if self.seqs[mid][1] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo < len(self.seqs) and self.seqs[lo][0] <= seq
+
+
+class _CheckedAck(msgspec.Struct, frozen=True):
+    v: int
+    gw: str
+    seqs: Annotated[list[tuple[_Seq, _Seq]], msgspec.Meta(min_length=1, max_length=MAX_ACK_RANGES)]
+
+
+class _BatchSeq(msgspec.Struct):
+    """Just a data batch's seq, to acknowledge a batch that failed the contract (stored as a dead letter)."""
+
+    seq: _Seq
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Seqs as inclusive ranges, ascending and disjoint: [3, 1, 2, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
 
 
 class ContractError(ValueError):
@@ -134,6 +196,8 @@ _checked_batch_decoder = msgspec.json.Decoder(_CheckedBatch)
 _meta_decoder = msgspec.json.Decoder(Meta)
 _status_decoder = msgspec.json.Decoder(Status)
 _health_decoder = msgspec.json.Decoder(Health)
+_ack_decoder = msgspec.json.Decoder(_CheckedAck)
+_batch_seq_decoder = msgspec.json.Decoder(_BatchSeq)
 _encoder = msgspec.json.Encoder()
 
 
@@ -144,8 +208,10 @@ def check_id(kind: str, value: str) -> str:
 
 
 # gate: a park system's gate events (交通物流; format in docs/gate-events.md), not a gateway's data
-Leaf = Literal["data", "status", "meta", "health", "gate"]
-LEAVES = ("data", "status", "meta", "health", "gate")
+Leaf = Literal["data", "status", "meta", "health", "gate", "ack"]
+UPLINK_LEAVES: tuple[Leaf, ...] = ("data", "status", "meta", "health", "gate")  # from the park to the platform
+DOWNLINK_LEAVES: tuple[Leaf, ...] = ("ack",)  # from the platform to a gateway
+LEAVES = UPLINK_LEAVES + DOWNLINK_LEAVES
 
 
 def topic(park: str, enterprise: str, gateway: str, leaf: Leaf) -> str:
@@ -165,7 +231,7 @@ def parse_topic(t: str) -> tuple[str, str, str, str]:
     return park, ent, gw, leaf
 
 
-def encode(obj: Batch | Meta | Status | Health) -> bytes:
+def encode(obj: Batch | Meta | Status | Health | Ack) -> bytes:
     return _encoder.encode(obj)
 
 
@@ -247,3 +313,27 @@ def decode_status(payload: bytes) -> Status:
 def decode_health(payload: bytes) -> Health:
     health: Health = _decode(_health_decoder, payload, "health")
     return health
+
+
+def decode_ack(payload: bytes, gateway: str | None = None) -> Ack:
+    """Decode an ack; ``gateway``: the gateway it must be for (its topic's). Ranges must be ascending and
+    disjoint, each first <= last: anything else is not what ingest writes, and a gateway must not guess."""
+    ack: _CheckedAck = _decode(_ack_decoder, payload, "ack")
+    if gateway is not None and ack.gw != gateway:
+        raise ContractError(f"ack: for gateway {ack.gw!r}, not {gateway!r}")
+    prev = -1
+    for i, (first, last) in enumerate(ack.seqs):
+        if first > last:
+            raise ContractError(f"ack: seqs[{i}] [{first}, {last}] ends before it starts")
+        if first <= prev:
+            raise ContractError(f"ack: seqs[{i}] [{first}, {last}] is not after the range before it")
+        prev = last
+    return Ack(ack.v, ack.gw, ack.seqs)
+
+
+def batch_seq(payload: bytes) -> int | None:
+    """The seq of a data payload that may break the contract elsewhere; None if it has no readable seq."""
+    try:
+        return _batch_seq_decoder.decode(payload).seq
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
