@@ -59,6 +59,15 @@ def _ingest(stack: ExitStack, db: str, port: int, workdir: Path, **kw: str) -> I
     return ingest
 
 
+def _park(stack: ExitStack, db: str, tmp_path: Path, broker: ProductionMosquitto) -> tuple[HealthTap, list[Gateway]]:
+    """The health tap and the gateways on ``broker``, started, with reads of every gateway stored."""
+    tap = HealthTap(broker.port)
+    stack.callback(tap.close)
+    gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
+    _flowing(db, gateways)
+    return tap, gateways
+
+
 def _flowing(db: str, gateways: list[Gateway], more_than: int = 5) -> None:
     """Wait until each gateway has more than ``more_than`` reads stored."""
     wait_for(lambda: all(len(stored_reads(db).get(g.enterprise, ())) > more_than for g in gateways), 60,
@@ -81,10 +90,7 @@ def test_broker_killed_while_ingest_is_away(durable_pg: Postgres, tmp_path: Path
     with ExitStack() as stack:
         broker = _broker(stack, tmp_path / "mq")
         ingest = _ingest(stack, db, broker.port, tmp_path)
-        tap = HealthTap(broker.port)
-        stack.callback(tap.close)
-        gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
-        _flowing(db, gateways)
+        tap, gateways = _park(stack, db, tmp_path, broker)
         ingest.stop()
         time.sleep(4)  # polls published, PUBACKed from the broker's memory, queued for ingest's session
         broker.sigkill()
@@ -101,10 +107,7 @@ def test_broker_killed_under_load(durable_pg: Postgres, tmp_path: Path) -> None:
     with ExitStack() as stack:
         broker = _broker(stack, tmp_path / "mq")
         _ingest(stack, db, broker.port, tmp_path)
-        tap = HealthTap(broker.port)
-        stack.callback(tap.close)
-        gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
-        _flowing(db, gateways)
+        tap, gateways = _park(stack, db, tmp_path, broker)
         rng = random.Random(21)
         for _ in range(2):
             time.sleep(rng.uniform(1.0, 2.5))
@@ -121,10 +124,7 @@ def test_ingest_killed_under_load(durable_pg: Postgres, tmp_path: Path) -> None:
     with ExitStack() as stack:
         broker = _broker(stack, tmp_path / "mq")
         ingest = _ingest(stack, db, broker.port, tmp_path)
-        tap = HealthTap(broker.port)
-        stack.callback(tap.close)
-        gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
-        _flowing(db, gateways)
+        tap, gateways = _park(stack, db, tmp_path, broker)
         rng = random.Random(3)
         for _ in range(3):
             time.sleep(rng.uniform(1.0, 2.5))
@@ -143,10 +143,7 @@ def test_two_workers_on_a_shared_subscription(durable_pg: Postgres, tmp_path: Pa
         broker = _broker(stack, tmp_path / "mq")
         workers = [_ingest(stack, db, broker.port, tmp_path, client_id=f"worker-{i}", group="parkmon")
                    for i in range(2)]
-        tap = HealthTap(broker.port)
-        stack.callback(tap.close)
-        gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
-        _flowing(db, gateways)
+        tap, gateways = _park(stack, db, tmp_path, broker)
         time.sleep(1.5)
         workers[0].kill()
         time.sleep(1.5)
