@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from ingest.store import Store
 from parkmon.api.app import create_app
-from parkmon.api.tenancy import MAX_TOKEN, TOKEN_COOKIE, Auth, create_token, principal_of
+from parkmon.api.auth import MAX_TOKEN, TOKEN_COOKIE, Auth, create_token, principal_of
 from tests import test_tenancy as tt
 from tests.test_tenancy import _client, _tokens
 
@@ -89,7 +89,7 @@ def _oidc(store: Store) -> tuple[TestClient, Any, Any]:
     import jwt
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from parkmon.api.tenancy import OidcConfig, OidcVerifier
+    from parkmon.api.auth import OidcConfig, OidcVerifier
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))

@@ -423,7 +423,7 @@ def test_board_with_authentication_uses_the_token_cookie_and_says_when_refused(t
     (EventSource sends no headers); a token revoked while the board is open shows 未授权 and why."""
     from playwright.sync_api import sync_playwright
 
-    from parkmon.api.tenancy import TOKEN_COOKIE, Auth, create_token, principal_of, revoke_token
+    from parkmon.api.auth import TOKEN_COOKIE, Auth, create_token, principal_of, revoke_token
 
     chromium = _chromium()
     store = open_store(f"sqlite:///{tmp_path / 'auth.db'}")

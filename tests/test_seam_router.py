@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ingest.store import Store
 from parkmon.api import routers
 from parkmon.api.app import create_app
-from parkmon.api.tenancy import Auth, create_token, principal_of
+from parkmon.api.auth import Auth, create_token, principal_of
 from tests import test_tenancy
 from tests.test_tenancy import _client, _get, _tokens
 

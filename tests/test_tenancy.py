@@ -22,7 +22,7 @@ from ingest.store import Store, open_store
 from ingest.store import record_tables as t
 from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
-from parkmon.api.tenancy import Auth, OidcConfig, OidcVerifier, create_token, principal_of, revoke_token
+from parkmon.api.auth import Auth, OidcConfig, OidcVerifier, create_token, principal_of, revoke_token
 from parkmon.common import wire
 
 H = 3_600_000

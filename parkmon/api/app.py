@@ -16,10 +16,11 @@ from analytics.targets import ShareSettings
 from ingest.store import Store
 from ingest.store.common import RecordError, audit_request
 from parkmon.api import board, deps, guard, routers, tenancy
+from parkmon.api.auth import Auth
 
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,
-               alert_engine: object | None = None, auth: tenancy.Auth | None = None,
+               alert_engine: object | None = None, auth: Auth | None = None,
                max_body: int = guard.MAX_BODY) -> FastAPI:
     """``auth`` None: authentication off (the demo on loopback, tests); else every route but the public ones
     (health, the board's page) needs a bearer token and answers only within the caller's scope, as the route's

@@ -67,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     from analytics.targets import load_share_settings
     from ingest.store import open_store
     from parkmon.api.app import create_app
-    from parkmon.api.tenancy import Auth, OidcConfig, OidcVerifier
+    from parkmon.api.auth import Auth, OidcConfig, OidcVerifier
 
     store = open_store(args.db)
     store.create_schema()
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from ingest.store import open_store, tokens
-    from parkmon.api.tenancy import principal_of
+    from parkmon.api.auth import principal_of
 
     store = open_store(args.db)
     try:

@@ -11,7 +11,8 @@ from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from ingest.store import Store
 from ingest.store.records.spec import ID_MAX as ID_MAX
 from ingest.store.records.spec import MS_MAX as MS_MAX
-from parkmon.api.tenancy import Principal, principal
+from parkmon.api.auth import Principal
+from parkmon.api.tenancy import principal
 
 # Bounds of numbers that reach SQL (ID_MAX, MS_MAX: the storage layer's): beyond them SQLite (64-bit) or
 # PostgreSQL (INTEGER ids are 32-bit) fails with an overflow, a 500; with them the caller gets a 422.

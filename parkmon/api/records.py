@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from ingest.store.common import RecordError
 from ingest.store.records import base, record_types
 from ingest.store.records.spec import Http, Op, Upload
+from parkmon.api.auth import Role
 from parkmon.api.deps import ActorDep, CallerEnterpriseDep, StoreDep
 from parkmon.api.routers import API_V1
-from parkmon.api.tenancy import About, EnterpriseReach, Role, policy
+from parkmon.api.tenancy import About, EnterpriseReach, policy
 
 _PARAMS: dict[str, Callable[..., Any]] = {"path": Path, "query": Query, "body": Body}
 

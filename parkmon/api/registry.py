@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ingest.store import Store
 from ingest.store.records import registry as reg
+from parkmon.api.auth import Principal
 from parkmon.api.deps import ActorDep, PrincipalDep, StoreDep, require_park
 from parkmon.api.routers import API_V1
-from parkmon.api.tenancy import Principal, forbid, policy, visible_parks
+from parkmon.api.tenancy import forbid, policy, visible_parks
 from parkmon.common.metrics import System
 
 router = APIRouter(prefix=API_V1, tags=["registry"])

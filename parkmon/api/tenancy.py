@@ -26,22 +26,9 @@ from ingest.store import Store, lookups
 from ingest.store import alerts as alert_rows
 from ingest.store.alerts import AlertScope
 from ingest.store.records.spec import ID_MAX
+from parkmon.api.auth import OPEN, ROLES, Auth, Principal, Role
 
 # authentication lives in parkmon/api/auth.py; its names are re-exported here, where callers know them
-from parkmon.api.auth import MAX_TOKEN as MAX_TOKEN
-from parkmon.api.auth import OPEN as OPEN
-from parkmon.api.auth import ROLES as ROLES
-from parkmon.api.auth import TOKEN_COOKIE as TOKEN_COOKIE
-from parkmon.api.auth import Auth as Auth
-from parkmon.api.auth import OidcConfig as OidcConfig
-from parkmon.api.auth import OidcVerifier as OidcVerifier
-from parkmon.api.auth import Principal as Principal
-from parkmon.api.auth import Role as Role
-from parkmon.api.auth import create_token as create_token
-from parkmon.api.auth import list_tokens as list_tokens
-from parkmon.api.auth import lookup_token as lookup_token
-from parkmon.api.auth import principal_of as principal_of
-from parkmon.api.auth import revoke_token as revoke_token
 
 _READ = {"GET", "HEAD", "OPTIONS"}
 
