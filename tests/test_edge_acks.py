@@ -217,7 +217,9 @@ def test_required_keeps_everything_until_ingest_confirms_it(mosquitto: Mosquitto
             ingest = Ingestor(IngestConfig(mqtt_port=mosquitto.port, db_url=store.url), store)
             ingest.start()  # its first subscription: the batches published before it are re-sent by the probe
             try:
-                wait_for(lambda: agent.health_report().buffer_batches <= 2, what="the backlog confirmed")
+                # the ten it held and what it polled since: confirmed, at most the last two still in flight
+                wait_for(lambda: (h := agent.health_report()).buffer_batches <= 2 and h.confirmed >= 10,
+                         what="the backlog confirmed")
                 health = agent.health_report()
                 assert health.ack_state == "ok" and health.confirmed >= 10 and health.unconfirmed_deleted == 0
                 polls = agent.health["grid"].polls
