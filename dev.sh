@@ -67,23 +67,31 @@ case "${1:-}" in
     echo "    ok"
     # figures, not pass/fail: speed and memory targets are read from these, never asserted in tests
     echo "==> bench (short runs; full runs: see README)"
-    # a benchmark that breaks is reported loudly but is not a failed test run
+    # a benchmark that crashes fails the run (after pytest, so one broken bench hides no test result);
+    # a slow figure does not
+    failed_benches=()
     .venv/bin/python bench/edge.py --seconds 10 --warmup 3 --outage-seconds 20 \
-      || echo "!!! bench/edge.py failed (exit $?): see above"
+      || { echo "!!! bench/edge.py failed (exit $?): see above"; failed_benches+=("bench/edge.py"); }
     .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3 \
-      || echo "!!! bench/pipeline.py failed (exit $?): see above"
+      || { echo "!!! bench/pipeline.py failed (exit $?): see above"; failed_benches+=("bench/pipeline.py"); }
     .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --limit-seconds 4 --ramp 0.4 0.55 0.7 \
-      || echo "!!! bench/ingest_pg.py failed (exit $?): see above"
+      || { echo "!!! bench/ingest_pg.py failed (exit $?): see above"; failed_benches+=("bench/ingest_pg.py"); }
     .venv/bin/python bench/scale.py --seconds 2 --expect 100000 --gateways 50 --limit-seconds 2 --bridge-seconds 2 --preload 0 \
-      || echo "!!! bench/scale.py failed (exit $?): see above"
+      || { echo "!!! bench/scale.py failed (exit $?): see above"; failed_benches+=("bench/scale.py"); }
     .venv/bin/python bench/indicators.py --enterprises 20 --days 31 --raw-enterprises 2 \
-      || echo "!!! bench/indicators.py failed (exit $?): see above"
+      || { echo "!!! bench/indicators.py failed (exit $?): see above"; failed_benches+=("bench/indicators.py"); }
     timeout 600 .venv/bin/python bench/alerts.py --rate 5000 --gateways 20 --trials 6 \
-      || echo "!!! bench/alerts.py failed (exit $?): see above"
+      || { echo "!!! bench/alerts.py failed (exit $?): see above"; failed_benches+=("bench/alerts.py"); }
     timeout 300 .venv/bin/python bench/hj212.py --frames 10000 --loggers 10 --seconds 4 \
-      || echo "!!! bench/hj212.py failed (exit $?): see above"
+      || { echo "!!! bench/hj212.py failed (exit $?): see above"; failed_benches+=("bench/hj212.py"); }
     echo "==> pytest (last, so its summary closes the run)"
-    .venv/bin/python -m pytest -ra "$@"
+    status=0
+    .venv/bin/python -m pytest -ra "$@" || status=$?
+    if [ ${#failed_benches[@]} -gt 0 ]; then
+      echo "!!! benchmarks that crashed: ${failed_benches[*]} (their output is above)" >&2
+      [ "$status" = 0 ] && status=1
+    fi
+    exit "$status"
     ;;
   *)
     echo "usage: ./dev.sh demo [parkmon demo options] | ./dev.sh test [pytest options]" >&2
