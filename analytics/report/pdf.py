@@ -18,6 +18,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from analytics.report import rows
+from analytics.report.glyphs import para, plain
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -25,6 +26,11 @@ H1 = ParagraphStyle("h1", fontName=FONT, fontSize=15, leading=20, spaceAfter=6)
 H2 = ParagraphStyle("h2", fontName=FONT, fontSize=12, leading=16, spaceBefore=10, spaceAfter=4)
 BODY = ParagraphStyle("body", fontName=FONT, fontSize=8.5, leading=11)
 BLUE, GREEN = colors.HexColor("#5470C6"), colors.HexColor("#91CC75")  # ECharts' first two colours
+
+
+def P(text: str, style: ParagraphStyle) -> Paragraph:
+    """A paragraph whose every character the PDF font can draw (see glyphs.py)."""
+    return Paragraph(para(text), style)
 
 
 def _cell(v: Any) -> str:
@@ -36,7 +42,7 @@ def _cell(v: Any) -> str:
 
 
 def table(head: list[str], body: list[list[Any]], widths: list[float]) -> Table:
-    data = [[Paragraph(h, BODY) for h in head]] + [[Paragraph(_cell(v), BODY) for v in line] for line in body]
+    data = [[P(h, BODY) for h in head]] + [[P(_cell(v), BODY) for v in line] for line in body]
     t = Table(data, colWidths=[w * mm for w in widths], repeatRows=1)
     t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
                            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDEBF7")),
@@ -61,7 +67,7 @@ def daily_chart(report: dict[str, Any], width_mm: float = 170, height_mm: float 
     legend = Legend()
     legend.x, legend.y = int(16 * mm), int((height_mm - 4) * mm)
     legend.fontName, legend.fontSize, legend.columnMaximum, legend.deltax = FONT, 7, 1, 90
-    legend.colorNamePairs = [(BLUE, "用电量 electricity (kWh)"), (GREEN, "新能源消纳 RE used (kWh)")]
+    legend.colorNamePairs = [(BLUE, plain("用电量 electricity (kWh)")), (GREEN, plain("新能源消纳 RE used (kWh)"))]
     d.add(legend)
     d.add(String(width_mm * mm - 2 * mm, 2 * mm, "每日 daily", fontName=FONT, fontSize=7, textAnchor="end"))
     return d
@@ -72,27 +78,27 @@ def write_pdf(report: dict[str, Any], path: Path) -> Path:
     doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm,
                             topMargin=16 * mm, bottomMargin=16 * mm, title=rows.title(report), author="parkmon")
     story: list[Any] = [
-        Paragraph(rows.title(report), H1),
-        Paragraph(f"统计期 Period: {report['period_start']} — {report['period_end']} · 园区类型 Class: "
+        P(rows.title(report), H1),
+        P(f"统计期 Period: {report['period_start']} — {report['period_end']} · 园区类型 Class: "
                   f"{rows.CLASS_ZH.get(report['park_class'], report['park_class'])} · 生成 Generated: "
                   f"{report['generated_at']}", BODY),
-        Paragraph("一、主要指标 Key indicators", H2),
+        P("一、主要指标 Key indicators", H2),
         table(rows.SUMMARY_HEAD, rows.summary(report), [62, 24, 22, 34, 28]),
     ]
     if report["daily"]:
-        story += [Paragraph("二、每日用电与新能源消纳 Daily electricity and renewable energy used", H2),
+        story += [P("二、每日用电与新能源消纳 Daily electricity and renewable energy used", H2),
                   daily_chart(report)]
     ents = rows.enterprises(report)
-    story += [Paragraph(f"三、企业能耗 Enterprises ({len(ents)})", H2),
+    story += [P(f"三、企业能耗 Enterprises ({len(ents)})", H2),
               table(rows.ENTERPRISE_HEAD, ents[:60], [34, 26, 30, 24, 20, 28])]
     if len(ents) > 60:
-        story.append(Paragraph(f"… 另 {len(ents) - 60} 家企业见 Excel 附表 (the rest are in the Excel file)", BODY))
+        story.append(P(f"… 另 {len(ents) - 60} 家企业见 Excel 附表 (the rest are in the Excel file)", BODY))
     outlets = rows.pollutants(report)
-    story += [Paragraph("四、污染物排放 Pollutant outlets", H2),
+    story += [P("四、污染物排放 Pollutant outlets", H2),
               table(rows.POLLUTANT_HEAD, outlets, [16, 16, 16, 11, 13, 16, 17, 14, 13, 12, 16]) if outlets
-              else Paragraph("本期无在线监测排口数据 No outlet data in this period.", BODY),
+              else P("本期无在线监测排口数据 No outlet data in this period.", BODY),
               Spacer(1, 6 * mm),
-              Paragraph("方法与因子见 docs/indicators/；每项数值的输入见 JSON 报告 (parkmon report --json). "
+              P("方法与因子见 docs/indicators/；每项数值的输入见 JSON 报告 (parkmon report --json). "
                         "Methods and factors: docs/indicators/; every figure's inputs are in the JSON report.", BODY)]
     doc.build(story)
     return path

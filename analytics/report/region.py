@@ -12,12 +12,13 @@ from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.shapes import Drawing
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate
+from reportlab.platypus import SimpleDocTemplate
 
 from analytics.indicators.new_energy_share import region_share
 from analytics.report import rows
 from analytics.report.gather import Progress, park_report
-from analytics.report.pdf import BLUE, BODY, FONT, GREEN, H1, H2, table
+from analytics.report.glyphs import plain
+from analytics.report.pdf import BLUE, BODY, FONT, GREEN, H1, H2, P, table
 from analytics.targets import ShareSettings
 from ingest.store import Store
 
@@ -78,7 +79,7 @@ def share_chart(region: dict[str, Any]) -> Drawing:
     c.data = [[(r["new_energy_share"]["value"] or 0) * 100 for r in parks],
               [(r["new_energy_share"]["target"] or 0) * 100 for r in parks]]
     c.bars[0].fillColor, c.bars[1].fillColor = BLUE, GREEN
-    c.categoryAxis.categoryNames = [r["name_zh"] for r in parks]
+    c.categoryAxis.categoryNames = [plain(r["name_zh"]) for r in parks]
     c.categoryAxis.labels.fontName = c.valueAxis.labels.fontName = FONT
     c.valueAxis.valueMin, c.valueAxis.valueMax = 0, 100
     d.add(c)
@@ -89,11 +90,11 @@ def write_region_pdf(region: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=14 * mm, rightMargin=14 * mm)
     doc.build([
-        Paragraph(f"{region['region']} {region['period']} 园区监测汇总 · Parks of the region", H1),
+        P(f"{region['region']} {region['period']} 园区监测汇总 · Parks of the region", H1),
         table(HEAD, lines(region), [34, 20, 20, 16, 22, 20, 14, 18, 18]),
-        Paragraph("新能源消纳比例(蓝)与目标(绿) New-energy share (blue) against target (green), %", H2),
+        P("新能源消纳比例(蓝)与目标(绿) New-energy share (blue) against target (green), %", H2),
         share_chart(region),
-        Paragraph(f"区域新能源消纳比例 Region's share: {rows.pct(region['new_energy_share']['value'])} "
+        P(f"区域新能源消纳比例 Region's share: {rows.pct(region['new_energy_share']['value'])} "
                   f"({len(region['parks'])} parks, Σ RE used / Σ consumption)", BODY),
     ])
     return path
