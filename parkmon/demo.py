@@ -138,11 +138,13 @@ def main(argv: list[str]) -> int:
 
         # 4. API
         api_port = args.api_port or free_port()
-        stack.callback(_start_api(create_app(store, alert_engine=alerts.engine), api_port))
+        note = _clocks(info, sim.park.sim_ms, args.speed)
+        stack.callback(_start_api(create_app(store, alert_engine=alerts.engine, board_note=note), api_port))
         base = f"http://127.0.0.1:{api_port}/api/v1"
         board = f"http://127.0.0.1:{api_port}/board/{info['key']}"
         _say(args, f"HTTP API        http://127.0.0.1:{api_port}/docs")
         _say(args, f"live board      {board}")
+        _say(args, note)
 
         # 5. the park office: registry with gates, gate traffic over MQTT, records through the API
         from simulators.park_office import ParkOffice
@@ -182,6 +184,16 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _clocks(info: dict[str, Any], sim_ms: int, speed: float) -> str:
+    """Which clock is which: the simulated weather and load run on their own fast clock, while the gateways
+    stamp readings with this machine's (a real gateway's) clock, so the board and reports use today's date.
+    Stamping simulated time instead would put readings hours into the future after a minute at ×600."""
+    sim = datetime.fromtimestamp(sim_ms / 1000, tz=CHINA).strftime("%Y-%m-%d %H:%M")
+    return (f"时钟：{info['name_zh']}的天气与负荷按模拟时间运行（×{speed:g}，自 {sim} 起），读数按本机时钟记录，"
+            f"看板与报告按今天的日期查询。 Clocks: the simulated park's weather and load run on simulated time "
+            f"(×{speed:g} from {sim}); readings carry this machine's clock, so the board and reports use today's date.")
+
+
 def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_ms: int) -> None:
     try:
         share = _get(f"{base}/parks/{park}/indicators/new-energy-share")
@@ -190,8 +202,10 @@ def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_
         _say(args, f"API not answering yet: {exc}")
         return
     sim_time = datetime.fromtimestamp(sim_ms / 1000, tz=CHINA).strftime("%Y-%m-%d %H:%M")
+    data_time = datetime.now(CHINA).strftime("%Y-%m-%d %H:%M:%S")  # the clock the readings carry
     if args.json:
         print(json.dumps({"elapsed_s": round(time.monotonic() - started, 1), "sim_time": sim_time,
+                          "data_time": data_time,
                           "readings": health["readings"], "share": share}, ensure_ascii=False), flush=True)
         return
     value = share.get("value")
@@ -201,7 +215,7 @@ def _report(args: argparse.Namespace, base: str, park: str, started: float, sim_
     status = {"met": "达标 met", "below_target": "未达标 below target",
               "insufficient_data": "数据不足 insufficient data"}.get(share.get("status", ""), share.get("status"))
     inputs = share.get("inputs", {})
-    print(f"[模拟 sim {sim_time}] 新能源消纳比例 share {pct}  目标 target {tgt}  {status} | "
+    print(f"[模拟 sim {sim_time} · 数据 data {data_time}] 新能源消纳比例 share {pct}  目标 target {tgt}  {status} | "
           f"RE {inputs.get('re_gen', 0):,.0f} kWh, 用电 used {inputs.get('consumption', 0):,.0f} kWh, "
           f"弃电 curtailed {inputs.get('curtailed', 0):,.0f} kWh | readings {health['readings']:,}", flush=True)
 

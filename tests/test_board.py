@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import threading
@@ -211,6 +212,21 @@ def test_board_pages_and_unknown_parks(small_api: tuple[str, Any, int]) -> None:
                       "/static/echarts/LICENSE", "/static/echarts/NOTICE"):
             assert http.get(asset).status_code == 200, asset
         assert "javascript" in http.get("/static/echarts/echarts.min.js").headers["content-type"]
+        assert 'id="board-note" class="board-note" hidden' in page.text  # no note configured: none shown
+
+
+def test_board_shows_the_deployments_note_escaped(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    st = open_store(f"sqlite:///{tmp_path / 'n.db'}")
+    st.create_schema()
+    st.upsert_park("p1", "测试园区", "Test park", "low_carbon", "")
+    try:
+        page = TestClient(create_app(st, board_note="时钟 <clocks> & data")).get("/board/p1")
+    finally:
+        st.close()
+    assert page.status_code == 200
+    assert '<p id="board-note" class="board-note">时钟 &lt;clocks&gt; &amp; data</p>' in page.text
 
 
 # ---- the page in Chromium over the real pipeline -------------------------------------------------
@@ -227,6 +243,7 @@ class Pipeline:
     api: Api
     store: Store
     agents: RunningAgents
+    started_ms: int
 
 
 @pytest.fixture
@@ -254,11 +271,12 @@ def pipeline(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[Pipeline]:
     for c in configs.values():
         c["publish"] = {"interval_s": 0.5}
     agents = RunningAgents(list(configs.values()))
+    started_ms = now_ms() // 60_000 * 60_000
     agents.start()
     app = create_app(store, alert_engine=alerts.engine)
     try:
         with serve(app) as api:
-            yield Pipeline(sim, app, api, store, agents)
+            yield Pipeline(sim, app, api, store, agents, started_ms)
     finally:
         agents.stop()
         maintenance.stop()
@@ -310,6 +328,15 @@ def test_board_in_chromium_shows_the_live_share_and_follows_the_park(pipeline: P
             _until(page, "/%$/.test(document.getElementById('share-value').textContent)", timeout=15_000)
             assert page.inner_text("#conn") == "实时"
             assert page.inner_text("#share-target") == "80%"
+            # the pipeline started this morning, not at midnight: the board says since when there is data
+            # and how complete it is since then, instead of a day's 0 % beside a valid share
+            detail = page.inner_text("#share-detail")
+            started = datetime.fromtimestamp(p.started_ms / 1000, tz=CHINA)
+            if started.hour >= 1:  # in the day's first hour the data starts in its first interval: no note
+                m = re.search(r"数据完整率 (\d+)%（数据自 (\d\d:\d\d) 起）", detail)
+                assert m, detail
+                assert int(m.group(1)) > 50, detail
+                assert started.strftime("%H:%M") <= m.group(2) <= datetime.now(CHINA).strftime("%H:%M"), detail
             assert page.inner_text("#share-status") in ("达标", "未达标")
             last = page.evaluate("window.parkmonBoard.last.share")
             assert page.inner_text("#share-value") == f"{last['value'] * 100:.1f}%"

@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ingest.store import Store
+from parkmon.common.clock import CHINA
 
 
 @pytest.mark.e2e
+def _yesterday_or_today() -> str:  # a run that crosses China's midnight
+    return (datetime.now(CHINA) - timedelta(minutes=5)).strftime("%Y-%m-%d")
+
+
 def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
+    started = time.time() * 1000
     proc = subprocess.run(
         [sys.executable, "-m", "parkmon.cli", "demo", "--workdir", str(tmp_path), "--api-port", "0",
          "--duration", "20", "--every", "4", "--speed", "600", "--poll", "1", "--json"],
@@ -27,6 +35,11 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
     assert last["name_zh"] == "新能源消纳比例"
     assert 0.0 < last["value"] <= 1.0
     assert last["target"] == pytest.approx(0.8)  # the demo park is a zero-carbon park
+    # two clocks, said plainly: the simulated weather's (the sim_time lines) and the readings' (this machine's)
+    events = [ln["event"] for ln in lines if "event" in ln]
+    assert any(e.startswith("时钟") and "×600" in e and "readings carry this machine's clock" in e for e in events)
+    today = datetime.now(CHINA).strftime("%Y-%m-%d")
+    assert {ln["data_time"][:10] for ln in lines if "data_time" in ln} <= {today, _yesterday_or_today()}
     readings = [ln["readings"] for ln in lines if "readings" in ln]
     assert readings[-1] > readings[0], "readings must keep arriving while the demo runs"
     # every gateway process exited on its own after the demo's SIGTERM (no orphaned agents)
@@ -45,6 +58,9 @@ def test_demo_produces_a_live_share_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         st.close()
     assert sum(r.n_all for rs in minutes.values() for r in rs) > 0
+    # the rollups' minutes are this machine's minutes (within the demo's run), not the simulation's June
+    stamped = [r.bucket_ms for rs in minutes.values() for r in rs]
+    assert started - 60_000 <= min(stamped) and max(stamped) <= time.time() * 1000
     assert "park-office-sim" not in proc.stderr  # the office's writes were all accepted
 
 

@@ -21,10 +21,11 @@ from parkmon.api.auth import Auth
 
 def create_app(store: Store, *, close_store: bool = False, share_settings: object | None = None,
                alert_engine: object | None = None, auth: Auth | None = None,
-               max_body: int = guard.MAX_BODY) -> FastAPI:
+               max_body: int = guard.MAX_BODY, board_note: str = "") -> FastAPI:
     """``auth`` None: authentication off (the demo on loopback, tests); else every route but the public ones
     (health, the board's page) needs a bearer token and answers only within the caller's scope, as the route's
-    policy says (parkmon/api/tenancy.py). ``max_body``: the largest request body in bytes (413 beyond)."""
+    policy says (parkmon/api/tenancy.py). ``max_body``: the largest request body in bytes (413 beyond).
+    ``board_note``: a line the live boards show above everything (the demo says which clock its data carries)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -42,6 +43,7 @@ def create_app(store: Store, *, close_store: bool = False, share_settings: objec
     app.state.alert_engine = alert_engine  # analytics.alerts.engine.AlertEngine when alerts run here
     app.state.board = board.LiveBoard(store, cast(ShareSettings | None, share_settings))
     app.state.auth = auth
+    app.state.board_note = board_note
     app.state.refusals = guard.Refusals()
     # every route: authentication and the policy it declares (tenancy.authorize), and no NUL in any text
     guarded = [Depends(tenancy.authorize), Depends(deps.refuse_nul)]

@@ -73,7 +73,9 @@ async def board_page(request: Request, park: str) -> HTMLResponse:
                'yours to see. <a href="./">所有园区 · all parks</a></p>')
         return HTMLResponse(_PAGE_FRAME.format(title="404", body=msg), status_code=404)
     page = (STATIC_DIR / "board.html").read_text(encoding="utf-8")
-    return HTMLResponse(page.replace("{{park}}", html.escape(park)))
+    note = str(getattr(request.app.state, "board_note", ""))
+    return HTMLResponse(page.replace("{{park}}", html.escape(park)).replace("{{note}}", html.escape(note))
+                        .replace("{{note_hidden}}", "" if note else " hidden"))
 
 
 @router.post("/board/sign-in", summary="Sign the board in: the token as an HttpOnly cookie (看板登录)",

@@ -15,7 +15,7 @@
       park_class: { zero_carbon: "零碳园区", low_carbon: "低碳园区", none: "" },
       detail: function (s) {
         return "新能源消纳 " + kwh(s.inputs.numerator) + " kWh / 用电 " + kwh(s.inputs.consumption) +
-          " kWh · 弃电 " + kwh(s.inputs.curtailed) + " kWh · 数据完整率 " + pct(s.completeness, 0);
+          " kWh · 弃电 " + kwh(s.inputs.curtailed) + " kWh · " + complete(s, "数据完整率", "（数据自 ", " 起）");
       },
       severity: { critical: "严重", warning: "预警", info: "提示" },
       no_alerts: "当前无告警", no_devices: "全部设备在线", problem: "数据暂不可用：",
@@ -35,7 +35,7 @@
       park_class: { zero_carbon: "zero-carbon park", low_carbon: "low-carbon park", none: "" },
       detail: function (s) {
         return "RE used " + kwh(s.inputs.numerator) + " kWh / consumption " + kwh(s.inputs.consumption) +
-          " kWh · curtailed " + kwh(s.inputs.curtailed) + " kWh · data complete " + pct(s.completeness, 0);
+          " kWh · curtailed " + kwh(s.inputs.curtailed) + " kWh · " + complete(s, "data complete", " (data since ", ")");
       },
       severity: { critical: "critical", warning: "warning", info: "info" },
       no_alerts: "No firing alerts", no_devices: "All devices reporting", problem: "Data unavailable: ",
@@ -60,6 +60,16 @@
   function safeSet(k, v) { try { localStorage.setItem(k, v); } catch (e) { /* private mode */ } }
   function pct(v, digits) { return v === null || v === undefined ? "--" : (v * 100).toFixed(digits) + "%"; }
   function kwh(v) { return v === null || v === undefined ? "--" : Math.round(v).toLocaleString("en-US"); }
+  // Completeness of today's share. Where the data starts after midnight (a park that joined, or the demo
+  // started, this morning) the day's figure would read 0% beside a valid share: say since when there is
+  // data and how complete it is since then (intervals used / intervals), the period's own figure in the API.
+  function complete(s, label, open, close) {
+    var from = s.inputs && s.inputs.data_from_ms, start = Date.parse(s.period_start);
+    var step = (s.inputs && s.inputs.interval_ms) || 3600000;
+    if (!from || !(from > start + step) || !s.inputs.intervals) { return label + " " + pct(s.completeness, 0); }
+    return label + " " + pct(s.inputs.intervals_used / s.inputs.intervals, 0) + open +
+      hhmm.format(new Date(from)) + close;
+  }
   function kw(v) { return v === null || v === undefined ? "--" : Math.round(v).toLocaleString("en-US"); }
   var clock = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit",
                                                  second: "2-digit", hour12: false });
