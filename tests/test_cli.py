@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ingest.store import migrate, open_store
 from ingest.store.base import IncomingBatch
 from parkmon.cli import COMMANDS
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
+
+REPO = Path(__file__).resolve().parents[1]
 
 T0 = 1_763_800_000_000
 
@@ -56,6 +59,12 @@ def test_indicators_share_on_a_stored_park(tmp_path: Path) -> None:
     assert body["value"] == pytest.approx(0.25)
     assert body["target"] == pytest.approx(0.50)  # low-carbon park in 2025
     assert body["status"] == "below_target"
+    # the interval the help promises is the one used: the shipped settings' (analytics/defaults.yaml, read
+    # here as plain YAML) 60 minutes, "an hour" in --help (it once said 15 min)
+    shipped = yaml.safe_load((REPO / "analytics" / "defaults.yaml").read_text(encoding="utf-8"))
+    assert shipped["new_energy_share"]["interval_minutes"] == 60 and body["inputs"]["interval_ms"] == 60 * 60_000
+    helped = _parkmon("indicators", "share", "--help").stdout
+    assert "an hour" in " ".join(helped.split()) and "15 min" not in helped
     bad = _parkmon("indicators", "share", "--db", url, "--park", "demo", "--start", "2025-11-22T08:00")
     assert bad.returncode != 0 and "has no UTC offset" in bad.stderr
     # every indicator of the month at once, as the report has them: the hour's counters did not cover
