@@ -39,6 +39,13 @@ T0 = int(time.time()) * 1000 - 60_000  # a minute ago: alerts are about now
 S = 1000
 
 
+@pytest.fixture(autouse=True)
+def _receivers_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receivers here run on this machine: the deployment setting that lets alerts reach it (by default
+    alert destinations are public addresses only; tests/test_attacks_alert_channels.py)."""
+    monkeypatch.setenv("PARKMON_ALERT_ALLOW_HOSTS", "127.0.0.1")
+
+
 @dataclass
 class Platform:
     store: Store

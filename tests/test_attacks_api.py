@@ -292,21 +292,31 @@ def test_item18_security_headers_and_stream_cap_per_token(two_parks: Store) -> N
 
 def test_item6_subscriptions_belong_to_their_holder(two_parks: Store) -> None:
     """"An operator can list and delete a regulator's subscription for its park (and sees its secrets); the
-    regulator passes authorization on an operator's subscription. Subscriptions belong to their holder.\""""
-    from ingest.store import alert_outbox
+    regulator passes authorization on an operator's subscription. Subscriptions belong to their holder.\"
+    Also two regulators sharing a region, and two operators of one park: each holds only what it made."""
+    from sqlalchemy import update
+
+    from ingest.store import record_tables as t
 
     tk = _tokens(two_parks)
+    tk["regulator2"] = create_token(two_parks, principal_of("regulator", "东区应急管理局", ["东区"]))
+    tk["operator2"] = create_token(two_parks, principal_of("operator", "一号园区安全科", park="p1"))
     c = _client(two_parks)
 
-    def make(role: str, **scope: str) -> int:  # stored directly: the channel's URL rules are not the point here
-        return int(alert_outbox.create_subscription(
-            two_parks, name=f"{role} sub", role=role, region=scope.get("region"), park=scope.get("park"),
-            enterprise=scope.get("enterprise"), kinds=[], systems=[], min_severity="info", channel="webhook",
-            config={"url": "https://hooks.example.cn/x", "secret": "s3cret-0123456789"},
-            actor="test")["id"])
+    def make(who: str, role: str, **scope: str) -> int:  # through the API, by the holder's own token
+        body = {"name": f"{who}'s {role} sub", "role": role, "channel": "webhook", **scope,
+                "config": {"url": "https://hooks.example.cn/x", "secret": "s3cret-0123456789"}}
+        r = c.post("/api/v1/alert-subscriptions", json=body, headers=_h(tk[who]))
+        assert r.status_code == 200, r.text
+        return int(r.json()["id"])
 
-    reg_park, reg_region = make("regulator", park="p1"), make("regulator", region="东区")
-    op, ent = make("operator", park="p1"), make("enterprise", park="p1", enterprise="a")
+    reg_park, reg_region = make("regulator", "regulator", park="p1"), make("regulator", "regulator", region="东区")
+    reg2 = make("regulator2", "regulator", region="东区")
+    op, ent = make("operator", "operator", park="p1"), make("operator", "enterprise", park="p1", enterprise="a")
+    op2 = make("operator2", "operator", park="p1")
+    orphan = make("operator", "operator", park="p1")
+    with two_parks.engine.begin() as conn:  # made before migration 0009 with no audit trail: no holder known
+        conn.execute(update(t.alert_subscriptions).where(t.alert_subscriptions.c.id == orphan).values(owner=None))
 
     def listed(who: str) -> set[int]:
         r = c.get("/api/v1/alert-subscriptions", headers=_h(tk[who]))
@@ -314,20 +324,26 @@ def test_item6_subscriptions_belong_to_their_holder(two_parks: Store) -> None:
         return {s["id"] for s in r.json()}
 
     assert listed("operator") == {op, ent}
+    assert listed("operator2") == {op2}
     assert listed("regulator") == {reg_park, reg_region}
-    assert listed("a") == {ent}
-    for sid in (reg_park, reg_region):
-        assert c.delete(f"/api/v1/alert-subscriptions/{sid}", headers=_h(tk["operator"])).status_code == 403
-    for sid in (op, ent):
-        assert c.delete(f"/api/v1/alert-subscriptions/{sid}", headers=_h(tk["regulator"])).status_code == 403
-    assert listed("admin") == {reg_park, reg_region, op, ent}
+    assert listed("regulator2") == {reg2}
+    assert listed("a") == set()  # its enterprise's subscription is the operator's, who filed it
+    assert listed("admin") == {reg_park, reg_region, reg2, op, ent, op2, orphan}
+    for who, others in (("operator", (reg_park, reg_region, reg2, op2, orphan)), ("operator2", (op, ent)),
+                        ("regulator", (op, ent, reg2)), ("regulator2", (reg_park, reg_region)), ("a", (ent,))):
+        for sid in others:
+            r = c.delete(f"/api/v1/alert-subscriptions/{sid}", headers=_h(tk[who]))
+            assert r.status_code == 403, (who, sid, r.text)
     # a regulator's subscription is not the operator's to make either
     body = {"name": "x", "role": "regulator", "park": "p1", "channel": "webhook",
             "config": {"url": "https://hooks.example.cn/x", "secret": "0123456789abcdef"}}
     made = c.post("/api/v1/alert-subscriptions", json=body, headers=_h(tk["operator"]))
     assert made.status_code in (403, 422) and made.status_code != 200, made.text
-    assert c.delete(f"/api/v1/alert-subscriptions/{op}", headers=_h(tk["operator"])).status_code == 200
-    assert c.delete(f"/api/v1/alert-subscriptions/{reg_park}", headers=_h(tk["regulator"])).status_code == 200
+    assert listed("admin") == {reg_park, reg_region, reg2, op, ent, op2, orphan}  # nothing was deleted
+    for who, sid in (("operator", op), ("operator2", op2), ("regulator", reg_park), ("regulator2", reg2),
+                     ("admin", orphan)):
+        assert c.delete(f"/api/v1/alert-subscriptions/{sid}", headers=_h(tk[who])).status_code == 200, (who, sid)
+    assert listed("admin") == {reg_region, ent}
 
 
 def test_item10_share_request_work_is_bounded(two_parks: Store) -> None:

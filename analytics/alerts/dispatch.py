@@ -10,6 +10,11 @@ deployment's or another database's. A failed send is tried again after 1, 2, 4 â
 ``max_backoff_s`` apart, so a receiver that was down gets everything soon after it is back. Each
 subscription's rows go out in order (an older undelivered row holds the newer ones back): a resolve
 never overtakes its firing.
+
+Secrets (issue 20 item 4): a channel's error names the receiver's host, a status and a fixed reason, never
+its answer nor its URL's path or query; a subscription's secrets (its URL's tokens, its HMAC secret, its SMTP
+or MQTT password) are registered with the log masking (parkmon.common.secrecy) before its first send, and
+the error is masked again before it is stored (ingest.store.alert_outbox.failed).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from analytics.alerts.channels import Channel, DeliveryError, load
 from ingest.store import Store
 from ingest.store import alert_outbox as outbox
 from parkmon.common.outage import Outage
+from parkmon.common.secrecy import add_secrets, endpoint_secrets
 
 log = logging.getLogger("parkmon.alerts")
 
@@ -37,6 +43,7 @@ class Dispatcher:
         self.max_backoff_ms = int(max_backoff_s * 1000)
         self.batch = batch
         self._channels: dict[str, Channel] = {}
+        self._masked: set[int] = set()  # subscriptions whose secrets the log masking knows
         self._wake = threading.Event()
         self._outage = Outage(log, "alert dispatch")  # a database outage: two log lines, not one a second
         self.delivered = 0
@@ -56,6 +63,9 @@ class Dispatcher:
         due = outbox.claim(self.store, int(self.clock() * 1000), self.lease_ms, self.batch)
         sent = 0
         for r in due:
+            if r.config is not None and r.subscription_id not in self._masked:
+                self._mask(r.config)
+                self._masked.add(r.subscription_id)
             err = self._send(r.channel, r.message, r.config)
             if err is None:
                 outbox.delivered(self.store, r.id, r.attempts + 1, int(self.clock() * 1000))
@@ -69,6 +79,12 @@ class Dispatcher:
         self.delivered += sent
         return sent
 
+    @staticmethod
+    def _mask(config: dict[str, Any]) -> None:
+        urls = [v for v in config.values() if isinstance(v, str) and "://" in v]
+        add_secrets([str(config[k]) for k in ("secret", "password") if config.get(k)]
+                    + [v for u in urls for v in endpoint_secrets(u)])
+
     def _send(self, channel: str, message: dict[str, Any], config: dict[str, Any] | None) -> str | None:
         if config is None:
             return "the subscription was deleted"
@@ -79,7 +95,7 @@ class Dispatcher:
             return str(exc)
         except Exception as exc:  # a channel's bug must not stop delivery to the others
             log.exception("alert channel %s failed", channel)
-            return f"{type(exc).__name__}: {exc}"
+            return f"internal error ({type(exc).__name__}); the platform's log has the details"
 
     def run(self, stop: threading.Event, poll_s: float = 1.0) -> None:
         while not stop.is_set():

@@ -20,8 +20,7 @@ from ingest.store import record_tables as t
 from ingest.store.base import Store
 from ingest.store.common import NotFound, RecordError, audit
 from parkmon.common.clock import now_ms
-
-SECRET_FIELDS = ("secret", "password")
+from parkmon.common.secrecy import mask_config, redact
 
 
 def new_key() -> str:
@@ -97,14 +96,15 @@ def failed(store: Store, outbox_id: int, attempts: int, error: str, next_try_ms:
     ob = t.alert_outbox
     with store.engine.begin() as conn:
         conn.execute(update(ob).where(ob.c.id == outbox_id).values(
-            attempts=attempts, last_error=error[:500], next_try_ms=next_try_ms))
+            attempts=attempts, last_error=redact(error)[:500], next_try_ms=next_try_ms))
 
 
 # ---- subscriptions -------------------------------------------------------------------------------
 def shown(row: dict[str, Any]) -> dict[str, Any]:
-    """A subscription as it is shown (and audited): secrets masked, they never leave the platform again."""
+    """A subscription as it is shown (and audited): secrets masked - secret keys, URLs' passwords, query
+    tokens and path tokens - they never leave the platform again."""
     cfg = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
-    row = {**row, "config": {k: ("***" if k in SECRET_FIELDS and v else v) for k, v in cfg.items()}}
+    row = {**row, "config": mask_config(cfg)}
     for k in ("kinds", "systems"):
         if isinstance(row.get(k), str):
             row[k] = [x for x in row[k].split(",") if x]
@@ -113,10 +113,13 @@ def shown(row: dict[str, Any]) -> dict[str, Any]:
 
 def create_subscription(store: Store, *, name: str, role: str, region: str | None, park: str | None,
                         enterprise: str | None, kinds: Sequence[str], systems: Sequence[str], min_severity: str,
-                        channel: str, config: dict[str, Any], actor: str) -> dict[str, Any]:
+                        channel: str, config: dict[str, Any], actor: str, owner: str | None = None
+                        ) -> dict[str, Any]:
+    """``owner``: who holds it (the token's or OIDC user's name); by default the actor making it."""
     row = {"name": name, "role": role, "region": region, "park": park, "enterprise": enterprise,
            "kinds": ",".join(kinds), "systems": ",".join(systems), "min_severity": min_severity,
-           "channel": channel, "config": json.dumps(config), "enabled": True, "created_ms": now_ms()}
+           "channel": channel, "config": json.dumps(config), "enabled": True, "created_ms": now_ms(),
+           "owner": owner if owner is not None else actor}
     with store.engine.begin() as conn:
         sid = int(conn.execute(t.alert_subscriptions.insert().values(**row)).inserted_primary_key[0])  # type: ignore[index]
         audit(conn, actor=actor, action="create", entity="alert_subscriptions", key=str(sid), park=park or "",
@@ -136,10 +139,14 @@ def _subscription(conn: Connection, sid: int) -> dict[str, Any]:
     return shown(dict(r._mapping))
 
 
-def subscriptions(store: Store) -> list[dict[str, Any]]:
+def subscriptions(store: Store, owner: str | None = None) -> list[dict[str, Any]]:
+    """Every subscription, or (``owner`` given) only that holder's."""
+    sub = t.alert_subscriptions
+    q = select(sub).order_by(sub.c.id)
+    if owner is not None:
+        q = q.where(sub.c.owner == owner)
     with store.engine.connect() as conn:
-        return [shown(dict(r._mapping)) for r in conn.execute(select(t.alert_subscriptions)
-                                                               .order_by(t.alert_subscriptions.c.id))]
+        return [shown(dict(r._mapping)) for r in conn.execute(q)]
 
 
 def remove_subscription(store: Store, sid: int, actor: str) -> None:

@@ -208,18 +208,25 @@ def whose(store: Store, alert_id: int) -> tuple[str, str | None] | None:
     return None if row is None else (str(row[0]), row[1])
 
 
-def with_history(store: Store, alert_id: int) -> dict[str, Any]:
-    """One alert with its events and their deliveries."""
-    ev, ob = t.alert_events, t.alert_outbox
+def with_history(store: Store, alert_id: int, deliveries_of: str | None = None) -> dict[str, Any]:
+    """One alert with its events and their deliveries: every delivery (``deliveries_of`` None: an
+    administrator), or only those to the subscriptions ``deliveries_of`` holds, the others counted in
+    ``other_deliveries`` without detail (issue 20 item 4: an enterprise reading its alert does not see
+    where, or how, the regulator's and the operator's copies went)."""
+    ev, ob, sub = t.alert_events, t.alert_outbox, t.alert_subscriptions
     with store.engine.connect() as conn:
         a = _get(conn, alert_id)
         events = [dict(r._mapping) for r in conn.execute(
             select(ev).where(ev.c.alert_id == alert_id).order_by(ev.c.id))]
-        deliveries = [dict(r._mapping) for r in conn.execute(
+        rows = [dict(r._mapping) for r in conn.execute(
             select(ob.c.id, ob.c.event_id, ob.c.subscription_id, ob.c.channel, ob.c.idem_key, ob.c.attempts,
-                   ob.c.delivered_ms, ob.c.last_error)
+                   ob.c.delivered_ms, ob.c.last_error, sub.c.owner)
+            .outerjoin(sub, sub.c.id == ob.c.subscription_id)
             .where(ob.c.event_id.in_([e["id"] for e in events])).order_by(ob.c.id))]
-    return {**a, "events": events, "deliveries": deliveries}
+    mine = [d for d in rows if deliveries_of is None or d["owner"] == deliveries_of]
+    for d in mine:
+        del d["owner"]
+    return {**a, "events": events, "deliveries": mine, "other_deliveries": len(rows) - len(mine)}
 
 
 def _in_scope(scope: AlertScope) -> ColumnElement[bool]:

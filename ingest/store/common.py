@@ -15,6 +15,7 @@ from ingest.store import record_tables as t
 from ingest.store import schema as s
 from ingest.store.base import Store
 from parkmon.common.clock import now_ms
+from parkmon.common.secrecy import redact
 
 
 class RecordError(ValueError):
@@ -46,11 +47,25 @@ def park_id(conn: Connection, park: str) -> int:
 
 def audit(conn: Connection, *, actor: str, action: str, entity: str, key: str, park: str,
           before: Any = None, after: Any = None) -> None:
-    """Record a write in the same transaction as the write itself: no change without its trace."""
+    """Record a write in the same transaction as the write itself: no change without its trace. The audit is
+    read by a park's operator: a URL's password or secret query value (``token=``, ``access_token=``, ``sign=``
+    …) and the process's own secrets are masked here, whatever the caller passed (issue 20 item 4; alert
+    subscriptions mask their whole configuration first: ingest.store.alert_outbox.shown)."""
     conn.execute(t.audit_log.insert().values(
         at_ms=now_ms(), actor=actor, action=action, entity=entity, entity_key=key, park=park,
-        before=None if before is None else json.dumps(before, ensure_ascii=False, sort_keys=True),
-        after=None if after is None else json.dumps(after, ensure_ascii=False, sort_keys=True)))
+        before=None if before is None else json.dumps(_masked(before), ensure_ascii=False, sort_keys=True),
+        after=None if after is None else json.dumps(_masked(after), ensure_ascii=False, sort_keys=True)))
+
+
+def _masked(value: Any) -> Any:
+    """Every string within masked, value by value (masking the JSON text could break an escape)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
 
 
 def audit_request(store: Store, *, actor: str, method: str, path: str, park: str, status: int) -> None:

@@ -102,6 +102,9 @@ alert_subscriptions = Table(
     Column("config", Text, nullable=False),  # JSON: url, secret, topic, to, ...
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_ms", BigInteger, nullable=False),
+    # who holds it (issue 20 item 6): the name of the token or OIDC user that made it; NULL (made before
+    # migration 0009 with no audit trail of its maker): an administrator's to see and delete
+    Column("owner", String(128), nullable=True),
 )
 
 # rules a park set through the API (the defaults live in analytics/alerts/rules.yaml)

@@ -1,5 +1,10 @@
 """Alerts: list, filter, acknowledge, resolve, history; the rules of a park; subscriptions. Every
-action is audited; an acknowledgement stops escalation, a manual resolve is delivered like any resolve."""
+action is audited; an acknowledgement stops escalation, a manual resolve is delivered like any resolve.
+
+A subscription belongs to its holder (issue 20 item 6): it is listed to, and deleted by, the token (or
+OIDC user) that made it - ``owner``, the principal's name, the same the audit log records - and only within
+its role's scope (tenancy.owns_subscription); an administrator sees all. Of an alert's deliveries a reader
+sees only those to its own subscriptions, the others counted (issue 20 item 4)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from analytics.alerts.rules import Rule, load_rules, parse_rules
 from ingest.store import alert_rules
 from ingest.store import alerts as alert_rows
 from ingest.store.common import RecordError
+from parkmon.api.auth import Principal
 from parkmon.api.deps import ID_MAX, MS_MAX, ActorDep, PrincipalDep, RowId, StoreDep
 from parkmon.api.routers import API_V1
 from parkmon.api.tenancy import alert_scope, forbid, owns_subscription, policy
@@ -44,8 +50,8 @@ def alert_events(store: StoreDep, who: PrincipalDep,
 
 @router.get("/alerts/{alert_id}", summary="One alert with its history and deliveries (告警详情)",
             openapi_extra=policy("alert"))
-def one_alert(store: StoreDep, alert_id: RowId) -> dict[str, Any]:
-    return alert_rows.with_history(store, alert_id)
+def one_alert(store: StoreDep, who: PrincipalDep, alert_id: RowId) -> dict[str, Any]:
+    return alert_rows.with_history(store, alert_id, None if who.role == "admin" else who.name)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", summary="Acknowledge: someone is on it; stops escalation (确认)",
@@ -96,7 +102,14 @@ def put_rules(request: Request, store: StoreDep, actor: ActorDep, park: str,
 
 @router.get("/alert-subscriptions", summary="Subscriptions (订阅), secrets masked", openapi_extra=policy("scoped"))
 def list_subscriptions(store: StoreDep, who: PrincipalDep) -> list[dict[str, Any]]:
-    return [x for x in subs.listing(store) if owns_subscription(who, store, x)]
+    if who.role == "admin":
+        return subs.listing(store)
+    return [x for x in subs.listing(store, owner=who.name) if owns_subscription(who, store, x)]
+
+
+def _holds(who: Principal, store: StoreDep, sub: dict[str, Any]) -> bool:
+    """The subscription is the caller's: made by it and still within its scope; an administrator's, any."""
+    return who.role == "admin" or (sub.get("owner") == who.name and owns_subscription(who, store, sub))
 
 
 @router.post("/alert-subscriptions", summary="Subscribe a regulator, operator or enterprise to alerts (订阅)",
@@ -109,14 +122,14 @@ def create_subscription(store: StoreDep, actor: ActorDep, who: PrincipalDep,
             if len(v := getattr(sub, k) or "") > 64]
     if long:  # VARCHAR(64) columns: PostgreSQL refused the insert, a 500
         raise HTTPException(422, f"{', '.join(long)}: at most 64 characters")
-    return subs.create(store, sub, actor)
+    return subs.create(store, sub, actor, owner=actor)  # actor: the principal's name (authentication on)
 
 
 @router.delete("/alert-subscriptions/{sid}", summary="Delete a subscription (取消订阅)",
                openapi_extra=policy("scoped", writers=("operator", "regulator")))
 def delete_subscription(store: StoreDep, actor: ActorDep, who: PrincipalDep, sid: RowId) -> dict[str, str]:
     # a subscription's scope never changes (there is no update), so checking it first is as good as inside
-    if not owns_subscription(who, store, subs.get(store, sid)):
-        raise forbid(who, f"delete subscription {sid}")
+    if not _holds(who, store, subs.get(store, sid)):
+        raise forbid(who, f"delete subscription {sid}: a subscription is deleted by its holder")
     subs.remove(store, sid, actor)
     return {"deleted": str(sid)}

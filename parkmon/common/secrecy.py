@@ -6,7 +6,10 @@ record factory that renders every record with them replaced by ``***`` (message,
 traceback of ``log.exception``) and exception hooks that do the same for an uncaught exception's
 traceback. Whatever is not registered but looks like a secret is masked too: the password of any
 ``scheme://user:password@host`` and ``password=``, ``token=``, ``access_token=``, ``secret=``,
-``key=``, ``sign=`` query values. :func:`mask_url` is for messages that show a URL on purpose.
+``key=``, ``sign=`` query values. :func:`mask_url` is for messages that show a URL on purpose;
+``paths=True`` also masks a token carried as a path segment (a Feishu robot's ``…/hook/<token>``).
+:func:`mask_config` shows a configuration (an alert subscription's) with its secrets masked, and
+:func:`endpoint_secrets` gives a receiver URL's secrets to register.
 
 No defaults in production. ``PARKMON_ENV=production`` (unset or ``development``: not production; any
 other value is refused, so a typo cannot switch the checks off) makes the long-running entry points —
@@ -55,6 +58,13 @@ _QUERY_SECRET = re.compile(
     r"(?P<pre>[?&](?:password|passwd|pwd|token|access_token|secret|key|sign|api_key|apikey)=)[^&\s#'\"]+",
     re.IGNORECASE)
 
+# a path segment that is a credential: long, letters and digits mixed (UUIDs, robots' hook tokens)
+_PATH_TOKEN = re.compile(r"(?<=/)(?=[A-Za-z0-9_-]*[0-9])(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{16,}(?=[/?#]|$)")
+_URL_PARTS = re.compile(r"(?P<base>[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*)(?P<path>[^?#\s]*)(?P<rest>.*)", re.DOTALL)
+# configuration keys whose values are secrets, whatever the channel (alert subscriptions' config)
+SECRET_KEYS = frozenset({"secret", "password", "passwd", "pwd", "token", "access_token", "key", "sign",
+                         "api_key", "apikey", "signing_secret"})
+
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()  # longest first
 _installed = False
@@ -83,8 +93,11 @@ def url_secrets(url: str | None) -> list[str]:
     return found
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password, token and secret query values replaced by ``***``."""
+def mask_url(url: str, paths: bool = False) -> str:
+    """``url`` with its password, token and secret query values replaced by ``***``; ``paths``: path
+    segments that look like tokens too."""
+    if paths and (parts := _URL_PARTS.fullmatch(url)) is not None:
+        url = parts["base"] + _PATH_TOKEN.sub(MASK, parts["path"]) + parts["rest"]
     masked = _QUERY_SECRET.sub(lambda m: m.group("pre") + MASK, _URL_PASSWORD.sub(lambda m: m.group("pre") + MASK, url))
     scheme, sep, rest = masked.partition("://")
     if sep and scheme in TOKEN_SCHEMES:
@@ -92,6 +105,27 @@ def mask_url(url: str) -> str:
         if "@" in netloc and ":" not in netloc.rsplit("@", 1)[0]:
             masked = f"{scheme}://{MASK}@{rest.split('@', 1)[1]}"
     return masked
+
+
+def endpoint_secrets(url: str | None) -> list[str]:
+    """A receiver URL's secrets: :func:`url_secrets` and the path segments that look like tokens."""
+    if not url:
+        return []
+    parts = _URL_PARTS.fullmatch(url)
+    return url_secrets(url) + ([] if parts is None else _PATH_TOKEN.findall(parts["path"]))
+
+
+def mask_config(config: Any) -> Any:
+    """A configuration as it may be shown, logged or audited: values under secret keys (:data:`SECRET_KEYS`)
+    ``***``, URLs masked with their path tokens, nested mappings and lists alike."""
+    if isinstance(config, dict):
+        return {k: MASK if isinstance(k, str) and k.lower() in SECRET_KEYS and v not in (None, "")
+                else mask_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [mask_config(v) for v in config]
+    if isinstance(config, str) and "://" in config:
+        return mask_url(config, paths=True)
+    return config
 
 
 def redact(text: str) -> str:

@@ -21,17 +21,25 @@ import urllib.parse
 from typing import Any
 
 from analytics.alerts.channels import DeliveryError
+from analytics.alerts.channels.destinations import check_url
 from analytics.alerts.channels.http import post_json, require
 
 
 def _ok(url: str, raw: bytes, *fields: str) -> None:
+    """The robot's own status in its JSON answer; an error names the host and the numeric code only (never
+    the answer: issue 20 item 1)."""
+    where = check_url(url, "webhook").where
     try:
         answer = json.loads(raw or b"{}")
     except ValueError:
-        raise DeliveryError(f"{url}: not a JSON answer: {raw[:200]!r}") from None
+        raise DeliveryError(f"{where}: the answer is not a robot's JSON") from None
+    if not isinstance(answer, dict):
+        raise DeliveryError(f"{where}: the answer is not a robot's JSON object")
     code = next((answer[f] for f in fields if f in answer), 0)
     if code not in (0, "0"):
-        raise DeliveryError(f"{url}: the robot refused the message: {answer}")
+        shown = code if isinstance(code, int) and not isinstance(code, bool) else "not a number"
+        raise DeliveryError(f"{where}: the robot refused the message (code {shown}; the robot's documentation "
+                            "says what it means)")
 
 
 def _markdown(m: dict[str, Any]) -> str:
@@ -53,10 +61,12 @@ class WeCom:
 
     def check(self, config: dict[str, Any]) -> None:
         require(config, "url")
+        check_url(config["url"], self.name)
 
     def send(self, message: dict[str, Any], config: dict[str, Any]) -> None:
         url = config["url"]
-        _ok(url, post_json(url, {"msgtype": "markdown", "markdown": {"content": _markdown(message)}}), "errcode")
+        body = {"msgtype": "markdown", "markdown": {"content": _markdown(message)}}
+        _ok(url, post_json(url, body, channel=self.name), "errcode")
 
 
 class DingTalk:
@@ -64,6 +74,7 @@ class DingTalk:
 
     def check(self, config: dict[str, Any]) -> None:
         require(config, "url")
+        check_url(config["url"], self.name)
 
     def send(self, message: dict[str, Any], config: dict[str, Any]) -> None:
         url = config["url"]
@@ -71,7 +82,7 @@ class DingTalk:
             ts = str(int(time.time() * 1000))
             url += ("&" if "?" in url else "?") + f"timestamp={ts}&sign={dingtalk_sign(config['secret'], ts)}"
         body = {"msgtype": "markdown", "markdown": {"title": message["title_zh"], "text": _markdown(message)}}
-        _ok(config["url"], post_json(url, body), "errcode")
+        _ok(config["url"], post_json(url, body, channel=self.name), "errcode")
 
 
 class Feishu:
@@ -79,6 +90,7 @@ class Feishu:
 
     def check(self, config: dict[str, Any]) -> None:
         require(config, "url")
+        check_url(config["url"], self.name)
 
     def send(self, message: dict[str, Any], config: dict[str, Any]) -> None:
         body: dict[str, Any] = {"msg_type": "text",
@@ -86,4 +98,4 @@ class Feishu:
         if config.get("secret"):
             ts = str(int(time.time()))
             body.update(timestamp=ts, sign=feishu_sign(config["secret"], ts))
-        _ok(config["url"], post_json(config["url"], body), "code", "StatusCode")
+        _ok(config["url"], post_json(config["url"], body, channel=self.name), "code", "StatusCode")

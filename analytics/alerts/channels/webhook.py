@@ -14,6 +14,7 @@ import json
 import time
 from typing import Any
 
+from analytics.alerts.channels.destinations import check_url
 from analytics.alerts.channels.http import post_json, require
 
 
@@ -26,6 +27,7 @@ class Webhook:
 
     def check(self, config: dict[str, Any]) -> None:
         require(config, "url", "secret")
+        check_url(config["url"], self.name)
 
     def send(self, message: dict[str, Any], config: dict[str, Any]) -> None:
         body = json.dumps(message, ensure_ascii=False).encode()
