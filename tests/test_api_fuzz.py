@@ -71,7 +71,7 @@ def flatmap_path_parameters(_ctx: schemathesis.HookContext, params: dict[str, An
 
 
 NUDGES: dict[tuple[str, str], Any] = {  # what validators check beyond the schema: half the bodies get it right
-    ("POST", "/api/v1/alert-subscriptions"): {"channel": "webhook", "config": {"url": "http://127.0.0.1:9/hook",
+    ("POST", "/api/v1/alert-subscriptions"): {"channel": "webhook", "config": {"url": "https://alerts.park.example/hook",
                                                                               "secret": "fuzz-secret-0123456789"}},
     ("PUT", "/api/v1/parks/{park}/alert-rules"): [{"id": "fuzz-hot", "kind": "threshold", "name_zh": "功率高",
                                                    "name_en": "power high", "metric": "elec.active_power",
