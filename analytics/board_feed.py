@@ -8,6 +8,12 @@ the share's numerator and denominator per hour; a board sums them over any range
 sums are exactly the API's share of that day. Comprehensive energy (tce) is stored per enterprise and
 for the park from one read of the carriers per hour.
 
+The green-power register (docs/indicators/green-power.md) is in ``re_used`` as the share counts it: each
+entry's part of the hour (GP-5), capped as the API caps a day — green counted up to the day's grid
+import so far, certificates sold deducted up to the day's RE used so far — so a day's rows still sum to
+the API's share of that day. A day the register touches is computed from its start (the caps run over
+the day), and a write to the register has the hours it touches computed again.
+
 Each run recomputes the hours from the last one written minus ``redo_hours`` (late data, gateways
 replaying their buffers) up to the hour now running; a park seen for the first time is back-filled
 ``backfill_hours``. Hours without any data write no row. The table is read and written through the
@@ -24,16 +30,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.factors import load_factors
+from analytics.green_claims import Piece, register_pieces, within
 from analytics.indicators.comprehensive_energy import energy_results, uses_by_enterprise
 from analytics.indicators.new_energy_share import compute_share
 from analytics.meters import Flows, ParkFlows, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
 from ingest.store import indicator_hourly as table
+from ingest.store.records import green_register
 from parkmon.common.clock import CHINA, HOUR_MS, now_ms
 
 log = logging.getLogger(__name__)
 
 _DAY_OFFSET_MS = 8 * HOUR_MS  # China days start at 16:00 UTC
+REGISTER_REDO_MS = 400 * 24 * HOUR_MS  # a register write older than this is not carried into old hours
 _SHARE_COLUMNS = ("imp", "exp", "re_gen", "charge", "discharge", "curtailed", "re_used", "consumption",
                   "pool_kwh", "pool_re_kwh", "target")  # park rows only
 
@@ -51,6 +60,26 @@ def hour_floor(ms: int) -> int:
 
 def china_day_start(ms: int) -> int:
     return (ms + _DAY_OFFSET_MS) // (24 * HOUR_MS) * (24 * HOUR_MS) - _DAY_OFFSET_MS
+
+
+@dataclass
+class _DayCaps:
+    """The day so far, for the register's caps (green up to import, sold up to RE used)."""
+
+    imp: float = 0.0
+    re: float = 0.0
+    green: float = 0.0
+    sold: float = 0.0
+    counted: float = 0.0
+    deducted: float = 0.0
+
+    def extra(self, imp: float, re: float) -> float:
+        """What the register adds to an hour with ``imp`` import and ``re`` RE used (kWh)."""
+        self.imp, self.re = self.imp + imp, self.re + re
+        counted, deducted = min(self.green, self.imp), min(self.sold, self.re)
+        out = (counted - self.counted) - (deducted - self.deducted)
+        self.counted, self.deducted = counted, deducted
+        return out
 
 
 def _one(flows: Flows, name: str) -> float | None:
@@ -71,6 +100,7 @@ class BoardFeed:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="board-feed", daemon=True)
         self.rounds = 0
+        self._register_seen: dict[str, int] = {}  # per park: the newest register write already fed
 
     # --- thread -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +145,15 @@ class BoardFeed:
             first = current - self.config.backfill_hours * HOUR_MS
         else:
             first = max(last - self.config.redo_hours * HOUR_MS, current - self.config.backfill_hours * HOUR_MS)
+        if last is not None:  # a register write since the last round: the hours it touches again
+            newest, touched = green_register.changes(self.store, info.key, self._register_seen.get(info.key, last))
+            if touched is not None:
+                first = min(first, max(hour_floor(touched), current - REGISTER_REDO_MS))
+            self._register_seen[info.key] = max(newest or 0, self._register_seen.get(info.key, last))
+        pieces = register_pieces(self.store, info.key)
+        if within(pieces, china_day_start(first), current + HOUR_MS).entries:
+            first = china_day_start(first)  # the register's caps run over the day from its start
+        caps = _DayCaps()
         # the pool at the end of the last hour written before ``first`` in the same China day
         pool, pool_re = table.pool_before(self.store, park_id, first, china_day_start(first))
         hold = self.settings.max_hold_minutes * 60_000
@@ -123,11 +162,12 @@ class BoardFeed:
         for i, h in enumerate(hours):
             if h == china_day_start(h):
                 pool, pool_re = 0.0, 0.0  # each China day starts empty: a day's rows sum to its share
+                caps = _DayCaps()
             end = min(h + HOUR_MS, now_ms)
             if end <= h:
                 break
             pf = park_flows(self.store, info.key, h, end, end - h, hold)
-            rows, pool, pool_re = self._rows(info, park_id, h, end, pf, pool, pool_re, now_ms)
+            rows, pool, pool_re = self._rows(info, park_id, h, end, pf, pool, pool_re, now_ms, (pieces, caps))
             table.replace_hour(self.store, park_id, h, rows)
             written += bool(rows)
             if progress is not None:
@@ -135,7 +175,10 @@ class BoardFeed:
         return written
 
     def _rows(self, info: Any, park_id: int, h: int, end: int, pf: ParkFlows, pool: float, pool_re: float,
-              now_ms: int) -> tuple[list[dict[str, Any]], float, float]:
+              now_ms: int, register: tuple[list[Piece], _DayCaps]) -> tuple[list[dict[str, Any]], float, float]:
+        pieces, caps = register
+        part = within(pieces, h, end)
+        caps.green, caps.sold = caps.green + part.green_kwh, caps.sold + part.sold_kwh
         if pf.hi <= pf.lo:
             return [], pool, pool_re
         year = datetime.fromtimestamp(h / 1000, tz=UTC).astimezone(CHINA).year
@@ -150,7 +193,8 @@ class BoardFeed:
         base = {"park_id": park_id, "bucket": h, "covered_s": (pf.hi - pf.lo) // 1000, "updated_ms": now_ms}
         park_row = {**base, "enterprise": "", "target": tgt.value if tgt else None,
                     **{k: _one(pf.flows, k) for k in ("imp", "exp", "re_gen", "charge", "discharge", "curtailed")},
-                    "re_used": b.numerator if used else None, "consumption": b.consumption if used else None,
+                    "re_used": b.numerator + caps.extra(b.imp, b.numerator) if used else None,
+                    "consumption": b.consumption if used else None,
                     "pool_kwh": pool, "pool_re_kwh": pool_re, "tce": None}
         rows = [park_row]
         tce_total, any_tce = 0.0, False

@@ -12,7 +12,9 @@ for a *park*, so this is parkmon's stated method, recorded in every result (rule
   never count as RE;
 - NES-5 curtailed energy (弃风弃光) was never generated: it enters neither side, it is only reported;
 - NES-6 purchased green power (绿电交易/绿证) counts once, at most up to grid import; green
-  certificates the park sold for its own generation take that much RE out of the numerator;
+  certificates the park sold for its own generation take that much RE out of the numerator. Both come
+  from the green-power register for the period (analytics.green_claims, GP-1..5); the per-request
+  figures are a what-if added to the register's;
 - NES-7 an interval missing any input is left out of both sides and lowers completeness.
 
 The value is a fraction 0..1 (unit "ratio"); boards show it ×100 as %. The feed reads the park's
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from analytics.factors import Factors, load_factors
+from analytics.green_claims import claims
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Span, require_park, status_for
 from analytics.indicators.comprehensive_energy import clean_energy_share, energy_figures, report_energy
 from analytics.meters import Flows as Flows  # the flows read from the meters are this computation's input
@@ -48,7 +51,8 @@ METHOD = (
     "NES-3 storage charged pro rata to the interval's supply mix (RE kept on site : import); "
     "NES-4 storage is a pool, discharge to load at the pool's RE fraction (losses never count); "
     "NES-5 curtailment in neither numerator nor denominator; "
-    "NES-6 green purchase counted once, capped at Σimport; certificates sold deducted from RE used; "
+    "NES-6 green purchase (the green-power register's, GP-1..5, plus any what-if) counted once, capped at "
+    "Σimport; certificates sold deducted from RE used; "
     "NES-7 intervals missing an input left out of both sides. "
     "share = (RE direct + RE from storage + green counted − certificates deducted) / consumption"
 )
@@ -155,10 +159,10 @@ class ShareParams(Span):
                                                         "target (default: the whole park)")] = None
     interval_s: Annotated[int | None, Field(ge=1, le=86400, description="attribution interval in seconds "
                                                                         "(default: the settings', an hour)")] = None
-    green_purchase_kwh: Annotated[float, Field(ge=0, description="green power bought and claimed (绿电交易/绿证)")] \
-        = 0.0
-    certificates_sold_kwh: Annotated[float, Field(ge=0, description="green certificates sold for own generation")] \
-        = 0.0
+    green_purchase_kwh: Annotated[float, Field(ge=0, description="what-if: green power bought (绿电交易/绿证) "
+                                                                 "beyond the register's, kWh")] = 0.0
+    certificates_sold_kwh: Annotated[float, Field(ge=0, description="what-if: certificates sold beyond the "
+                                                                    "register's, kWh")] = 0.0
     source: Annotated[Source, Field(description="auto: the rollups where current, then the readings; raw; rollup")] \
         = "auto"
     clean_share: Annotated[bool, Field(description="also the clean-energy share of all energy in tce "
@@ -231,6 +235,7 @@ class NewEnergyShare(Indicator[ShareParams]):
         return [["新能源消纳比例 New-energy share", pct(share["value"]), pct(share["target"]),
                  STATUS_ZH[share["status"]], pct(share["completeness"])],
                 ["与目标差距 Gap to target", pct(share["inputs"].get("gap")), "", "", ""],
+                ["绿电绿证计入 Green power counted (kWh)", share["inputs"].get("green_counted"), "", "", ""],
                 ["清洁能源消费占比 Clean-energy share (tce)", pct(report["clean_energy_share_tce"]), "", "", ""]]
 
     def overview_fields(self, result: IndicatorResult) -> dict[str, Any]:
@@ -281,7 +286,9 @@ def share_of(store: MeterStore, info: Any, start_ms: int, end_ms: int, settings:
     park = str(info.key)
     pf = park_flows(store, park, start_ms, end_ms, step, hold, source, enterprise)
     pts, flows, n_resets, lo, hi = pf.points, pf.flows, pf.resets, pf.lo, pf.hi
-    b = compute_share(flows, green_purchase_kwh, certificates_sold_kwh)
+    # the green-power register's part of the period; the per-request figures are a what-if on top of it
+    reg = claims(store, park, start_ms, end_ms, enterprise)
+    b = compute_share(flows, reg.green_kwh + green_purchase_kwh, reg.sold_kwh + certificates_sold_kwh)
     start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
     end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
     park_class = str(getattr(info, "park_class", "none"))
@@ -295,7 +302,11 @@ def share_of(store: MeterStore, info: Any, start_ms: int, end_ms: int, settings:
     result = replace(result, completeness=result.completeness * covered)
     result.inputs.update({"park": park, "enterprise": enterprise, "park_class": park_class, "interval_ms": step,
                           "meters": len(pts), "counter_resets": n_resets, "data_from_ms": lo if hi > lo else None,
-                          "data_to_ms": hi if hi > lo else None, "source": pf.source})
+                          "data_to_ms": hi if hi > lo else None, "source": pf.source,
+                          "green_register": reg.inputs(),
+                          "what_if": {"green_purchase_kwh": green_purchase_kwh,
+                                      "certificates_sold_kwh": certificates_sold_kwh,
+                                      "adds_to": "the green-power register's figures for the period"}})
     result.inputs.update(_against_target(result.value, target, start, end))
     return result
 

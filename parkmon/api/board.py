@@ -25,7 +25,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -88,8 +88,10 @@ class LiveBoard:
     # so a park's share keeps at most this fraction of a thread busy (power, devices, alerts: every event)
     share_duty = 0.25
 
-    def __init__(self, store: Store, settings: ShareSettings | None = None) -> None:
-        self.store, self.settings = store, settings
+    def __init__(self, store: Store, settings: ShareSettings | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        # ``clock``: the wall clock in seconds; a replay of a past day (or a test) gives its own
+        self.store, self.settings, self.clock = store, settings, clock
         self.streams = 0  # open event streams (the event loop's thread only)
         self.per_holder: dict[str, int] = {}  # open streams per token holder (the event loop's thread only)
         self.closing = threading.Event()  # set by close(): the streams end so the server can stop
@@ -117,7 +119,7 @@ class LiveBoard:
             return body
 
     def _compute(self, state: _Park, info: ParkInfo, stale_after_s: int) -> dict[str, Any]:
-        now = datetime.fromtimestamp(time.time(), tz=CHINA)
+        now = datetime.fromtimestamp(self.clock(), tz=CHINA)
         start, end = period_bounds("today", now)
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         share, trend = self._share(state, info.key, start_ms, end_ms)
@@ -163,7 +165,7 @@ class LiveBoard:
             r = compute_park_share(self.store, park, h, h_end, self.settings)
             point = {"start_ms": h, "end_ms": h_end, "value": r.value, "status": r.status,
                      "completeness": round(r.completeness, 4)}
-            state.hours[h] = (time.monotonic(), time.time() * 1000, point)
+            state.hours[h] = (time.monotonic(), self.clock() * 1000, point)
             out.append(point)
         return out
 

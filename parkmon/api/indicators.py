@@ -126,8 +126,10 @@ def new_energy_share(
     end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
     period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "today",
     interval_s: Annotated[int | None, Query(ge=1, le=86400, description="attribution interval")] = None,
-    green_purchase_kwh: Annotated[float, Query(ge=0)] = 0.0,
-    certificates_sold_kwh: Annotated[float, Query(ge=0)] = 0.0,
+    green_purchase_kwh: Annotated[float, Query(ge=0, description="what-if: green power bought beyond the green-power "
+                                                             "register's (added to it), kWh")] = 0.0,
+    certificates_sold_kwh: Annotated[float, Query(ge=0, description="what-if: certificates sold beyond the "
+                                                                "register's (added to it), kWh")] = 0.0,
     enterprise: Annotated[str | None, Query(description="one enterprise's own meters; default: the park")] = None,
 ) -> dict[str, Any]:
     start, end = window(start, end, period, _now())

@@ -20,6 +20,7 @@ RECORD_TYPES: dict[str, str] = {
     "logistics": "ingest.store.records.logistics:RECORD_TYPE",
     "economy": "ingest.store.records.economy:RECORD_TYPE",
     "services": "ingest.store.records.services:RECORD_TYPE",
+    "green_power": "ingest.store.records.green_power:RECORD_TYPE",
 }
 
 
