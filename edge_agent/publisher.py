@@ -75,10 +75,12 @@ class Publisher:
                                        now_ms(), "parkmon-edge"))
 
     def _make_client(self) -> mqtt.Client:
-        m = self.cfg.mqtt
+        m, g = self.cfg.mqtt, self.cfg.gateway
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=f"parkmon-{self.cfg.gateway.park}-{self.cfg.gateway.enterprise}-{self.cfg.gateway.id}",
+            # the broker of `parkmon ingest mqtt-auth` uses the login as client id (use_username_as_clientid):
+            # say the same, so its logs and ours agree; an anonymous broker (the demo's) gets the old id
+            client_id=m.username or f"parkmon-{g.park}-{g.enterprise}-{g.id}",
             clean_session=True,
         )
         if m.username:

@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 VENV_PARKMON = "/opt/parkmon/venv/bin/parkmon"  # where the image and the systemd units install parkmon
-SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET")
+# ingest's shared-subscription group is a secret too: a login that names it takes a share of ingest's messages
+SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|INGEST_GROUP")
 # what compose mounts from deploy/mosquitto: `parkmon ingest mqtt-auth` and the operator's CA make it (secret:
 # never in the repository); deploy/README.md must say where each comes from
 OPERATOR_PROVIDED = "mosquitto/"
@@ -686,18 +687,42 @@ def test_every_broker_config_sets_persistence_and_its_autosave(tmp_path: Path) -
         _conf_settings(configs["parkmon ingest mqtt-auth's parkmon.conf"])["autosave_interval"]
 
 
+def test_every_broker_config_sets_the_limits_and_binds_client_ids(tmp_path: Path) -> None:
+    """Issue 20: every broker configuration parkmon ships or writes caps packets at 8 MiB = 8 388 608 bytes
+    (the largest batch is 3.56 MB, tests/test_attacks_mqtt.py), caps each listener's sockets, and takes the
+    login as the client id where gateways log in. deploy/broker/mosquitto.conf has no listener of its own: it
+    includes the generated parkmon.conf."""
+    embedded = Mosquitto(tmp_path / "embedded", free_port())
+    embedded.write_conf()
+    configs = {
+        "deploy/server/mosquitto.conf": (DEPLOY / "server/mosquitto.conf").read_text(encoding="utf-8"),
+        "parkmon ingest mqtt-auth's parkmon.conf": mqtt_auth.conf_text(mqtt_auth.Listeners(service_tls_port=8884)),
+        "the embedded broker (ingest/mqtt/broker.py)": embedded.conf_path.read_text(encoding="utf-8"),
+    }
+    for name, text in configs.items():
+        assert _conf_settings(text).get("max_packet_size") == ["8388608"], name
+        _head, *listeners = text.split("\nlistener ")
+        assert listeners, name
+        for block in listeners:
+            conf = _conf_settings(block)
+            assert len(conf.get("max_connections", [])) == 1, f"{name}: listener {block.split()[0]}"
+            if block.startswith("8883"):  # where gateways log in
+                assert conf.get("use_username_as_clientid") == ["true"], name
+    assert "include_dir" in _conf_settings((DEPLOY / "broker/mosquitto.conf").read_text(encoding="utf-8"))
+
+
 def test_server_conf_starts_beside_debians_own_mosquitto_conf(tmp_path: Path) -> None:
     """deploy/server/mosquitto.conf goes to /etc/mosquitto/conf.d/, included by Debian's mosquitto.conf, which
     sets persistence_location already: mosquitto refuses a second one ("Duplicate persistence_location")."""
     make_pki(tmp_path / "certs")
     (tmp_path / "passwd").write_text("", encoding="utf-8")
     (tmp_path / "conf.d").mkdir()
-    port = free_port()
+    port, local = free_port(), free_port()
     ours = (DEPLOY / "server/mosquitto.conf").read_text(encoding="utf-8")
-    assert "listener 8883\n" in ours
+    assert "listener 8883\n" in ours and "listener 1883 127.0.0.1\n" in ours
     (tmp_path / "conf.d/parkmon.conf").write_text(
-        ours.replace("listener 8883\n", f"listener {port} 127.0.0.1\n").replace("/etc/mosquitto/", f"{tmp_path}/"),
-        encoding="utf-8")
+        ours.replace("listener 8883\n", f"listener {port} 127.0.0.1\n").replace("/etc/mosquitto/", f"{tmp_path}/")
+        .replace("listener 1883 127.0.0.1\n", f"listener {local} 127.0.0.1\n"), encoding="utf-8")
     main = tmp_path / "mosquitto.conf"  # Debian 12's /etc/mosquitto/mosquitto.conf, its folders under tmp_path
     main.write_text(f"user {pwd.getpwuid(os.geteuid()).pw_name}\npid_file {tmp_path}/mosquitto.pid\n"
                     f"persistence true\npersistence_location {tmp_path}/\nlog_dest file {tmp_path}/mosquitto.log\n"
@@ -748,13 +773,14 @@ class Broker:
     runs the test (in the image it drops to its own user)."""
 
     def __init__(self, root: Path, mosquitto_service: dict[str, Any]) -> None:
-        self.port = free_port()
+        self.port, self.service_port = free_port(), free_port()  # 8883 (gateways), 8884 (ingest)
         out = root / "deploy-mosquitto"  # stands for deploy/mosquitto
         pki = make_pki(out / "certs")  # ca.crt, server.crt (names 127.0.0.1), server.key
         accounts = mqtt_auth.plan([("deploy", "e01", "gw1")])
         lst = mqtt_auth.Listeners(conf_dir="/mosquitto/config", tls_port=self.port, tls_bind="127.0.0.1",
                                   cafile="/mosquitto/certs/ca.crt", certfile="/mosquitto/certs/server.crt",
-                                  keyfile="/mosquitto/certs/server.key", local_port=None)
+                                  keyfile="/mosquitto/certs/server.key", local_port=None,
+                                  service_tls_port=self.service_port, service_tls_bind="127.0.0.1")
         self.auth = mqtt_auth.generate(out, accounts, lst, broker_host="127.0.0.1", gateway_ca=pki["ca"])
         self.ca = pki["ca"]
         self.deploy_mosquitto = out
@@ -817,13 +843,13 @@ def test_compose_topology_runs_natively(postgres: Postgres, tmp_path: Path) -> N
     with psycopg.connect(postgres.admin_dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_reload_conf()")
     broker = Broker(tmp_path / "container", resolved_compose(filled_env())["services"]["mosquitto"])
-    # ingest's login: the two lines of the generated ingest.env, as deploy/README.md says to copy them
+    # ingest's login and group: the lines of the generated ingest.env, as deploy/README.md says to copy them
     login = dict(line.split("=", 1) for line in (broker.deploy_mosquitto / "ingest.env").read_text().splitlines()
                  if line and not line.startswith("#"))
     env = filled_env(PARKMON_PG_HOST="127.0.0.1", PARKMON_PG_PORT=str(postgres.port), PARKMON_PG_DATABASE=db,
                      PARKMON_DB_USER=owner, PARKMON_GRAFANA_DB_USER=reader,
                      PARKMON_DB_URL=f"postgresql+psycopg://{owner}@127.0.0.1:{postgres.port}/{db}",
-                     PARKMON_MQTT_HOST="127.0.0.1", PARKMON_MQTT_PORT=str(broker.port), **login)
+                     PARKMON_MQTT_HOST="127.0.0.1", PARKMON_MQTT_PORT=str(broker.service_port), **login)
     services = resolved_compose(env)["services"]
 
     def service_env(name: str) -> dict[str, str]:

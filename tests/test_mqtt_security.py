@@ -56,6 +56,7 @@ class Secured:
     local_port: int
     pki: dict[str, str]
     passwords: dict[str, str]
+    service_port: int = 0  # the services' TLS listener (ingest in another container: 8884), when there is one
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +66,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     root = tmp_path_factory.mktemp("mqtt-security")
     pki = make_pki(root / "pki")
     out = root / "auth"
-    tls_port, local_port = free_port(), free_port()
+    tls_port, local_port, service_port = free_port(), free_port(), free_port()
     accounts = mqtt_auth.plan([GW_A, GW_B], readers=[("scada", "parkmon/alerts/#")], bridges=["demo"])
     lst = mqtt_auth.Listeners(conf_dir=str(out), tls_port=tls_port, tls_bind="127.0.0.1", cafile=pki["ca"],
-                              certfile=pki["server_crt"], keyfile=pki["server_key"], local_port=local_port)
+                              certfile=pki["server_crt"], keyfile=pki["server_key"], local_port=local_port,
+                              service_tls_port=service_port, service_tls_bind="127.0.0.1")
     res = mqtt_auth.generate(out, accounts, lst, broker_host="127.0.0.1", gateway_ca=pki["ca"])
     assert res.hashed_by == "mosquitto_passwd"
     broker = start_mosquitto(root / "mq", pre_conf=(out / "parkmon.conf").read_text(encoding="utf-8"))
     try:
-        wait_for(lambda: _port_open(tls_port) and _port_open(local_port), timeout=5, what="the secured listeners")
-        yield Secured(broker, out, tls_port, local_port, pki, res.passwords)
+        wait_for(lambda: all(_port_open(p) for p in (tls_port, local_port, service_port)), timeout=5,
+                 what="the secured listeners")
+        yield Secured(broker, out, tls_port, local_port, pki, res.passwords, service_port)
     finally:
         broker.stop()
 
@@ -201,12 +204,18 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert set(creds) == {A, B, "demo.gates", "parkmon-ingest", "parkmon-alerts"}
     passwords = {k: v["password"] for k, v in creds.items()}
     assert all(len(p) == 32 for p in passwords.values()) and len(set(passwords.values())) == 5
-    for name in ("credentials.yaml", "passwd", "ingest.env", f"gateways/{A}.yaml"):
+    for name in ("credentials.yaml", "passwd", "passwd-services", "ingest.env", f"gateways/{A}.yaml"):
         assert _mode(out / name) == 0o600, name
     assert _mode(out / "gateways") == 0o700
     assert not list(out.glob(".*")), "no plain-text or temporary file left behind"
+    # devices' logins in passwd (the device listener), ingest's and alerts' in passwd-services only
     hashed = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
-    assert set(hashed) == set(creds) and all(h.startswith("$7$101$") for h in hashed.values())
+    services = dict(line.split(":", 1) for line in (out / "passwd-services").read_text().splitlines())
+    assert set(hashed) == {A, B, "demo.gates"} and set(services) == {"parkmon-ingest", "parkmon-alerts"}
+    assert all(h.startswith("$7$101$") for h in (*hashed.values(), *services.values()))
+    group = creds["parkmon-ingest"]["share_group"]  # ingest's secret shared-subscription group
+    assert group.startswith("parkmon-") and len(group) == 40 and f"PARKMON_INGEST_GROUP={group}\n" in \
+        (out / "ingest.env").read_text()
     acl = (out / "acl").read_text()
     assert acl.index("user ") < acl.index("topic "), "nothing granted before the first user: anonymous gets nothing"
     block_a = acl.split(f"user {A}\n")[1].split("\n\n")[0].splitlines()
@@ -220,6 +229,12 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert conf.index("\nper_listener_settings true\n") < conf.index("\nlistener ") and "\nlistener 8883\n" in conf
     assert conf.count("allow_anonymous false") == 2 and conf.count("acl_file /etc/mosquitto/parkmon/acl") == 2
     assert "listener 1883 127.0.0.1\n" in conf and "cafile /etc/mosquitto/certs/ca.crt" in conf
+    device, local = conf.split("\nlistener 8883\n")[1].split("\nlistener 1883 127.0.0.1\n")
+    assert "\nuse_username_as_clientid true\n" in device and "password_file /etc/mosquitto/parkmon/passwd\n" in device
+    assert "use_username_as_clientid" not in local and "password_file /etc/mosquitto/parkmon/passwd-services\n" in local
+    # limits: 8 MiB packets (a full batch is 3.56 MB); 1000 device sockets (2 x 3 logins is less), 100 services'
+    assert "\nmax_packet_size 8388608\n" in conf and "max_connections 1000\n" in device and \
+        "max_connections 100\n" in local
     handoff = yaml.safe_load((out / f"gateways/{A}.yaml").read_text())["mqtt"]
     assert handoff == {"host": "mqtt.park.example", "port": 8883, "username": A, "password": passwords[A],
                        "tls": {"ca_file": "/etc/parkmon/ca.crt"}}
@@ -230,6 +245,7 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert ingest_main(args) == 0
     again = yaml.safe_load((out / "credentials.yaml").read_text())["accounts"]
     assert {k: v["password"] for k, v in again.items()} == passwords
+    assert again["parkmon-ingest"]["share_group"] == group, "a re-run changed ingest's group"
     assert ingest_main([*args, "--rotate-user", A]) == 0
     rotated = {k: v["password"] for k, v in yaml.safe_load((out / "credentials.yaml").read_text())["accounts"].items()}
     assert rotated[A] != passwords[A] and {k: v for k, v in rotated.items() if k != A} == \
@@ -237,6 +253,7 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert ingest_main([*args, "--rotate"]) == 0
     all_new = yaml.safe_load((out / "credentials.yaml").read_text())["accounts"]
     assert not {v["password"] for v in all_new.values()} & (set(rotated.values()) | set(passwords.values()))
+    assert all_new["parkmon-ingest"]["share_group"] != group, "the group is rotated with ingest's password"
     assert ingest_main(["mqtt-auth", "--out", str(out), "--gateway", "demo/e01/gw-e01"]) == 0
     left = yaml.safe_load((out / "credentials.yaml").read_text())["accounts"]
     assert B not in left and f"user {B}" not in (out / "acl").read_text()
@@ -249,6 +266,11 @@ def test_generated_files_keep_passwords_rotate_and_revoke(tmp_path: Path, capsys
     assert ingest_main(["mqtt-auth", "--out", str(out)]) == 2
     assert ingest_main(["mqtt-auth", "--out", str(out), "--gateway", "demo/e 01/gw"]) == 2
     assert "no gateways" in capsys.readouterr().err
+    # a device login named like the platform's client ids would take their sessions (its login is its id)
+    assert ingest_main([*args, "--reader", "parkmon-ingest-1=parkmon/alerts/#"]) == 2
+    assert "'parkmon-ingest-1' (reader) starts with 'parkmon-'" in capsys.readouterr().err
+    assert ingest_main([*args, "--local-port", "0"]) == 2  # ingest would have nowhere to log in
+    assert "give --service-tls-port 8884" in capsys.readouterr().err
 
 
 def test_a_gateway_config_with_another_gateways_login_is_refused() -> None:
@@ -292,10 +314,10 @@ def test_own_hash_is_mosquitto_passwd_s(tmp_path: Path) -> None:
 def test_gateway_publishes_over_tls_under_its_own_prefix_and_ingest_stores_it(secured: Secured,
                                                                               tmp_path: Path) -> None:
     """The real edge agent, with the mqtt: block handed to its enterprise, over the TLS listener; ingest
-    also over TLS with the ingest account."""
+    also over TLS with the ingest account, on the services' TLS listener."""
     store = open_store(f"sqlite:///{tmp_path / 'p.db'}")
     env = dict(line.split("=", 1) for line in (secured.out / "ingest.env").read_text().splitlines() if "=" in line)
-    ing = Ingestor(IngestConfig(mqtt_port=secured.tls_port, mqtt_username=env["PARKMON_MQTT_USERNAME"],
+    ing = Ingestor(IngestConfig(mqtt_port=secured.service_port, mqtt_username=env["PARKMON_MQTT_USERNAME"],
                                 mqtt_password=env["PARKMON_MQTT_PASSWORD"], mqtt_tls_ca=secured.pki["ca"],
                                 client_id="ingest-tls", db_url=store.url, max_wait_ms=20), store)
     ing.start()
@@ -412,14 +434,15 @@ def test_rotation_and_revocation_take_effect_on_reload(tmp_path: Path) -> None:
     """Re-run with --rotate-user and without gateway B, install, SIGHUP (systemctl reload): the old password
     and B's account are refused from then on; mosquitto 2.0.11 drops the session the rotated login had open,
     and keeps the others."""
-    out, local = tmp_path / "auth", free_port()
-    lst = mqtt_auth.Listeners(conf_dir=str(out), tls_port=None, local_port=local)
+    out, tls, local, pki = tmp_path / "auth", free_port(), free_port(), make_pki(tmp_path / "pki")
+    lst = mqtt_auth.Listeners(conf_dir=str(out), tls_port=tls, tls_bind="127.0.0.1", cafile=pki["ca"],
+                              certfile=pki["server_crt"], keyfile=pki["server_key"], local_port=local)
     first = mqtt_auth.generate(out, mqtt_auth.plan([GW_A, GW_B]), lst).passwords
     broker = start_mosquitto(tmp_path / "mq", pre_conf=(out / "parkmon.conf").read_text(encoding="utf-8"))
     try:
-        wait_for(lambda: _port_open(local), timeout=5, what="the local listener")
-        s = Secured(broker, out, 0, local, {}, first)
-        before, other = Probe(s, A, tls=False), Probe(s, "parkmon-ingest", tls=False)
+        wait_for(lambda: _port_open(tls) and _port_open(local), timeout=5, what="the listeners")
+        s = Secured(broker, out, tls, local, pki, first)
+        before, other = Probe(s, A), Probe(s, "parkmon-ingest", tls=False)
         assert before.connect().value == 0 and other.connect().value == 0
         second = mqtt_auth.generate(out, mqtt_auth.plan([GW_A]), lst, rotate_users=[A])
         assert second.rotated == [A] and second.removed == [B] and second.passwords[A] != first[A]
@@ -428,7 +451,7 @@ def test_rotation_and_revocation_take_effect_on_reload(tmp_path: Path) -> None:
         s.passwords = second.passwords
 
         def refused(user: str, password: str) -> bool:
-            p = Probe(s, user, password, tls=False)
+            p = Probe(s, user, password)
             rc = p.connect()
             p.close()
             return rc is not None and rc.value in (134, 135)
@@ -445,14 +468,17 @@ def test_rotation_and_revocation_take_effect_on_reload(tmp_path: Path) -> None:
 
 
 def test_wrong_password_unknown_user_and_anonymous_cannot_connect(secured: Secured) -> None:
-    for tls in (True, False):
-        for user, password in ((A, "not-the-password-of-gw-e01"), ("nobody", "whatever-password"),
-                               (A, secured.passwords[B]), (None, None)):
+    """On the devices' TLS listener and the services' local one; each takes only its own kind of login (a
+    gateway's is refused where client ids are chosen freely, ingest's where the login is the client id)."""
+    ingest = "parkmon-ingest"
+    for tls, right, other in ((True, A, ingest), (False, ingest, A)):
+        for user, password in ((right, "not-the-password-of-it"), ("nobody", "whatever-password"),
+                               (right, secured.passwords[B]), (None, None), (other, secured.passwords[other])):
             p = Probe(secured, user, password, tls=tls)
             rc = p.connect()
             p.close()
             assert rc is not None and rc.value in (134, 135), f"{user} on {'TLS' if tls else 'local'}: {rc}"
-        ok = Probe(secured, A, tls=tls)
+        ok = Probe(secured, right, tls=tls)
         assert ok.connect().value == 0
         ok.close()
 
@@ -486,10 +512,11 @@ def test_gate_bridge_alerts_ingest_and_reader_accounts(secured: Secured) -> None
         assert _try(secured, "parkmon-alerts", "parkmon/alerts/demo", b'{"id":"a1"}', tls=False) == (0, True)
         assert _try(secured, "parkmon-alerts", wire.topic(*GW_A, "data"), data, tls=False) == (135, False)
         assert _try(secured, "parkmon-ingest", wire.topic(*GW_A, "data"), data, tls=False) == (135, False)
+        # the reader's own login again replaces its connection (one per login): after its alert came
+        wait_for(lambda: reader.received == [("parkmon/alerts/demo", b'{"id":"a1"}')], what="the alert")
         assert _try(secured, "scada", "parkmon/alerts/demo", b"{}") == (135, False)
         assert _try(secured, "demo.bridge", wire.topic(*GW_B, "data"), _batch("gw-e02", 1)) == (0, True)
         assert _try(secured, "demo.bridge", "parkmon/v1/other-park/e01/gw/data", data) == (135, False)
-        wait_for(lambda: reader.received == [("parkmon/alerts/demo", b'{"id":"a1"}')], what="the alert")
         wait_for(lambda: ingest.received == [("parkmon/v1/demo/park/gates/gate", b'{"v":1,"events":[]}')],
                  what="gate events through $share")
     finally:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.mqtt.auth import MAX_PACKET_SIZE
 from parkmon.common.netutil import free_port
 from parkmon.common.wire import DOWNLINK_LEAVES, TOPIC_ROOT, UPLINK_LEAVES
 
@@ -58,7 +59,10 @@ class Mosquitto:
         self.conf_path.write_text(
             run_as + self.pre_conf +
             f"listener {self.port} {self.host}\n"
+            # anonymous on loopback: the demo's and the tests' broker, never one a device reaches from outside
+            # (`parkmon ingest mqtt-auth` writes that one: logins, ACL, the login as client id)
             "allow_anonymous true\n"
+            "max_connections 10000\n"
             # the demo's and the tests' queues are small: a save every 2 s costs a few ms
             "# mosquitto acknowledges QoS 1 from memory and saves at each autosave (2.0.11: every interval + 1 s)\n"
             "# and on SIGTERM. A crash loses what came since the last save: with end-to-end acks only re-sends;\n"
@@ -69,6 +73,8 @@ class Mosquitto:
             "autosave_interval 1\n"
             "max_queued_messages 0\n"
             "max_inflight_messages 100\n"
+            # what parkmon.conf allows (ingest/mqtt/auth.py MAX_PACKET_SIZE): a full batch is 3.56 MB at most
+            f"max_packet_size {MAX_PACKET_SIZE}\n"
             f"log_dest file {self.workdir}/mosquitto.log\n"
             + self.extra_conf,
             encoding="utf-8",
@@ -114,9 +120,15 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = ""
     return broker
 
 
+def bridge_state_topic(park: str) -> str:
+    """Where a park's bridge says whether its link is up (retained 1) or down (0), on both brokers."""
+    return f"$SYS/broker/connection/parkmon-bridge-{park}/state"
+
+
 def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_id: str | None = None,
                 keepalive_s: int = 30, restart: tuple[int, int] = (2, 30),
-                remote_username: str | None = None, remote_password: str | None = None) -> str:
+                remote_username: str | None = None, remote_password: str | None = None,
+                remote_cafile: str | None = None) -> str:
     """The ``connection`` section that makes a park's broker forward its park's uplink topics (``data``,
     ``meta``, ``status``, ``health``, ``gate``) to the regional broker, and bring the regional ingest's
     end-to-end acks (``…/ack``, docs/decisions/0010) back to the park's gateways (docs/capacity.md, "The
@@ -129,7 +141,10 @@ def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_
       but not yet acknowledged when the link broke is sent again, so the region may see it twice,
       and ingest's writes (idempotent on point and time, one ``gateway_batches`` row per gateway and
       seq) absorb it.
-    - A fixed client id per park on both ends: the session survives reconnects only under the same id.
+    - A fixed client id per park on both ends: the session survives reconnects only under the same id. With a
+      login (``remote_username``, the regional broker's ``<park>.bridge`` account) the remote client id is
+      that login: the regional broker's device listener uses the login as client id anyway
+      (``use_username_as_clientid``), so the two agree, and no other login can take the bridge's session.
     - MQTT 3.1.1, not 5: mosquitto 2.0's bridge sends no session-expiry interval with MQTT 5, so its
       session would end with every dropped connection and ``cleansession false`` would mean nothing
       (mosquitto issues #1632, #2424, #2793). 3.1.1 sessions have no expiry to forget.
@@ -147,7 +162,7 @@ def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_
     lines = [
         f"connection {cid}",
         f"address {remote_host}:{remote_port}",
-        f"remote_clientid {cid}",
+        f"remote_clientid {remote_username or cid}",
         f"local_clientid {cid}-local",
         "bridge_protocol_version mqttv311",
         "try_private true",
@@ -157,9 +172,14 @@ def bridge_conf(park: str, remote_host: str, remote_port: int = 1883, *, client_
         f"restart_timeout {restart[0]} {restart[1]}",
         "start_type automatic",
         "notifications true",
+        # one topic per park whatever the ids; the regional broker's ACL lets `<park>.bridge` write it there
+        # (ingest/mqtt/acl.py bridge_account): a refused publish would close the link at every connect
+        f"notification_topic {bridge_state_topic(park)}",
         *(f"topic {TOPIC_ROOT}/{park}/+/+/{leaf} out 1" for leaf in UPLINK_LEAVES),
         *(f"topic {TOPIC_ROOT}/{park}/+/+/{leaf} in 1" for leaf in DOWNLINK_LEAVES),
     ]
+    if remote_cafile:  # TLS to the regional broker's device listener, the login and the password inside it
+        lines.append(f"bridge_cafile {remote_cafile}")
     if remote_username:
         lines.append(f"remote_username {remote_username}")
         if remote_password:

@@ -289,7 +289,15 @@ class SqlStore(SqlReads):
         self._reload_ids = True
 
     # ---- dead letters and status -------------------------------------------------------------
-    def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int) -> None:
+    def dead_letter(self, topic: str, payload: bytes, reason: str, received_ms: int,
+                    keep_bytes: int = 64 * 1024) -> None:
+        """Keep a refused payload's first ``keep_bytes`` only (five garbage payloads of 20 MB once made 126 MB of
+        database), and then its whole size and SHA-256 in the reason (no migration; whoever reads reasons sees it)."""
+        if len(payload) > keep_bytes:
+            import hashlib  # here, not at the top: this method is all this change touches in the module
+            digest = hashlib.sha256(payload).hexdigest()
+            reason = f"{reason} [payload cut: {len(payload)} bytes, sha256 {digest}; the first {keep_bytes} kept]"
+            payload = payload[:keep_bytes]
         with self._tx() as conn:
             conn.execute(s.dead_letters.insert().values(
                 topic=topic, payload=payload, reason=reason, received_ms=received_ms))
