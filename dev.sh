@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # parkmon set-up for a fresh Debian/Ubuntu machine. Two commands:
 #   ./dev.sh demo   installs what the platform needs and runs `parkmon demo` (simulated park -> live share)
-#   ./dev.sh test   installs what the tests need and runs lint, type checks and the test suite
+#   ./dev.sh test   installs what the tests need (TimescaleDB built from ../shared/vendor: tests/build_timescaledb.sh)
+#                   and runs lint, type checks, the benchmarks' short runs and the test suite
 # It uses apt-get (through sudo when not root) and a virtualenv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -50,9 +51,20 @@ case "${1:-}" in
   test)
     shift
     # chromium: the live-board test drives it headless; a CJK font so its screenshot shows the Chinese
-    apt_install mosquitto postgresql socat chromium fonts-wqy-microhei
+    # poppler-data: Adobe's CMaps, the oracle of the PDF glyph test (tests/test_report_glyphs.py)
+    apt_install mosquitto postgresql socat chromium fonts-wqy-microhei poppler-data
     venv dev
-    # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports
+    # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports; the PostgreSQL
+    # servers preload TimescaleDB, built here from ../shared/vendor (PARKMON_VENDOR_DIR) when not installed
+    echo "==> TimescaleDB for the [timescaledb] test variants (tests/build_timescaledb.sh)"
+    ts_log=$(mktemp)
+    if ! tests/build_timescaledb.sh 2>&1 | tee "$ts_log"; then
+      # the tests name this reason in their skip message; the rest of the run goes on without it
+      PARKMON_TIMESCALEDB_BUILD_FAILED=$(sed -n 's/^!!! TimescaleDB not built: //p' "$ts_log" | tail -1)
+      export PARKMON_TIMESCALEDB_BUILD_FAILED=${PARKMON_TIMESCALEDB_BUILD_FAILED:-"tests/build_timescaledb.sh failed"}
+      echo "!!! the [timescaledb] test variants will skip: $PARKMON_TIMESCALEDB_BUILD_FAILED"
+    fi
+    rm -f "$ts_log"
     echo "==> ruff check"
     .venv/bin/ruff check .
     echo "==> mypy (strict)"

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 from ingest.mqtt.config import IngestConfig
 from ingest.store import Store, open_store
 from ingest.store.base import Retention
+from ingest.store.pg_layout import LayoutError
 from parkmon.common.clock import CHINA as CST
 from parkmon.common.clock import now_ms
 from parkmon.common.env import default_db
-from parkmon.common.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
+from parkmon.common.secrecy import Secret, check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
 if TYPE_CHECKING:
     from analytics.alerts.service import AlertService
@@ -35,6 +36,8 @@ def _retention_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-1h-days", type=int, default=None, help="hourly rollups (小时汇总)")
     g.add_argument("--keep-1d-days", type=int, default=None, help="daily rollups (日汇总)")
     g.add_argument("--keep-batches-days", type=int, default=None, help="batch records behind completeness")
+    g.add_argument("--compress-after-days", type=float, default=30.0, metavar="DAYS",
+                   help="TimescaleDB: compress raw readings this old (压缩; default 30; late data still lands)")
 
 
 def _retention(args: argparse.Namespace) -> Retention:
@@ -66,8 +69,10 @@ def main(argv: list[str]) -> int:
     run.add_argument("--mqtt-tls-cert", default=None, metavar="FILE", help="client certificate, if the broker asks")
     run.add_argument("--mqtt-tls-key", default=None, metavar="FILE", help="its key")
     run.add_argument("--client-id", default="parkmon-ingest-1", help="unique per worker")
-    run.add_argument("--group", default="", help="shared-subscription group for several workers "
-                     "(default: none, a plain subscription; see docs/decisions/0003)")
+    run.add_argument("--group", default=os.environ.get("PARKMON_INGEST_GROUP", ""),
+                     help="shared-subscription group for several workers (default: $PARKMON_INGEST_GROUP, which "
+                     "parkmon ingest mqtt-auth writes to ingest.env; none: a plain subscription). A secret: a "
+                     "gateway that can name it can join it (docs/security.md, docs/decisions/0003)")
     run.add_argument("--db", default=default_db(), help=DB_HELP)
     run.add_argument("--unknown-points", choices=["register", "quarantine"], default="register",
                      help="what to do with samples of points no gateway catalogue announced")
@@ -112,15 +117,19 @@ def main(argv: list[str]) -> int:
     if args.cmd == "run":
         _refuse_defaults(args)
 
-    if args.cmd == "migrate":
-        return _migrate(args.db, args.show)
     mirrors = []
     if args.cmd == "run" and args.mirror:
         from ingest.store.mirrors import open_mirror
 
         mirrors = [open_mirror(u) for u in args.mirror]
-    store = open_store(args.db, unknown_points=getattr(args, "unknown_points", "register"), mirrors=mirrors)
-    store.create_schema()
+    try:
+        if args.cmd == "migrate":
+            return _migrate(args.db, args.show)
+        store = open_store(args.db, unknown_points=getattr(args, "unknown_points", "register"), mirrors=mirrors)
+        store.create_schema()
+    except LayoutError as exc:  # a server set up wrong (TimescaleDB not preloaded): the fix, not a traceback
+        print(f"parkmon ingest {args.cmd}: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.cmd == "dead-letters":
             for d in store.dead_letters(args.limit):
@@ -131,7 +140,8 @@ def main(argv: list[str]) -> int:
             from ingest.store.maintenance import Maintenance, MaintenanceConfig
 
             t0 = time.monotonic()
-            done = Maintenance(store, MaintenanceConfig(retention=_retention(args))).run_once()
+            done = Maintenance(store, MaintenanceConfig(retention=_retention(args),
+                                                        compress_after_days=args.compress_after_days)).run_once()
             for k, v in done.items():
                 print(f"{k}: {v}")
             print(f"done in {time.monotonic() - t0:.1f} s")
@@ -189,7 +199,8 @@ def _run(args: argparse.Namespace, store: Store) -> int:
         args.mqtt_port, " (TLS)" if args.mqtt_tls_ca else "", args.mqtt_username or "anonymous")
     ingestor = Ingestor(cfg, store)
     maintenance = None if args.no_maintenance else Maintenance(
-        store, MaintenanceConfig(rollup_every_s=args.rollup_every, retention=_retention(args)))
+        store, MaintenanceConfig(rollup_every_s=args.rollup_every, retention=_retention(args),
+                                 compress_after_days=args.compress_after_days))
     alerts = None if args.no_alerts else _alerts(args, store)
     if alerts is not None:
         alerts.attach(ingestor)
@@ -226,7 +237,10 @@ def _refuse_defaults(args: argparse.Namespace) -> None:
     mqtt, problems = mqtt_checks(args.mqtt_host, args.mqtt_username, args.mqtt_password,
                                  tls=bool(args.mqtt_tls_ca), where="MQTT (--mqtt-username, --mqtt-password)")
     urls = [s for u in args.mirror for s in url_checks("--mirror", u)]
-    check_production("parkmon ingest run", [*mqtt, *url_checks("--db", args.db), *urls], problems)
+    # a guessable group lets a gateway join it and take every other batch (issue 20 item 2)
+    group = [Secret("the shared-subscription group (--group, $PARKMON_INGEST_GROUP)", args.group, None,
+                    required=False)]
+    check_production("parkmon ingest run", [*mqtt, *url_checks("--db", args.db), *urls, *group], problems)
 
 
 def _alerts(args: argparse.Namespace, store: Store) -> AlertService:

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from ingest.mqtt.broker import Mosquitto, start_mosquitto
-from ingest.store import Store, open_store
-from tests.pg_server import Postgres, start_postgres
+from ingest.store import Store, open_store, pg_layout
+from tests.pg_server import Postgres, start_postgres, timescaledb_missing
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +39,23 @@ def pg_url(postgres: Postgres) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "timescaledb"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every storage test runs over each back end; TimescaleDB where the server has the extension
-    (Debian 12 ships none, so here it is skipped; set PARKMON_TEST_PG_DSN to a server with it)."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every storage test runs over each back end: SQLite, PostgreSQL with monthly partitions, and
+    TimescaleDB (hypertable, continuous aggregates) where the server has it (./dev.sh test builds it)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'parkmon.db'}"
+    if request.param == "timescaledb":
+        missing = None if os.environ.get("PARKMON_TEST_PG_DSN") else timescaledb_missing()
+        if missing:
+            pytest.skip(missing)
     url: str = request.getfixturevalue("pg_url")
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
-        has_ts = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    if request.param == "timescaledb" and not has_ts:
-        pytest.skip("the TimescaleDB extension is not installed on this PostgreSQL server")
-    if request.param == "postgresql" and has_ts:
-        pytest.skip("this server has TimescaleDB: parkmon uses it, the plain-PostgreSQL layout runs elsewhere")
+    if request.param == "timescaledb":
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+            libs = conn.execute("SHOW shared_preload_libraries").fetchone()
+        if "timescaledb" not in (libs[0] if libs else ""):
+            pytest.skip("the PostgreSQL server of PARKMON_TEST_PG_DSN does not preload TimescaleDB")
+    # the layout parkmon gives a new database (ingest/store/pg_layout.py), on the same server
+    monkeypatch.setenv(pg_layout.ENV, "timescaledb" if request.param == "timescaledb" else "partitioned")
     return url
 
 

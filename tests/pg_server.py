@@ -3,6 +3,11 @@
 PostgreSQL refuses to run as root, and CI runs as root: the server then runs as the ``postgres``
 user (created by Debian's package) or, failing that, a ``parkmon-test`` user made here.
 Set ``PARKMON_TEST_PG_DSN`` to use a server you already run instead.
+
+TimescaleDB: the servers preload it when it is installed (``./dev.sh test`` builds it from
+../shared/vendor with tests/build_timescaledb.sh; :func:`timescaledb_missing` says why not when it is
+absent), but their databases keep the plain-PostgreSQL layout (``parkmon.pg_layout=partitioned``:
+benchmarks and most tests measure that) unless a test asks for TimescaleDB (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -47,6 +52,43 @@ def _run_as() -> list[str]:
     return ["runuser", "-u", "parkmon-test", "--"]
 
 
+TIMESCALEDB_VERSION = "2.28.3"  # tests/build_timescaledb.sh builds this one
+# a test server never phones home (and these machines have no network)
+TIMESCALEDB = {"shared_preload_libraries": "timescaledb", "timescaledb.telemetry_level": "off"}
+PLAIN_LAYOUT = {"parkmon.pg_layout": "partitioned"}  # ingest/store/pg_layout.py: the server-wide default
+
+
+def _sharedir(bindir: Path) -> Path:
+    # Debian: /usr/lib/postgresql/15/bin -> /usr/share/postgresql/15 (pg_config --sharedir, without the headers)
+    return Path("/usr/share/postgresql") / bindir.parent.name
+
+
+def timescaledb_missing() -> str | None:
+    """None when the server the tests start has TimescaleDB installed; otherwise why not, and how to get it."""
+    try:
+        bindir = _bindir()
+    except FileNotFoundError as exc:
+        return str(exc)
+    control = _sharedir(bindir) / "extension" / "timescaledb.control"
+    if control.exists():
+        return None
+    why = [f"TimescaleDB is not installed on PostgreSQL {bindir.parent.name} ({control} missing)"]
+    failed = os.environ.get("PARKMON_TIMESCALEDB_BUILD_FAILED")  # set by ./dev.sh test: the build's last word
+    if failed:
+        return f"{why[0]}: {failed}"
+    vendor = Path(os.environ.get("PARKMON_VENDOR_DIR") or Path(__file__).resolve().parents[2] / "shared" / "vendor")
+    tarball = vendor / f"timescaledb-{TIMESCALEDB_VERSION}.tar.gz"
+    if not tarball.exists():
+        why.append(f"and cannot be built here: {tarball} not found (set PARKMON_VENDOR_DIR)")
+    else:
+        lacking = [t for t in ("cc", "cmake", "make") if shutil.which(t) is None]
+        if lacking:
+            why.append(f"and cannot be built here: no {', '.join(lacking)} (no compiler / build tools)")
+        else:
+            why.append("and was not built: run tests/build_timescaledb.sh (./dev.sh test does)")
+    return " ".join(why)
+
+
 # Tests trade durability for speed; benchmarks run the server as production would (fsync on).
 FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -58,6 +100,7 @@ class Postgres:
     prefix: list[str]
     bindir: Path
     settings: dict[str, str] | None = None
+    timescaledb: bool = False  # the server preloads TimescaleDB
 
     @property
     def admin_dsn(self) -> str:
@@ -77,7 +120,8 @@ class Postgres:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def start(self) -> None:
-        settings = {"max_connections": "50", **(FAST if self.settings is None else self.settings)}
+        settings = {"max_connections": "50", **PLAIN_LAYOUT, **(FAST if self.settings is None else self.settings),
+                    **(TIMESCALEDB if self.timescaledb else {})}
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir} " + " ".join(
             f"-c {k}={v}" for k, v in settings.items())
         self._ctl("-o", opts, "-l", str(self.datadir / "server.log"), "start")
@@ -96,8 +140,10 @@ class Postgres:
         shutil.rmtree(self.datadir, ignore_errors=True)
 
 
-def start_postgres(settings: dict[str, str] | None = None) -> Postgres:
-    """``settings``: server options (``-c k=v``); None means the fast, non-durable test set."""
+def start_postgres(settings: dict[str, str] | None = None, timescaledb: bool = True) -> Postgres:
+    """``settings``: server options (``-c k=v``); None means the fast, non-durable test set.
+    ``timescaledb``: preload TimescaleDB when it is installed (False: a server that has it installed
+    but not preloaded, the misconfiguration parkmon must explain)."""
     bindir = _bindir()
     prefix = _run_as()
     datadir = Path(tempfile.mkdtemp(prefix="parkmon-pg-"))
@@ -105,7 +151,7 @@ def start_postgres(settings: dict[str, str] | None = None) -> Postgres:
         shutil.chown(datadir, user=prefix[2])
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    pg = Postgres(datadir, free_port(), prefix, bindir, settings)
+    pg = Postgres(datadir, free_port(), prefix, bindir, settings, timescaledb and timescaledb_missing() is None)
     pg.start()
     deadline = time.monotonic() + 15
     while True:

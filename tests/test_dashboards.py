@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
@@ -31,7 +32,7 @@ from ingest.store import Store, open_store
 from ingest.store import record_tables as t
 from ingest.store.records import registry
 from simulators.ground_truth import GroundTruth
-from tests.pg_server import Postgres
+from tests.pg_server import Postgres, timescaledb_missing
 from tests.sim_day import load_day
 
 D0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
@@ -121,10 +122,21 @@ def test_provisioning_files_in_the_repository_are_what_the_code_generates() -> N
 
 
 # --- the SQL on a real PostgreSQL with a simulated day ---------------------------------------------------
-@pytest.fixture(scope="module")
-def park_day(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, GroundTruth]]:
-    store = open_store(postgres.create_database())
+@pytest.fixture(scope="module", params=["postgresql", "timescaledb"])
+def park_day(request: pytest.FixtureRequest, postgres: Postgres,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, GroundTruth]]:
+    """The day on plain PostgreSQL (monthly partitions) and on TimescaleDB (hypertable, continuous aggregates),
+    where Grafana's datasource option turns each ``$__timeGroup`` into ``time_bucket`` (as deployed)."""
+    if request.param == "timescaledb" and (missing := timescaledb_missing()):
+        pytest.skip(missing)
+    layout = {"postgresql": "partitioned", "timescaledb": "timescaledb"}[request.param]
+    url = postgres.create_database()
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        # the layout a new database gets is a setting of its own (ingest/store/pg_layout.py), as operators set it
+        conn.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" SET parkmon.pg_layout = \'{layout}\'')
+    store = open_store(url)
     store.create_schema()
+    assert getattr(store, "layout", None) == layout
     gt, _spec = load_day(store, D0, tmp_path_factory.mktemp("day"))
     BoardFeed(store).run_once(now_ms=D0 + 24 * H, since_ms=D0)
     yield store, gt
@@ -139,11 +151,18 @@ def _run(store: Store, panel: dict[str, Any], start: datetime = START, end: date
          variables: dict[str, str | list[str]] | None = None) -> list[Any]:
     (tg,) = panel["targets"]
     interval = 3600 if panel.get("interval") == "1h" else 60
-    sql = macros.expand(tg["rawSql"], start, end, interval, variables or VARS, MULTI)
+    sql = macros.expand(tg["rawSql"], start, end, interval, variables or VARS, MULTI,
+                        timescaledb=getattr(store, "layout", None) == "timescaledb")
     with store.engine.connect() as conn:
         res = conn.exec_driver_sql(sql.replace("%", "%%"))
         keys = list(res.keys())
         return [dict(zip(keys, r, strict=True)) for r in res]
+
+
+def _seconds(t: Any) -> float:
+    """A time column as Grafana reads it: epoch seconds (``floor(extract(epoch ...))``) or a timestamp
+    (TimescaleDB's ``time_bucket``); both are what its SQL data source accepts."""
+    return t.timestamp() if isinstance(t, datetime) else float(t)
 
 
 def _find(uid: str, en: str) -> dict[str, Any]:
@@ -160,7 +179,7 @@ def test_every_panel_runs_and_time_series_are_shaped_as_grafana_needs(park_day: 
             continue
         if p["targets"][0]["format"] == "time_series":
             assert "time" in rows[0], f"{p['title']}: a time series needs a column named time"
-            times = [float(r["time"]) for r in rows]
+            times = [_seconds(r["time"]) for r in rows]
             assert times == sorted(times), f"{p['title']}: rows must come sorted by time"
             for r in rows:
                 assert all(isinstance(v, (int, float, type(None))) or k in ("time", "metric") or
@@ -180,7 +199,7 @@ def test_the_share_panels_say_what_the_indicator_says(park_day: tuple[Store, Gro
     trend = _run(store, _find("parkmon-park", "New-energy share by hour"), variables=VARS)
     assert len(trend) == 24
     for k, row in enumerate(trend):
-        assert float(row["time"]) * 1000 == D0 + k * H
+        assert _seconds(row["time"]) * 1000 == D0 + k * H
     (parks,) = _run(store, _find("parkmon-region", "Parks"))
     assert parks["新能源消纳比例 Share"] == pytest.approx(day.value, abs=1e-9)
     # the board's met rule is the API's (status_for, within its tolerance)
@@ -200,14 +219,14 @@ def test_power_water_and_emissions_match_the_simulators_ground_truth(park_day: t
     rows = [r for r in _run(store, _find("parkmon-park", "Power by source")) if r["metric"] == "光伏 PV"]
     assert len(rows) >= 24 * 60
     for r in rows:
-        assert float(r["value"]) == pytest.approx(pv[int(float(r["time"]) * 1000)], rel=1e-9, abs=1e-6)
+        assert float(r["value"]) == pytest.approx(pv[int(_seconds(r["time"]) * 1000)], rel=1e-9, abs=1e-6)
     assert max(float(r["value"]) for r in rows) > 1000  # daylight: kW of PV, not a flat line
     # water per enterprise and hour: the meter's last reading of the hour less the hour before's
     water = _run(store, _find("parkmon-park", "Water use by enterprise"))
     # hours 01..24: the reading at 24:00 is the range's end, which $__timeFilter includes
     assert {r["metric"] for r in water} == {"e01", "e02", "e03", "e04"} and len(water) == 4 * 24
     for r in water:
-        h = int(float(r["time"]) * 1000)
+        h = int(_seconds(r["time"]) * 1000)
         got = gt.value_at(r["metric"], "water", "volume", h + H - 60_000)
         before = gt.value_at(r["metric"], "water", "volume", h - 60_000)
         assert got is not None and before is not None
@@ -217,7 +236,7 @@ def test_power_water_and_emissions_match_the_simulators_ground_truth(park_day: t
     assert {r["metric"] for r in so2} == {"e01/cems1", "e02/cems1"} and len(so2) == 48
     for r in so2:
         ent = r["metric"].split("/")[0]
-        h = int(float(r["time"]) * 1000)
+        h = int(_seconds(r["time"]) * 1000)
         c = {ts: v for ts, v, _ in gt.values(ent, "cems1", "so2", h, h + H)}
         o2 = {ts: v for ts, v, _ in gt.values(ent, "cems1", "o2", h, h + H)}
         want = sum(c[m] * (21 - 6) / (21 - o2[m]) for m in c) / len(c)

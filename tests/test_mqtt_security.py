@@ -580,6 +580,12 @@ def test_production_refuses_default_secrets(tmp_path: Path, monkeypatch: pytest.
         with pytest.raises(SystemExit) as e:
             ingest_main(["run", "--db", "postgresql+psycopg://parkmon:parkmon@127.0.0.1:9/x"])
         assert "no user name" in str(e.value) and "parkmon:***@" in str(e.value)
+        # ingest's shared group is a secret (issue 20 item 2): a guessable one, here from ingest.env's setting
+        monkeypatch.setenv("PARKMON_INGEST_GROUP", "parkmon")
+        with pytest.raises(SystemExit) as e:
+            ingest_main(["run", "--db", "postgresql+psycopg://parkmon:x@127.0.0.1:9/x"])
+        assert "the shared-subscription group (--group, $PARKMON_INGEST_GROUP)" in str(e.value)
+        monkeypatch.delenv("PARKMON_INGEST_GROUP")
         with pytest.raises(SystemExit) as e:
             parkmon_main(["api", "--db", "postgresql+psycopg://parkmon:Passw0rd@127.0.0.1:9/x"])
         assert "the password in --db postgresql+psycopg://parkmon:***@127.0.0.1:9/x is a well-known default" \

@@ -128,8 +128,11 @@ def restore(archive: Path, url: str, force: bool = False, progress: Progress = p
             with engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA public CASCADE"))
                 conn.execute(text("CREATE SCHEMA public"))
-        with engine.connect() as conn:  # TimescaleDB wants these around a restore (untested here)
-            ts = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first()
+        # TimescaleDB wants these around a restore of its database (tests/test_timescaledb.py); a backup of
+        # plain partitions needs neither them nor the extension (which the server may not even preload)
+        listing = subprocess.run([_pg_tool("pg_restore"), "--list", str(archive)], capture_output=True, text=True)
+        ts = any(line.split(";")[-1].split()[2:5] == ["EXTENSION", "-", "timescaledb"]
+                 for line in listing.stdout.splitlines() if not line.startswith(";"))
         if ts:
             with engine.begin() as conn:
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))

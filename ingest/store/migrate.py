@@ -14,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
+from ingest.store import pg_layout
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -37,8 +39,9 @@ def current(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, target: str = "head") -> None:
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # workers starting together migrate one at a time
-            conn.execute(text("SELECT pg_advisory_xact_lock(7202611230)"))
+        if conn.dialect.name == "postgresql":
+            pg_layout.check_server(conn)  # before a migration fails on it with PostgreSQL's terser words
+            conn.execute(text("SELECT pg_advisory_xact_lock(7202611230)"))  # workers starting together: one by one
         cfg = _config(conn)
         if MigrationContext.configure(conn).get_current_revision() is None and inspect(conn).has_table("readings"):
             command.stamp(cfg, "0001")  # made by create_all before migrations existed

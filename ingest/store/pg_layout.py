@@ -1,24 +1,39 @@
 """How readings are laid out on PostgreSQL: detect TimescaleDB, don't demand it.
 
 - TimescaleDB present (``pg_available_extensions``): ``readings`` is a hypertable (7-day chunks,
-  compressed after 30 days, segmented by point) and the rollups are continuous aggregates.
+  compressed by parkmon's maintenance after 30 days by default, segmented by point, ordered by
+  time) and the rollups are continuous aggregates.
 - Plain PostgreSQL: ``readings`` is range-partitioned by month (``readings_y2026m11``); parkmon
   creates the partitions a write needs and drops whole months for retention, and maintains the
   rollup tables itself (ingest/store/rollups.py).
 
-Untested here: no TimescaleDB package exists for Debian 12's PostgreSQL 15 on this machine, so the
-hypertable branch runs only where the extension is installed (the storage suite picks it up then).
+The choice is made once, when a database is first migrated, and is read from the database after.
+``PARKMON_PG_LAYOUT`` (environment) or the PostgreSQL setting ``parkmon.pg_layout`` (e.g. ``ALTER
+DATABASE parkmon SET parkmon.pg_layout = 'partitioned'``) sets it: ``auto`` (default: TimescaleDB
+when installed), ``timescaledb`` (required) or ``partitioned`` (plain partitions even where TimescaleDB
+is installed). A server that has TimescaleDB installed but not preloaded is refused under ``auto``
+rather than silently given the plain layout, which would stay with the database for good
+(docs/decisions/0011-timescaledb-in-ci.md).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from sqlalchemy import Connection, text
 
 Layout = Literal["timescaledb", "partitioned", "plain"]
+Choice = Literal["auto", "timescaledb", "partitioned"]
+ENV = "PARKMON_PG_LAYOUT"
+SETTING = "parkmon.pg_layout"
+PRELOAD_LINE = "shared_preload_libraries = 'timescaledb'"
+
+
+class LayoutError(RuntimeError):
+    """The server cannot give this database the layout it needs: a configuration to fix, not to retry."""
 
 READINGS_COLUMNS = ("point_id int4 NOT NULL, ts timestamptz NOT NULL, value float8, quality int2 NOT NULL, "
                     "PRIMARY KEY (point_id, ts)")  # point first: reads are per point over time (measured)
@@ -26,6 +41,58 @@ READINGS_COLUMNS = ("point_id int4 NOT NULL, ts timestamptz NOT NULL, value floa
 
 def timescale_available(conn: Connection) -> bool:
     return conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is not None
+
+
+def requested(conn: Connection) -> Choice:
+    raw = os.environ.get(ENV) or conn.execute(text(f"SELECT current_setting('{SETTING}', true)")).scalar() or "auto"
+    if raw not in get_args(Choice):
+        where = f"${ENV}" if os.environ.get(ENV) else f"the PostgreSQL setting {SETTING}"
+        raise LayoutError(f"{where} is {raw!r}: use one of {', '.join(get_args(Choice))}")
+    return raw  # type: ignore[return-value]  # checked against Choice just above
+
+
+def preloaded(conn: Connection) -> bool:
+    # shared_preload_libraries itself is readable only by superusers (and pg_read_all_settings), and
+    # parkmon runs as an ordinary role: a setting TimescaleDB's loader defines tells the same to anyone
+    return conn.execute(text("SELECT current_setting('timescaledb.bgw_launcher_poll_time', true)")).scalar() \
+        is not None
+
+
+def _not_preloaded(conn: Connection, uses_it: bool) -> LayoutError:
+    db = conn.execute(text("SELECT current_database()")).scalar()
+    fix = (f"add the line {PRELOAD_LINE} to the server's postgresql.conf (or ALTER SYSTEM SET "
+           "shared_preload_libraries = 'timescaledb'), then restart PostgreSQL (a reload is not enough)")
+    if uses_it:
+        return LayoutError(f"database {db!r} keeps its readings in TimescaleDB, but the server does not preload "
+                           f"the extension: {fix}")
+    return LayoutError(
+        f"this PostgreSQL server has TimescaleDB installed but does not preload it, so database {db!r} cannot "
+        f"use it: {fix}. Or, to keep readings in plain monthly partitions instead (for good: no compression "
+        f"or continuous aggregates), set {ENV}=partitioned or run ALTER DATABASE \"{db}\" SET {SETTING} = "
+        "'partitioned'")
+
+
+def check_server(conn: Connection) -> None:
+    """Refuse, with the fix, a database that uses TimescaleDB on a server that does not preload it
+    (PostgreSQL would fail on the first query with 'extension "timescaledb" must be preloaded')."""
+    if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first() is not None \
+            and not preloaded(conn):
+        raise _not_preloaded(conn, uses_it=True)
+
+
+def use_timescale(conn: Connection) -> bool:
+    """Whether a new database gets the TimescaleDB layout (migration 0002 asks, once)."""
+    choice = requested(conn)
+    if choice == "partitioned":
+        return False
+    if not timescale_available(conn):
+        if choice == "timescaledb":
+            raise LayoutError(f"{ENV} / {SETTING} is 'timescaledb' but this PostgreSQL server has no TimescaleDB "
+                              "extension installed (pg_available_extensions): install it, or use 'auto'")
+        return False
+    if not preloaded(conn):
+        raise _not_preloaded(conn, uses_it=False)
+    return True
 
 
 def layout(conn: Connection) -> Layout:
@@ -107,9 +174,10 @@ def create_hypertable(conn: Connection) -> None:
     conn.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
     conn.execute(text("SELECT create_hypertable('readings', 'ts', chunk_time_interval => interval '7 days', "
                       "migrate_data => true)"))
+    # compressed by parkmon's maintenance at its configured age (MaintenanceConfig.compress_after_days), not
+    # by a background policy: one place decides, as for retention
     conn.execute(text("ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'point_id', "
                       "timescaledb.compress_orderby = 'ts')"))
-    conn.execute(text("SELECT add_compression_policy('readings', interval '30 days')"))
 
 
 def create_continuous_aggregate(conn: Connection, name: str, width: str, day_origin: str) -> None:

@@ -34,6 +34,7 @@ class PostgresStore(SqlStore):
                                     connect_args={"connect_timeout": 5})
         self.layout: pg_layout.Layout | None = None
         self._partitions: set[str] = set()
+        self._policy_checked = False
 
     def create_schema(self) -> None:
         super().create_schema()
@@ -103,6 +104,29 @@ class PostgresStore(SqlStore):
             return super().refresh_rollups()
         with self._autocommit() as conn:  # refresh_continuous_aggregate refuses to run in a transaction block
             return len(rollups.refresh_timescale(conn))
+
+    def compress_raw_before(self, cutoff_ms: int) -> int | None:
+        """TimescaleDB: compress the chunks of readings wholly before ``cutoff_ms`` (segments per point,
+        ordered by time), and recompress those late readings reopened; how many chunks it did."""
+        if self.layout is None:
+            self.create_schema()
+        if self.layout != "timescaledb":
+            return None
+        with self._autocommit() as conn:  # one transaction per chunk: its lock is held only while it compresses
+            if not self._policy_checked:
+                # parkmon's maintenance compresses at its configured age (as it drops chunks for retention);
+                # the fixed 30-day background policy of databases made before would override a later age
+                conn.execute(text("SELECT remove_compression_policy('readings', if_exists => true)"))
+                self._policy_checked = True
+            # chunk_status bits: 1 compressed, 8 partially (rows written into it since)
+            chunks = conn.execute(text(
+                "SELECT c::text FROM show_chunks('readings', older_than => "
+                "timestamptz 'epoch' + :c * interval '1 millisecond') c "
+                "WHERE _timescaledb_functions.chunk_status(c) & 9 <> 1"), {"c": cutoff_ms}).scalars().all()
+            for chunk in chunks:
+                conn.execute(text("SELECT compress_chunk(CAST(:c AS regclass), if_not_compressed => true)"),
+                             {"c": chunk})
+        return len(chunks)
 
     def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
         if self.layout == "partitioned":

@@ -339,6 +339,9 @@ class SqlStore(SqlReads):
     def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
         return "readings", int(conn.execute(s.readings.delete().where(s.readings.c.ts < cutoff_ms)).rowcount)
 
+    def compress_raw_before(self, cutoff_ms: int) -> int | None:
+        return None  # chunks compressed: None where the back end cannot (only TimescaleDB can, postgres.py)
+
     def apply_retention(self, retention: Retention, now_ms: int) -> dict[str, int]:
         """Delete what the policy no longer keeps; returns rows (or partitions) removed per table."""
         removed: dict[str, int] = {}

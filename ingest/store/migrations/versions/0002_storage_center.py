@@ -58,12 +58,14 @@ def upgrade() -> None:
         _mark_existing_dirty("r.ts")
         return
 
-    if pg_layout.timescale_available(bind):
+    if pg_layout.use_timescale(bind):
         pg_layout.create_hypertable(bind)
         origin = "2000-01-01 00:00:00+08"  # days in UTC+8, as rollups.DAY_OFFSET_MS
         assert DAY_OFFSET_MS == 8 * 3_600_000
         for width, level in (("1 minute", LEVELS["1m"]), ("1 hour", LEVELS["1h"]), ("1 day", LEVELS["1d"])):
             pg_layout.create_continuous_aggregate(bind, level.table, width, origin)
+        # made WITH NO DATA: without this the readings of a 0.1 database never reach the aggregates
+        _mark_existing_dirty("(extract(epoch FROM r.ts) * 1000)::bigint")
         return
 
     # plain PostgreSQL: move readings into a table partitioned by month

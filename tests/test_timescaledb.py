@@ -1,0 +1,203 @@
+"""TimescaleDB as production runs it, on a real server that preloads the extension (built from
+../shared/vendor by ./dev.sh test): compressed chunks under late data, rollups and retention across
+them, backup and restore of a compressed database; and a server that has the extension installed but
+does not preload it, which parkmon must refuse with the fix rather than die on PostgreSQL's words."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest.store import Store, open_store, pg_layout
+from ingest.store.backup import backup, restore
+from ingest.store.base import IncomingBatch, Retention
+from ingest.store.maintenance import Maintenance, MaintenanceConfig
+from ingest.store.rollups import DAY_MS, MINUTE_MS
+from parkmon.common import wire
+from tests.pg_server import Postgres, start_postgres, timescaledb_missing
+
+DAY0 = 1_795_363_200_000  # 2026-11-23 00:00 UTC+8: "now" in these tests
+OLD_DAY = DAY0 - 60 * DAY_MS  # 2026-09-24 00:00 UTC+8, a day whose 7-day chunk ends 50+ days before now
+TEN = 10 * 60 * MINUTE_MS  # 10:00 in the day
+
+pytestmark = pytest.mark.parametrize("store_url", ["timescaledb"], indirect=True)
+
+
+def _batch(seq: int, samples: list[tuple[str, int, float | None, int]]) -> IncomingBatch:
+    return IncomingBatch("demo", "e01", "gw1", wire.Batch(1, "gw1", seq, samples[-1][1], samples), samples[-1][1])
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg", "postgresql")
+
+
+def _compressed(url: str) -> dict[str, bool]:
+    """Chunk -> compressed?, as TimescaleDB itself reports it (the oracle, not parkmon's code)."""
+    with psycopg.connect(_dsn(url)) as c:
+        rows = c.execute("SELECT chunk_name, is_compressed FROM timescaledb_information.chunks "
+                         "WHERE hypertable_name = 'readings' ORDER BY range_start").fetchall()
+    return dict(rows)
+
+
+@pytest.fixture
+def ts_store(store_url: str) -> Iterator[Store]:
+    st = open_store(store_url)
+    st.create_schema()
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def _old_day_and_today(st: Store) -> int:
+    """Five readings 1..5 at 10:00-10:04 of the old day, one today; returns the point's id."""
+    st.write_batches([_batch(1, [("m.p", OLD_DAY + TEN + k * MINUTE_MS, float(k + 1), 0) for k in range(5)])])
+    st.write_batches([_batch(2, [("m.p", DAY0 + TEN, 7.0, 0)])])
+    st.refresh_rollups()
+    (p,) = st.points("demo")
+    return p.id
+
+
+def test_late_data_into_a_compressed_chunk_is_stored_and_corrects_the_day_and_retention_drops_it(
+        ts_store: Store, store_url: str) -> None:
+    pid = _old_day_and_today(ts_store)
+    jobs = "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_name = 'readings'"
+    with psycopg.connect(_dsn(store_url), autocommit=True) as c:  # the background policy of older databases
+        c.execute("SELECT add_compression_policy('readings', interval '30 days')")
+        assert c.execute(jobs).fetchone() == (1,)
+    maint = Maintenance(ts_store, MaintenanceConfig(compress_after_days=30))
+    done = maint.run_once(now_ms=DAY0)
+    chunks = _compressed(store_url)
+    assert done["readings_chunks_compressed"] == 1 and list(chunks.values()) == [True, False]  # old yes, today no
+    with psycopg.connect(_dsn(store_url)) as c:
+        assert c.execute(jobs).fetchone() == (0,)  # maintenance decides when, alone
+
+    # late: 10:05 of the old day (new), and 10:02 again with another value (a redelivery: must change nothing)
+    ts_store.write_batches([_batch(3, [("m.p", OLD_DAY + TEN + 5 * MINUTE_MS, 100.0, 0),
+                                       ("m.p", OLD_DAY + TEN + 2 * MINUTE_MS, 999.0, 0)])])
+    old = ts_store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid]
+    assert [v for _t, v, _q in old] == [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]
+    ts_store.refresh_rollups()
+    (day,) = ts_store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+    # 1 + 2 + 3 + 4 + 5 + 100 = 115 over 6 readings; the last is the late 100 at 10:05
+    assert (day.bucket_ms, day.n, day.sum, day.max, day.last_ts_ms, day.last) == (
+        OLD_DAY, 6, 115.0, 100.0, OLD_DAY + TEN + 5 * MINUTE_MS, 100.0)
+
+    # the next round compresses again the chunk the late rows reopened, and only that one
+    assert maint.run_once(now_ms=DAY0)["readings_chunks_compressed"] == 1
+    assert maint.run_once(now_ms=DAY0)["readings_chunks_compressed"] == 0
+
+    # retention: raw older than 40 days goes, compressed chunk included; the day's rollup stays
+    removed = ts_store.apply_retention(Retention(raw_days=40), now_ms=DAY0)
+    assert removed["readings_chunks"] == 1 and list(_compressed(store_url).values()) == [False]
+    assert ts_store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid] == []
+    assert ts_store.readings([pid], DAY0, DAY0 + DAY_MS)[pid] == [(DAY0 + TEN, 7.0, 0)]
+    (day,) = ts_store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+    assert (day.n, day.sum) == (6, 115.0)
+
+
+def test_a_compressed_database_is_restored_with_the_same_rows(ts_store: Store, store_url: str,
+                                                                postgres: Postgres, tmp_path: Path) -> None:
+    pid = _old_day_and_today(ts_store)
+    Maintenance(ts_store, MaintenanceConfig(compress_after_days=30)).run_once(now_ms=DAY0)
+    series = ts_store.readings([pid], 0, 2**62)
+    days = ts_store.rollups([pid], 0, 2**62, "1d")
+    held = backup(store_url, tmp_path / "parkmon.dump", progress=lambda _line: None)
+    target = postgres.create_database()
+    assert restore(tmp_path / "parkmon.dump", target, progress=lambda _line: None) == held
+    dst = open_store(target)
+    dst.create_schema()
+    try:
+        assert held["readings"] == 6  # five on the old day, one today
+        assert dst.readings([pid], 0, 2**62) == series
+        assert dst.rollups([pid], 0, 2**62, "1d") == days
+        assert list(_compressed(target).values()) == [True, False]  # restored compressed, as it was
+        # and it takes late data as the original did: 4 more on the old day, 1 + 2 + 3 + 4 + 5 + 4 = 19
+        dst.write_batches([_batch(9, [("m.p", OLD_DAY + TEN + 5 * MINUTE_MS, 4.0, 0)])])
+        dst.refresh_rollups()
+        (day,) = dst.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+        assert (day.n, day.sum) == (6, 19.0)
+    finally:
+        dst.close()
+
+
+@pytest.fixture
+def unpreloaded(store_url: str) -> Iterator[Postgres]:
+    """A server of its own with TimescaleDB installed but NOT preloaded (``store_url``: only the skip
+    when TimescaleDB is not installed at all)."""
+    pg = start_postgres(timescaledb=False)
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def _parkmon(*args: str, layout: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, pg_layout.ENV: layout}
+    return subprocess.run([sys.executable, "-m", "parkmon.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(_dsn(url)) as c:
+        return {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_a_server_that_does_not_preload_timescaledb_is_refused_with_the_fix(unpreloaded: Postgres) -> None:
+    assert timescaledb_missing() is None  # installed, so PostgreSQL lists it as available
+    # as production runs it: an ordinary role owning its database (it may not read shared_preload_libraries)
+    with psycopg.connect(unpreloaded.admin_dsn, autocommit=True) as c:
+        c.execute("CREATE ROLE parkmon LOGIN")
+        c.execute("CREATE DATABASE parkmon OWNER parkmon")
+    url = f"postgresql+psycopg://parkmon@127.0.0.1:{unpreloaded.port}/parkmon"
+    out = _parkmon("ingest", "run", "--db", url, "--mqtt-port", "1", layout="auto")
+    assert out.returncode == 2
+    assert "does not preload it" in out.stderr and "shared_preload_libraries = 'timescaledb'" in out.stderr
+    assert "restart PostgreSQL" in out.stderr and f"{pg_layout.ENV}=partitioned" in out.stderr
+    assert "must be preloaded" not in out.stderr and "Traceback" not in out.stderr
+    assert _tables(url) == set()  # refused before anything was made: fixing the server and starting again works
+
+    # told to run on plain partitions: it does
+    out = _parkmon("ingest", "migrate", "--db", url, layout="partitioned")
+    assert out.returncode == 0, out.stderr
+    st = open_store(url)
+    st.create_schema()
+    try:
+        assert st.write_batches([_batch(1, [("m.p", DAY0, 1.5, 0)])]).inserted == 1
+        (p,) = st.points("demo")
+        assert st.readings([p.id], 0, 2**62)[p.id] == [(DAY0, 1.5, 0)]
+    finally:
+        st.close()
+    with psycopg.connect(_dsn(url)) as c:
+        assert c.execute("SELECT count(*) FROM pg_partitioned_table p JOIN pg_class r ON r.oid = p.partrelid "
+                         "WHERE r.relname = 'readings'").fetchone() == (1,)
+        assert c.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None
+
+
+def test_a_timescaledb_database_on_a_server_restarted_without_the_preload_is_refused(
+        unpreloaded: Postgres) -> None:
+    unpreloaded.timescaledb = True
+    unpreloaded.restart()
+    url = unpreloaded.create_database()
+    st = open_store(url)
+    st.create_schema()  # PARKMON_PG_LAYOUT=timescaledb here (the store_url fixture)
+    st.write_batches([_batch(1, [("m.p", DAY0, 1.5, 0)])])
+    st.close()
+    unpreloaded.timescaledb = False
+    unpreloaded.restart()
+    out = _parkmon("ingest", "migrate", "--db", url, layout="partitioned")  # the setting cannot undo the layout
+    assert out.returncode == 2
+    assert "keeps its readings in TimescaleDB" in out.stderr
+    assert "shared_preload_libraries = 'timescaledb'" in out.stderr
+    unpreloaded.timescaledb = True
+    unpreloaded.restart()  # the fix the message gives: the data is all there
+    out = _parkmon("ingest", "migrate", "--db", url, layout="auto")
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(_dsn(url)) as c:
+        assert c.execute("SELECT value FROM readings").fetchall() == [(1.5,)]
