@@ -1,16 +1,25 @@
 """Benchmark: from a meter's value changing to the regulator's webhook receiving the alert, under load.
 
-A gas detector on a real pymodbus server is polled by a real edge agent (``--poll`` s, publishing every
-``--poll`` s) and published through a real mosquitto to ingest (the real Ingestor) into PostgreSQL
-(fsync and synchronous commit on); the alert engine runs on ingest's commits and the dispatcher posts
-to a webhook receiver on loopback. Meanwhile ``--gateways`` simulated gateways x ``--points`` points
+A gas detector on a real pymodbus server is polled by a real edge agent (every ``--poll`` s; each poll is
+written and published at once) and published through a real mosquitto to ingest (the real Ingestor) into
+PostgreSQL (fsync and synchronous commit on); the alert engine runs on ingest's commits and the dispatcher
+posts to a webhook receiver on loopback. Meanwhile ``--gateways`` simulated gateways x ``--points`` points
 publish at ``--rate`` points/s: the park's load. The bench raises the detector's reading from 5 to 60
 %LEL (over the 50 %LEL second alarm level, no duration) and back, ``--trials`` times, and times each
-change to the webhook's receipt of the firing and of the resolve.
+firing and resolve two ways:
 
-Prints JSON per phase: the load kept up with, the delays (p50/p95/p99/max), and beside them the floor
-the configuration sets (a poll and a publish interval, the engine's 0.15 s gathering window).
-Goal: p99 under 2 s.
+- **poll → webhook** (issue 21's figure): from the poll that saw the change to the webhook's receipt. The
+  poll's time is the agent's own stamp on the sample (taken when the device answered), which the engine
+  carries into the alert as ``at_ms``; sender and receiver share this machine's clock.
+- **change → webhook**: from the register write; adds the wait for the next poll (0 to ``--poll`` s).
+
+Prints JSON per phase: the load kept up with, the delays (p50/p95/p99/max), and beside them what the
+configuration makes an alert wait on purpose, work excluded: ingest's gathering of messages into a
+transaction, the engine's gathering window (each 0 up to its figure, as a sample lands in the window), and
+for a change the wait for the next poll. ``where_the_time_goes`` splits poll → webhook into its stages: to
+ingest (the agent's disk write and publish, the broker), ingest's gathering and commit, the engine (its
+window, the rules, the outbox commit), the dispatch (waking, claiming, the HTTP post).
+Goals: poll → webhook p99 ≤ 0.5 s at 1 s polling (issue 21); change → webhook p99 under 2 s.
 
     python bench/alerts.py                                            # full (20 000 points/s, 40 trials)
     python bench/alerts.py --rate 5000 --gateways 20 --trials 6       # short (CI)
@@ -22,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -40,6 +50,7 @@ from ingest_pg import DURABLE  # the same production-like PostgreSQL
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from analytics.alerts.engine import GATHER_MS
 from analytics.alerts.rules import load_rules
 from analytics.alerts.service import AlertService
 from edge_agent.agent import Agent
@@ -48,6 +59,8 @@ from ingest.mqtt.broker import start_mosquitto
 from ingest.mqtt.config import IngestConfig
 from ingest.mqtt.consumer import Ingestor
 from ingest.store import open_store
+from ingest.store.base import IncomingBatch
+from parkmon.common.env import ALERT_ALLOW_HOSTS
 from parkmon.common.netutil import free_port
 
 HI, LO = 600, 50  # register words: 60.0 and 5.0 %LEL (scale 0.1)
@@ -68,7 +81,7 @@ class Receiver:
     """The regulator's webhook: the time each alert event arrived."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[float, str, str]] = []  # (arrival, event, idempotency key)
+        self.events: list[tuple[float, str, str, int]] = []  # (arrival, event, idempotency key, the alert's at_ms)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,7 +90,8 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.events.append((time.time(), body["event"], self.headers["X-Parkmon-Idempotency-Key"]))
+                outer.events.append((time.time(), body["event"], self.headers["X-Parkmon-Idempotency-Key"],
+                                     int(body["at_ms"])))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -86,13 +100,14 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
 
-    def wait(self, event: str, after: float, timeout: float = 15.0) -> float | None:
+    def wait(self, event: str, after: float, timeout: float = 15.0) -> tuple[float, float] | None:
+        """The first ``event`` received after ``after``: (its arrival, the poll that saw it), epoch s."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            for t, e, _k in self.events:
+            for t, e, _k, at_ms in list(self.events):
                 if e == event and t >= after:
-                    return t
-            time.sleep(0.005)
+                    return t, at_ms / 1000
+            time.sleep(0.002)
         return None
 
 
@@ -124,6 +139,42 @@ class Detector:
         fut.result(5)
 
 
+class Trace:
+    """Where an alert's time goes, stage by stage, from stamps taken in this process: ingest's receipt of the
+    detector's batch (``received_ms``) and its commit (the commit listener's time), the engine's outbox
+    commit (its ``notify``, called right after), and the webhook's receipt."""
+
+    def __init__(self, alerts: AlertService) -> None:
+        self._batches: dict[int, tuple[int, int]] = {}  # the detector's sample stamp -> (received, committed) ms
+        self._persisted: list[float] = []
+        self.stages: dict[str, list[float]] = {"poll_to_ingest": [], "ingest_commit": [], "engine": [],
+                                               "dispatch": []}
+        inner = alerts.engine.notify
+
+        def notify() -> None:
+            self._persisted.append(time.time())
+            inner()
+        alerts.engine.notify = notify
+
+    def committed(self, batches: list[IncomingBatch], committed_ms: int) -> None:
+        for b in batches:
+            if b.gateway == "gw-alarm":
+                for _k, ts, _v, _q in b.batch.samples:
+                    self._batches[ts] = (b.received_ms, committed_ms)
+
+    def split(self, poll_s: float, arrival_s: float) -> None:
+        got = self._batches.get(round(poll_s * 1000))
+        if got is None:
+            return
+        received, committed = got[0] / 1000, got[1] / 1000
+        persisted = next((t for t in self._persisted if committed <= t <= arrival_s), None)
+        if persisted is None:
+            return
+        for stage, dt in (("poll_to_ingest", received - poll_s), ("ingest_commit", committed - received),
+                          ("engine", persisted - committed), ("dispatch", arrival_s - persisted)):
+            self.stages[stage].append(dt)
+
+
 def run_agent(cfg: dict[str, Any]) -> tuple[Agent, threading.Thread, asyncio.AbstractEventLoop]:
     agent = Agent(parse_config(cfg))
     loop = asyncio.new_event_loop()
@@ -140,7 +191,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=300, help="points per background gateway")
     ap.add_argument("--publishers", type=int, default=2, help="processes hosting the background gateways")
     ap.add_argument("--trials", type=int, default=40)
-    ap.add_argument("--poll", type=float, default=0.2, help="the detector's poll and publish interval, s")
+    ap.add_argument("--poll", type=float, default=1.0, help="the detector's poll interval, s (the goal is at 1 s)")
     args = ap.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="parkmon-bench-alerts-") as tmp:
         from tests.pg_server import start_postgres
@@ -158,23 +209,28 @@ def main() -> int:
         rules = [r for r in load_rules() if r.id == "gas_lel_critical"]
         alerts = AlertService(store, rules)
         from analytics.alerts.subscriptions import Subscription, create
+        # the receiver is on loopback, which alert deliveries refuse unless the deployment lists it
+        os.environ.setdefault(ALERT_ALLOW_HOSTS, "127.0.0.1")
+        # the receiver runs on this machine: alert destinations are public addresses unless allowed
+        os.environ.setdefault("PARKMON_ALERT_ALLOW_HOSTS", "127.0.0.1")
         create(store, Subscription(name="生态环境局 regulator", role="regulator", channel="webhook",
                                    config={"url": receiver.url, "secret": "bench"}), "bench")
         ing = Ingestor(IngestConfig(mqtt_port=broker.port, db_url=url, client_id="bench-alerts-ingest"), store)
         alerts.attach(ing)
+        trace = Trace(alerts)
+        ing.commit_listeners.append(trace.committed)
         alerts.start()
         stack.callback(alerts.stop)
         ing.start()
         stack.callback(ing.stop)
         assert ing.connected.wait(15)
         detector = Detector()
-        agent = run_agent({
+        agent, agent_thread, agent_loop = run_agent({
             "gateway": {"park": "alarm", "enterprise": "e01", "id": "gw-alarm"},
             "mqtt": {"host": "127.0.0.1", "port": broker.port}, "buffer": {"path": str(work / "gw.db")},
-            "publish": {"interval_s": args.poll}, "poll_interval_s": args.poll,
+            "poll_interval_s": args.poll,
             "devices": [{"id": "gd1", "driver": "modbus_tcp", "host": "127.0.0.1", "port": detector.port, "unit": 1,
                          "profile": "sim_gas_detector"}]})
-        agent, agent_thread, agent_loop = agent
 
         def stop_agent() -> None:
             agent_loop.call_soon_threadsafe(agent.stop)
@@ -211,13 +267,15 @@ def main() -> int:
         detector.set(LO)
         warm_clear = receiver.wait("resolved", t, 30.0)
         emit({"phase": "warm_up", "settled": steady >= 3,
-              "first_firing_s": None if warm_fire is None else round(warm_fire - t, 3),
-              "first_resolve_s": None if warm_clear is None else round(warm_clear - t, 3)})
+              "first_firing_s": None if warm_fire is None else round(warm_fire[0] - t, 3),
+              "first_resolve_s": None if warm_clear is None else round(warm_clear[0] - t, 3)})
         time.sleep(0.5)
         rows0, cpu0, w0 = store.count_readings(), cpu_s(os.getpid()), time.time()
-        fire: list[float] = []
+        fire: list[float] = []  # change -> webhook
         clear: list[float] = []
+        from_poll: dict[str, list[float]] = {"firing": [], "resolved": []}  # poll that saw it -> webhook
         missed = 0
+        rng = random.Random(21)
         for i in range(args.trials):
             print(f"trial {i + 1}/{args.trials}: readings {store.count_readings()}, alerts received "
                   f"{len(receiver.events)}", file=sys.stderr, flush=True)
@@ -228,8 +286,11 @@ def main() -> int:
                 if got is None:
                     missed += 1
                 else:
-                    delays.append(got - t)
-                time.sleep(0.5)
+                    delays.append(got[0] - t)
+                    from_poll[event].append(got[0] - got[1])
+                    trace.split(got[1], got[0])
+                # the detector's next change lands anywhere in the poll cycle: sampled, not phase-locked
+                time.sleep(0.5 + rng.uniform(0, args.poll))
         rows1, cpu1, w1 = store.count_readings(), cpu_s(os.getpid()), time.time()
         for p in procs:
             p.terminate()
@@ -237,19 +298,37 @@ def main() -> int:
         span = w1 - w0
         emit({"phase": "load", "offered_points_per_s": args.rate, "committed_rows_per_s": round((rows1 - rows0) / span),
               "seconds": round(span, 1), "ingest_and_alerts_process_cpu_cores": round((cpu1 - cpu0) / span, 2)})
-        keys = [k for _t, _e, k in receiver.events]
+        keys = [k for _t, _e, k, _a in receiver.events]
+        both = from_poll["firing"] + from_poll["resolved"]
         emit({"phase": "delays", "trials": args.trials, "missed": missed,
-              "firing_s": {"p50": pct(fire, 0.5), "p95": pct(fire, 0.95), "p99": pct(fire, 0.99),
-                           "max": round(max(fire), 3) if fire else None},
-              "resolved_s": {"p50": pct(clear, 0.5), "p95": pct(clear, 0.95), "p99": pct(clear, 0.99),
-                             "max": round(max(clear), 3) if clear else None},
+              "poll_to_webhook_s": {"firing": spread(from_poll["firing"]), "resolved": spread(from_poll["resolved"]),
+                                    "both": spread(both)},
+              "change_to_webhook_s": {"firing": spread(fire), "resolved": spread(clear)},
               "deliveries": len(keys), "duplicates": len(keys) - len(set(keys))})
-        floor = 2 * args.poll + 0.15
-        p99 = max(x for x in (pct(fire, 0.99), pct(clear, 0.99)) if x is not None) if fire or clear else None
-        emit({"phase": "summary", "p99_s": p99, "goal_s": 2.0, "goal_met": p99 is not None and p99 < 2.0 and not missed,
-              "floor_s": round(floor, 2), "floor_is": "a poll + a publish interval + the engine's gathering window",
-              "ratio_p50_to_floor": None if not fire else round(pct(fire, 0.5) / floor, 2)})  # type: ignore[operator]
+        emit({"phase": "where_the_time_goes", "of": "poll -> webhook, both events, s",
+              **{stage: spread(xs) for stage, xs in trace.stages.items()}})
+        # waited on purpose, each from 0 up to its figure depending on where in the window a sample lands: ingest
+        # gathers messages for max_wait_ms, the engine commits for its window (one device here, so the agent's
+        # write waits for no other poll); a change waits for the next poll on top
+        waits = {"ingest_gathering_s": IngestConfig().max_wait_ms / 1000, "engine_gathering_s": GATHER_MS / 1000}
+        poll_wait = sum(waits.values())
+        p99 = pct(both, 0.99)
+        change_p99 = max(x for x in (pct(fire, 0.99), pct(clear, 0.99)) if x is not None) if fire or clear else None
+        emit({"phase": "summary", "poll_s": args.poll, "samples": len(both),
+              "poll_to_webhook_p99_s": p99, "poll_goal_s": 0.5,
+              "poll_goal_met": p99 is not None and p99 <= 0.5 and not missed,
+              "configured_waits": {**waits, "poll_to_webhook_at_most_s": round(poll_wait, 3),
+                                   "change_to_webhook_at_most_s": round(poll_wait + args.poll, 3)},
+              "configured_waits_are": "what the configuration makes an alert wait on purpose (work excluded): "
+                                      "each from 0 up to its figure, as a sample lands in the window; a change "
+                                      "also waits for the next poll",
+              "change_to_webhook_p99_s": change_p99, "change_goal_s": 2.0,
+              "change_goal_met": change_p99 is not None and change_p99 < 2.0 and not missed})
     return 0
+
+
+def spread(xs: list[float]) -> dict[str, float | None]:
+    return {"p50": pct(xs, 0.5), "p95": pct(xs, 0.95), "p99": pct(xs, 0.99), "max": round(max(xs), 3) if xs else None}
 
 
 if __name__ == "__main__":

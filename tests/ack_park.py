@@ -16,6 +16,7 @@ import os
 import pwd
 import signal
 import threading
+import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,14 +29,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.buffer import DiskBuffer
 from ingest.mqtt.broker import Mosquitto
 from parkmon.common import quality
+from parkmon.common.netutil import free_port
 from tests.edge_faults import AgentProcess, CountingMeter, agent_config
 from tests.mqtt_util import wait_for
+from tests.test_ingest_recovery import Ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTION_CONF = ROOT / "deploy" / "server" / "mosquitto.conf"
 PARK = "demo"
 # a test's faults last seconds: a missing batch is sent again 2 s after later ones were confirmed
 ACK_TIMEOUT_S = 2.0
+GATEWAYS = 3
+# durable as in production: a commit ingest has acknowledged survives a crash of the server
+DURABLE_PG = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 
 def production_settings() -> str:
@@ -167,7 +173,7 @@ def check_every_read_stored_once(db: str, gateways: list[Gateway], timeout: floa
         assert "Traceback" not in g.agent.log, g.agent.log
     got = stored_reads(db)
     with psycopg.connect(_dsn(db)) as conn:
-        per_ts = dict(conn.execute(  # each poll's three points stored together, at one time
+        per_ts: dict[str, int] = dict(conn.execute(  # each poll's three points stored together, at one time
             "SELECT split_part(p.key, '.', 2), count(*) FROM readings r JOIN points p ON p.id = r.point_id "
             "WHERE r.value IS NOT NULL GROUP BY 1").fetchall())
         seqs: dict[str, set[int]] = {}
@@ -185,4 +191,59 @@ def check_every_read_stored_once(db: str, gateways: list[Gateway], timeout: floa
         assert g.dropped == 0, f"{g.id} dropped {g.dropped} batches"
         assert seqs[g.id] | disk == set(range(1, g.last_seq + 1)), f"{g.id}: a seq neither stored nor on disk"
         figures[g.id] = {"reads": g.reads, "batches": g.last_seq, "left_on_disk": len(disk)}
+    return figures
+
+
+def start_broker(stack: ExitStack, workdir: Path, extra_conf: str = "") -> ProductionMosquitto:
+    broker = ProductionMosquitto(workdir, free_port(), extra_conf=extra_conf)
+    broker.start()
+    stack.callback(broker.stop)
+    return broker
+
+
+def start_ingest(stack: ExitStack, db: str, port: int, workdir: Path, **kw: str) -> Ingest:
+    ingest = Ingest(db, port, workdir, **kw)
+    ingest.start()
+    stack.callback(ingest.stop)
+    return ingest
+
+
+def start_park(stack: ExitStack, db: str, workdir: Path,
+               broker: ProductionMosquitto) -> tuple[HealthTap, list[Gateway]]:
+    """The health tap and the gateways on ``broker``, started, with reads of every gateway stored."""
+    tap = HealthTap(broker.port)
+    stack.callback(tap.close)
+    gateways = [Gateway(stack, workdir, i, broker.port) for i in range(1, GATEWAYS + 1)]
+    flowing(db, gateways)
+    return tap, gateways
+
+
+def flowing(db: str, gateways: list[Gateway], more_than: int = 5) -> None:
+    """Wait until each gateway has more than ``more_than`` reads stored."""
+    wait_for(lambda: all(len(stored_reads(db).get(g.enterprise, ())) > more_than for g in gateways), 60,
+             "reads of every gateway stored")
+
+
+def caught_up(db: str, gateways: list[Gateway], bound_s: float) -> float:
+    """Seconds until every read the meters had answered when this was called is stored (a bounded poll:
+    the figure is printed, not asserted; past ``bound_s`` the test fails with what is missing)."""
+    t0 = time.monotonic()
+    answered = {g.enterprise: g.meter.reads for g in gateways}
+
+    def missing() -> dict[str, int]:
+        got = stored_reads(db)
+        return {e: len(set(range(1, n + 1)) - set(got.get(e, {}))) for e, n in answered.items()}
+
+    while any((left := missing()).values()):
+        if time.monotonic() - t0 > bound_s:
+            raise AssertionError(f"not caught up {bound_s} s after the fault ended; reads missing: {left}")
+        time.sleep(0.2)
+    return round(time.monotonic() - t0, 1)
+
+
+def report(name: str, figures: dict[str, dict[str, int]], tap: HealthTap) -> dict[str, dict[str, int]]:
+    for gw, f in figures.items():
+        h = tap.of(gw)
+        f.update({k: h.get(k, -1) for k in ("resent", "confirmed", "unconfirmed_deleted")})
+    print(name, figures)
     return figures

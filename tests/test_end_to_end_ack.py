@@ -23,63 +23,36 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.mqtt.broker import bridge_conf, start_mosquitto
 from parkmon.common import wire
-from parkmon.common.netutil import free_port
-from tests.ack_park import PARK, Gateway, HealthTap, ProductionMosquitto, check_every_read_stored_once, stored_reads
+from tests.ack_park import (
+    DURABLE_PG,
+    GATEWAYS,
+    PARK,
+    Gateway,
+    HealthTap,
+    check_every_read_stored_once,
+    flowing,
+    report,
+    start_broker,
+    start_ingest,
+    start_park,
+    stored_reads,
+)
 from tests.mqtt_util import wait_for
 from tests.pg_server import Postgres, start_postgres
-from tests.test_ingest_recovery import Ingest
 from tests.test_scale_out import PARK as BRIDGED_PARK
 from tests.test_scale_out import Relay, bridge_state
 
 pytestmark = pytest.mark.e2e
-GATEWAYS = 3
 
 
 @pytest.fixture(scope="module")
 def durable_pg() -> Iterator[Postgres]:
     """Durable as in production: a commit ingest has acknowledged survives a crash of the server."""
-    pg = start_postgres({"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"})
+    pg = start_postgres(DURABLE_PG)
     try:
         yield pg
     finally:
         pg.destroy()
-
-
-def _broker(stack: ExitStack, workdir: Path, extra_conf: str = "") -> ProductionMosquitto:
-    broker = ProductionMosquitto(workdir, free_port(), extra_conf=extra_conf)
-    broker.start()
-    stack.callback(broker.stop)
-    return broker
-
-
-def _ingest(stack: ExitStack, db: str, port: int, workdir: Path, **kw: str) -> Ingest:
-    ingest = Ingest(db, port, workdir, **kw)
-    ingest.start()
-    stack.callback(ingest.stop)
-    return ingest
-
-
-def _park(stack: ExitStack, db: str, tmp_path: Path, broker: ProductionMosquitto) -> tuple[HealthTap, list[Gateway]]:
-    """The health tap and the gateways on ``broker``, started, with reads of every gateway stored."""
-    tap = HealthTap(broker.port)
-    stack.callback(tap.close)
-    gateways = [Gateway(stack, tmp_path, i, broker.port) for i in range(1, GATEWAYS + 1)]
-    _flowing(db, gateways)
-    return tap, gateways
-
-
-def _flowing(db: str, gateways: list[Gateway], more_than: int = 5) -> None:
-    """Wait until each gateway has more than ``more_than`` reads stored."""
-    wait_for(lambda: all(len(stored_reads(db).get(g.enterprise, ())) > more_than for g in gateways), 60,
-             "reads of every gateway stored")
-
-
-def _report(name: str, figures: dict[str, dict[str, int]], tap: HealthTap) -> dict[str, dict[str, int]]:
-    for gw, f in figures.items():
-        h = tap.of(gw)
-        f.update({k: h.get(k, -1) for k in ("resent", "confirmed", "unconfirmed_deleted")})
-    print(name, figures)
-    return figures
 
 
 def test_broker_killed_while_ingest_is_away(durable_pg: Postgres, tmp_path: Path) -> None:
@@ -88,9 +61,9 @@ def test_broker_killed_while_ingest_is_away(durable_pg: Postgres, tmp_path: Path
     still hold every batch ingest had not confirmed, and send them again on reconnecting."""
     db = durable_pg.create_database()
     with ExitStack() as stack:
-        broker = _broker(stack, tmp_path / "mq")
-        ingest = _ingest(stack, db, broker.port, tmp_path)
-        tap, gateways = _park(stack, db, tmp_path, broker)
+        broker = start_broker(stack, tmp_path / "mq")
+        ingest = start_ingest(stack, db, broker.port, tmp_path)
+        tap, gateways = start_park(stack, db, tmp_path, broker)
         ingest.stop()
         time.sleep(4)  # polls published, PUBACKed from the broker's memory, queued for ingest's session
         broker.sigkill()
@@ -98,16 +71,16 @@ def test_broker_killed_while_ingest_is_away(durable_pg: Postgres, tmp_path: Path
         broker.start()
         ingest.start()
         time.sleep(2)  # and the gateways poll on after it
-        figures = _report("broker killed while ingest away", check_every_read_stored_once(db, gateways), tap)
+        figures = report("broker killed while ingest away", check_every_read_stored_once(db, gateways), tap)
     assert all(f["resent"] > 0 for f in figures.values()), figures  # the crash did cost re-sends
 
 
 def test_broker_killed_under_load(durable_pg: Postgres, tmp_path: Path) -> None:
     db = durable_pg.create_database()
     with ExitStack() as stack:
-        broker = _broker(stack, tmp_path / "mq")
-        _ingest(stack, db, broker.port, tmp_path)
-        tap, gateways = _park(stack, db, tmp_path, broker)
+        broker = start_broker(stack, tmp_path / "mq")
+        start_ingest(stack, db, broker.port, tmp_path)
+        tap, gateways = start_park(stack, db, tmp_path, broker)
         rng = random.Random(21)
         for _ in range(2):
             time.sleep(rng.uniform(1.0, 2.5))
@@ -115,23 +88,23 @@ def test_broker_killed_under_load(durable_pg: Postgres, tmp_path: Path) -> None:
             time.sleep(0.5)
             broker.start()
         time.sleep(2)
-        _report("broker killed under load", check_every_read_stored_once(db, gateways), tap)
+        report("broker killed under load", check_every_read_stored_once(db, gateways), tap)
 
 
 def test_ingest_killed_under_load(durable_pg: Postgres, tmp_path: Path) -> None:
     """SIGKILL at a random moment: before a commit, between the commit and the acks, between the acks."""
     db = durable_pg.create_database()
     with ExitStack() as stack:
-        broker = _broker(stack, tmp_path / "mq")
-        ingest = _ingest(stack, db, broker.port, tmp_path)
-        tap, gateways = _park(stack, db, tmp_path, broker)
+        broker = start_broker(stack, tmp_path / "mq")
+        ingest = start_ingest(stack, db, broker.port, tmp_path)
+        tap, gateways = start_park(stack, db, tmp_path, broker)
         rng = random.Random(3)
         for _ in range(3):
             time.sleep(rng.uniform(1.0, 2.5))
             ingest.kill()
             ingest.start(wait=False)
         time.sleep(2)
-        _report("ingest killed under load", check_every_read_stored_once(db, gateways), tap)
+        report("ingest killed under load", check_every_read_stored_once(db, gateways), tap)
 
 
 def test_two_workers_on_a_shared_subscription(durable_pg: Postgres, tmp_path: Path) -> None:
@@ -140,10 +113,10 @@ def test_two_workers_on_a_shared_subscription(durable_pg: Postgres, tmp_path: Pa
     again once later batches are confirmed and it is not (ack_timeout_s)."""
     db = durable_pg.create_database()
     with ExitStack() as stack:
-        broker = _broker(stack, tmp_path / "mq")
-        workers = [_ingest(stack, db, broker.port, tmp_path, client_id=f"worker-{i}", group="parkmon")
+        broker = start_broker(stack, tmp_path / "mq")
+        workers = [start_ingest(stack, db, broker.port, tmp_path, client_id=f"worker-{i}", group="parkmon")
                    for i in range(2)]
-        tap, gateways = _park(stack, db, tmp_path, broker)
+        tap, gateways = start_park(stack, db, tmp_path, broker)
         time.sleep(1.5)
         workers[0].kill()
         time.sleep(1.5)
@@ -152,7 +125,7 @@ def test_two_workers_on_a_shared_subscription(durable_pg: Postgres, tmp_path: Pa
         broker.start()
         workers[0].start(wait=False)
         time.sleep(3)
-        _report("two workers, one killed, broker killed", check_every_read_stored_once(db, gateways), tap)
+        report("two workers, one killed, broker killed", check_every_read_stored_once(db, gateways), tap)
         for w in workers:
             w.stop()
         shares = [w.messages() for w in workers]
@@ -167,25 +140,25 @@ def test_bridge_to_the_region_cut_and_restored(durable_pg: Postgres, tmp_path: P
     still connected to their park broker, can send it again."""
     db = durable_pg.create_database()
     with ExitStack() as stack:
-        region = _broker(stack, tmp_path / "region")
+        region = start_broker(stack, tmp_path / "region")
         relay = Relay(region.port)
         stack.callback(relay.close)
-        park = _broker(stack, tmp_path / "park",
+        park = start_broker(stack, tmp_path / "park",
                        extra_conf=bridge_conf(PARK, "127.0.0.1", relay.port, keepalive_s=5, restart=(1, 2)))
-        _ingest(stack, db, region.port, tmp_path)
+        start_ingest(stack, db, region.port, tmp_path)
         tap = HealthTap(park.port)
         stack.callback(tap.close)
         gateways = [Gateway(stack, tmp_path, i, park.port) for i in range(1, GATEWAYS + 1)]
-        _flowing(db, gateways)
+        flowing(db, gateways)
         relay.cut()
         time.sleep(3)
         relay.restore()
-        _flowing(db, gateways, more_than=max(len(r) for r in stored_reads(db).values()) + 5)
+        flowing(db, gateways, more_than=max(len(r) for r in stored_reads(db).values()) + 5)
         region.sigkill()
         time.sleep(0.5)
         region.start()
         time.sleep(3)
-        figures = _report("bridge cut, region killed", check_every_read_stored_once(db, gateways), tap)
+        figures = report("bridge cut, region killed", check_every_read_stored_once(db, gateways), tap)
     for gw, f in figures.items():  # the acks crossed the bridge: the gateways' disks emptied as they came
         assert f["confirmed"] > 0 and f["left_on_disk"] < f["batches"] // 2, (gw, f)
 

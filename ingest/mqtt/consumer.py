@@ -16,7 +16,9 @@ is acked, each gateway whose batches the commit held gets their seqs on its ``â€
 gateway keeps a batch on its disk until then, so a broker that loses what it had acknowledged costs a re-send,
 not data. A repeat is acked again (its rows are already there: the write is idempotent). Several workers on a
 shared subscription each ack what they committed. A lost broker is retried every second at most, and the
-outage logged twice: when it starts and when it ends, with how long and how many attempts.
+outage logged twice: when it starts and when it ends, with how long and how many attempts. A database that
+failed a write is probed every second at most; its messages are held meanwhile, neither acked nor dead-lettered
+(tests/test_end_to_end_ack_pg.py stops it and kills it under load).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ log = logging.getLogger(__name__)
 
 
 RECONNECT_S = (0.5, 1.0)  # first and longest wait between attempts: back within 2 s of a restarted broker
+# first and longest wait between probes of a database that failed a write: a restarted server is found
+# within a second (a back-off to 5 s left a server that came back idle for up to 5 s, and slept through one
+# that was up only between two crashes); a probe is one connection attempt
+DB_RETRY_S = (0.2, 1.0)
 
 
 @dataclass
@@ -347,7 +353,7 @@ class Ingestor:
 
     def _retry(self, fn: Any) -> bool:
         """Run ``fn`` until it commits (True) or ingest is stopping (False)."""
-        delay = 0.2
+        delay = DB_RETRY_S[0]
         while True:
             try:
                 fn()
@@ -362,7 +368,7 @@ class Ingestor:
                 while True:
                     if self._stop.wait(delay):
                         return False
-                    delay = min(delay * 2, 5.0)
+                    delay = min(delay * 2, DB_RETRY_S[1])
                     try:
                         self.store.ping()
                         break
