@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("ingest.importer:main", "historical readings from CSV (历史数据导入)"),
     "records": ("ingest.store.records.cli:main", "registry and six-systems records: load, import (登记与业务数据)"),
     "indicators": ("analytics.cli:main", "compute indicators from stored data (指标计算)"),
+    "energy-monitoring": ("analytics.monitoring_cli:main", "key energy user's 15-min/day/month figures: export, "
+                          "upload (重点用能单位在线监测)"),
     "report": ("analytics.report.cli:main", "monthly / yearly report, Excel and PDF (园区月报/年报)"),
     "dashboards": ("dashboards.cli:main", "Grafana dashboards: build, provision, push (看板)"),
 }

@@ -282,6 +282,7 @@ INDICATORS: dict[str, str] = {
     "pue": "analytics.indicators.pue:Pue",
     "unit_product_energy": "analytics.indicators.unit_energy:UnitEnergy",
     "electricity_activity_index": "analytics.indicators.activity_index:ElectricityActivityIndex",
+    "energy_monitoring": "analytics.indicators.energy_monitoring:EnergyMonitoring",
     "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
 }
 

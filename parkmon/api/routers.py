@@ -19,6 +19,7 @@ ROUTERS: dict[str, str] = {
     "registry": "parkmon.api.registry:router",
     "readings": "parkmon.api.readings:router",
     "indicators": "parkmon.api.indicators:router",
+    "energy_monitoring": "parkmon.api.energy_monitoring:router",  # key energy users' upload figures
     "storage": "parkmon.api.storage:router",
     "scorecard": "parkmon.api.scorecard:router",
     "region": "parkmon.api.region:router",
