@@ -96,6 +96,8 @@ case "${1:-}" in
       || { echo "!!! bench/alerts.py failed (exit $?): see above"; failed_benches+=("bench/alerts.py"); }
     timeout 300 .venv/bin/python bench/hj212.py --frames 10000 --loggers 10 --seconds 4 \
       || { echo "!!! bench/hj212.py failed (exit $?): see above"; failed_benches+=("bench/hj212.py"); }
+    timeout 300 .venv/bin/python bench/iec104.py --seconds 5 --warmup 2 \
+      || { echo "!!! bench/iec104.py failed (exit $?): see above"; failed_benches+=("bench/iec104.py"); }
     echo "==> pytest (last, so its summary closes the run)"
     status=0
     .venv/bin/python -m pytest -ra "$@" || status=$?

@@ -62,8 +62,13 @@ async def _run(cfg: AgentConfig) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    if args.iec104:
+        from edge_agent.drivers.iec104.scan import main as scan_iec104
+
+        return scan_iec104(args.host, args.port or 2404, args.ca, args.timeout)
     from edge_agent.scan import make_client, parse_units, scan
 
+    args.port = args.port or 502
     if not args.host and not args.serial:
         print("parkmon edge scan: give --host HOST (Modbus TCP / DTU) or --serial DEVICE (RTU)", file=sys.stderr)
         return 2
@@ -74,7 +79,7 @@ def _scan(args: argparse.Namespace) -> int:
         return 2
     def client() -> Any:
         return make_client(args.host, args.port, args.serial, args.baudrate, args.parity, args.rtu_over_tcp,
-                           args.timeout)
+                           0.3 if args.timeout is None else args.timeout)
 
     where = args.serial or f"{args.host}:{args.port}"
     total = len(units)
@@ -96,6 +101,24 @@ def _scan(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
+def _profiles() -> int:
+    """``check --profiles``: the shipped register maps, each with the document it was read from."""
+    import yaml
+
+    from edge_agent.config import PROFILE_DIR
+
+    devices = 0
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        src = doc.get("source") or {}  # the simulator's own maps (sim_*) name no maker or manual
+        devices += bool(src)
+        where = "; ".join(str(src[k]) for k in ("document", "section") if src.get(k)) or "parkmon simulator map"
+        print(f"{path.stem:<22} {doc.get('maker', 'parkmon'):<26} {doc.get('model', doc.get('description', '')):<36} "
+              f"{doc.get('kind', 'simulator'):<10} {where}")
+    print(f"{devices} device profiles; each file's header, checked: and assumed: say what was read in which manual")
+    return 0
+
+
 def _drivers_help() -> str:
     """The registered drivers, as the registry is when the command runs (edge_agent/drivers/base.py)."""
     from edge_agent.drivers.base import describe_drivers
@@ -113,14 +136,21 @@ def main(argv: list[str]) -> int:
                        ("poll", "poll every device once and print samples as JSON lines (no broker)")):
         p = sub.add_parser(name, help=text, description=text, epilog=_drivers_help(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("-c", "--config", required=True, help="gateway YAML config")
+        p.add_argument("-c", "--config", required=name != "check", help="gateway YAML config")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        if name == "check":
+            p.add_argument("--profiles", action="store_true", help="list the shipped device profiles (name, "
+                           "maker, model, kind, source) instead of checking a config")
         if name == "poll":
             p.add_argument("--once", action="store_true", required=True, help="poll one cycle and exit")
-    sc = sub.add_parser("scan", help="probe a Modbus link for the unit ids that answer",
-                        description="probe a Modbus link (TCP, RTU over TCP, or a serial line) for unit ids")
-    sc.add_argument("--host", help="Modbus TCP host or DTU address")
-    sc.add_argument("--port", type=int, default=502)
+    sc = sub.add_parser("scan", help="probe a Modbus link for the unit ids that answer, or list what an IEC 104 "
+                        "station reports", description="probe a Modbus link (TCP, RTU over TCP, or a serial line) for "
+                        "unit ids; with --iec104, interrogate an IEC 60870-5-104 station and list its objects")
+    sc.add_argument("--host", help="Modbus TCP host or DTU address; the IEC 104 station")
+    sc.add_argument("--port", type=int, default=None, help="default 502 (Modbus), 2404 (IEC 104)")
+    sc.add_argument("--iec104", action="store_true", help="an IEC 60870-5-104 station: general and counter "
+                    "interrogation, one JSON line per information object")
+    sc.add_argument("--ca", type=int, default=0xFFFF, help="IEC 104 common address (default 65535: every station)")
     sc.add_argument("--rtu-over-tcp", action="store_true", help="RTU frames over TCP (serial servers, DTUs)")
     sc.add_argument("--serial", help="serial device, e.g. /dev/ttyUSB0 (Modbus RTU)")
     sc.add_argument("--baudrate", type=int, default=9600)
@@ -128,10 +158,16 @@ def main(argv: list[str]) -> int:
     sc.add_argument("--units", default="1-247", help="ids to try, e.g. 1-10,20 (default 1-247)")
     sc.add_argument("--address", type=int, default=0, help="register to read from each unit")
     sc.add_argument("--table", choices=["holding", "input"], default="holding")
-    sc.add_argument("--timeout", type=float, default=0.3, help="seconds to wait for each unit")
+    sc.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for each unit (default 0.3); IEC 104: for the answers (default 30)")
     args = ap.parse_args(argv)
     if args.cmd == "scan":
         return _scan(args)
+    if args.cmd == "check" and args.profiles:
+        return _profiles()
+    if args.config is None:
+        print("parkmon edge check: give the gateway config with -c FILE, or --profiles", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

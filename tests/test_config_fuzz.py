@@ -45,7 +45,9 @@ def _gateway_seeds() -> list[dict[str, Any]]:
          "points": [{"name": "p", "metric": "elec.active_power", "node_id": "ns=2;s=Meter.Power"}]},
         {"id": "m645", "driver": "dlt645", "meter_address": "398192000337",
          "points": [{"name": "imp", "metric": "elec.import.energy", "di": "00010000"}]},
-        {"id": "cems1", "driver": "hj212", "port": 9212, "mn": "MN0001", "pw": "123456", "st": "31"}],
+        {"id": "cems1", "driver": "hj212", "port": 9212, "mn": "MN0001", "pw": "123456", "st": "31"},
+        {"id": "sub110", "driver": "iec104", "host": "10.0.0.5", "station_utc_offset_h": 8,
+         "points": [{"name": "p", "metric": "elec.active_power", "ioa": 16385}]}],
         "hj212_upstream": [{"host": "10.0.0.1", "port": 9000, "mn": "MN0001", "pw": "123456", "st": "31",
                             "device": "cems1"}]}
     return [_load_yaml(ROOT / "deploy/gateway/gateway.example.yaml"), *sim.values(), drivers]

@@ -79,7 +79,7 @@ def test_deploy_example_config_is_valid() -> None:
     assert [d.id for d in cfg.devices] == ["grid", "cems1"]
 
 
-ALL_DRIVERS = ("'modbus_tcp', 'modbus_rtu', 'modbus_rtu_over_tcp', 'opcua', 'dlt645' or 'hj212'")
+ALL_DRIVERS = ("'modbus_tcp', 'modbus_rtu', 'modbus_rtu_over_tcp', 'opcua', 'dlt645', 'hj212' or 'iec104'")
 P_ADDR = [{"name": "p", "metric": "elec.active_power", "address": 0}]
 P_NODE = [{"name": "p", "metric": "elec.active_power", "node_id": "ns=2;s=P"}]
 

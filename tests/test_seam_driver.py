@@ -175,4 +175,4 @@ def test_help_and_the_unknown_driver_error_list_the_new_driver(
     code, out, err = edge(capsys, "check", "-c", str(gateway_yaml(tmp_path, "gauge_typo")))
     assert code == 2 and out == ""
     assert "device 'boiler-gauge', field driver: Input should be 'modbus_tcp', 'modbus_rtu', 'modbus_rtu_over_tcp', " \
-           f"'opcua', 'dlt645', 'hj212' or '{gauge}'" in err
+           f"'opcua', 'dlt645', 'hj212', 'iec104' or '{gauge}'" in err

@@ -44,6 +44,7 @@ DRIVERS: dict[str, str] = {
     "opcua": "edge_agent.drivers.opcua:OpcUaDriver",
     "dlt645": "edge_agent.drivers.dlt645:Dlt645Driver",
     "hj212": "edge_agent.drivers.hj212:Hj212Driver",
+    "iec104": "edge_agent.drivers.iec104.driver:Iec104Driver",
 }
 DEFAULT_DRIVER = "modbus_tcp"  # a device without ``driver:`` (the first configs had no other)
 
