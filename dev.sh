@@ -52,8 +52,13 @@ case "${1:-}" in
     shift
     # chromium: the live-board test drives it headless; a CJK font so its screenshot shows the Chinese
     # poppler-data: Adobe's CMaps, the oracle of the PDF glyph test (tests/test_report_glyphs.py)
-    apt_install mosquitto postgresql socat chromium fonts-wqy-microhei poppler-data
+    # nodejs: the npm peers of the interop tests (node-opcua, modbus-serial: docs/interop.md)
+    apt_install mosquitto postgresql socat chromium fonts-wqy-microhei poppler-data nodejs
+    # NodeSource's nodejs carries its own npm and conflicts with Debian's npm package: that one only if absent
+    command -v npm >/dev/null || apt_install npm
     venv dev
+    echo "==> npm peers for the driver interop tests (tests/js-peers, docs/interop.md)"
+    npm ci --omit=optional --no-audit --no-fund --prefix tests/js-peers >/dev/null
     # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports; the PostgreSQL
     # servers preload TimescaleDB, built here from ../shared/vendor (PARKMON_VENDOR_DIR) when not installed
     echo "==> TimescaleDB for the [timescaledb] test variants (tests/build_timescaledb.sh)"
