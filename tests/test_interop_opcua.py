@@ -221,10 +221,8 @@ def test_poll_reads_node_ids_in_any_valid_spelling(unchanged_peer: tuple[Peer, i
     assert got["flow.service_level"][2] == quality.GOOD
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "driver bug: in subscription mode OpcUaDriver._on_change looks a notification up by asyncua's "
-    "NodeId.to_string(), which writes ns=0;i=2267 as i=2267 and GUIDs in lower case; a point configured in "
-    "another valid spelling gets no sample at all, not even a bad one (poll mode reads it: the test above)"))
+# fixed: a notification finds its point whatever valid spelling the config used (it failed before: asyncua
+# writes ns=0;i=2267 back as i=2267 and GUIDs in lower case, and the driver looked it up by the config's text)
 def test_subscription_matches_node_ids_in_any_valid_spelling(unchanged_peer: tuple[Peer, int], tmp_path: Path) -> None:
     driver = _driver(tmp_path, unchanged_peer[1], "subscription", SPELLINGS)
     loop = asyncio.new_event_loop()
@@ -241,10 +239,8 @@ def test_subscription_matches_node_ids_in_any_valid_spelling(unchanged_peer: tup
     assert got["flow.level"] == (3.25, T0 + 7_000, quality.GOOD)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "driver bug: in subscription mode a node the server does not have (a typo in node_id) is refused per "
-    "monitored item (BadNodeIdUnknown) without an exception; OpcUaDriver._connect ignores the per-item results, "
-    "so the point never gets a sample, not even a bad one; poll mode reports it bad each cycle"))
+# fixed: a refused monitored item (BadNodeIdUnknown, a typo in node_id) gets a bad sample each cycle (before,
+# asyncua returned its status without raising and the point was silent for good)
 def test_subscription_reports_a_node_the_server_lacks_as_bad(unchanged_peer: tuple[Peer, int], tmp_path: Path) -> None:
     points = [("flow", "water.flow", "ns=1;s=Meter.Flow", 1.0), ("typo", "water.flow", "ns=1;s=Meter.Flwo", 1.0)]
     driver = _driver(tmp_path, unchanged_peer[1], "subscription", points)

@@ -111,7 +111,10 @@ class OpcUaDriver:
         self.device = device
         assert device.endpoint is not None
         self.endpoint = device.endpoint
-        self._by_node: dict[str, PointConfig] = {p.node_id or "": p for p in device.points}
+        # keyed by the node id as asyncua writes it back (ns=0;i=2267 -> i=2267, GUIDs in lower case), so a
+        # notification finds its point whatever valid spelling the config used (tests/test_interop_opcua.py)
+        self._by_node: dict[str, PointConfig] = {}
+        self._refused: list[PointConfig] = []  # monitored items the server refused (e.g. BadNodeIdUnknown)
         self._queue: list[Sample] = []
         self._client: Client | None = None
         self._nodes: list[Any] = []
@@ -138,12 +141,21 @@ class OpcUaDriver:
         await asyncio.wait_for(client.connect(), self.device.timeout_s * 2)
         self._client = client
         self._nodes = [client.get_node(p.node_id or "") for p in self.device.points]
+        self._by_node = {n.nodeid.to_string(): p for n, p in zip(self._nodes, self.device.points, strict=True)}
         self.reconnects += 1
         if self.device.opcua_mode == "subscription":
             try:
                 period_ms = (self.device.poll_interval_s or 1.0) * 1000 / 2
                 sub = await client.create_subscription(period_ms, _Handler(self))
-                await sub.subscribe_data_change(self._nodes)
+                handles = await sub.subscribe_data_change(self._nodes)
+                # with several nodes asyncua returns a refused item's status in place of its handle instead of
+                # raising: such a point gets a bad sample each cycle, never silence
+                results = handles if isinstance(handles, list) else [handles]
+                self._refused = [p for p, h in zip(self.device.points, results, strict=True) if not isinstance(h, int)]
+                for p, h in zip(self.device.points, results, strict=True):
+                    if not isinstance(h, int):
+                        log.warning("%s: point %s (node %s) refused by the server: %s", self.device.id, p.name,
+                                    p.node_id, h)
                 self._subscribed = True
             except Exception as exc:  # a server without subscriptions: poll it instead
                 log.warning("%s: subscription refused (%s); polling instead", self.device.id, exc)
@@ -183,7 +195,9 @@ class OpcUaDriver:
                 self.requests += 1
                 await asyncio.wait_for(client.nodes.server_state.read_value(), self.device.timeout_s)
                 out, self._queue = self._queue, []
-                return out
+                ts = now_ms()
+                return out + [(f"{self.device.id}.{p.name}", ts, None, quality.bad(Reason.CONFIG_ERROR))
+                              for p in self._refused]
             from asyncua.ua.attribute_ids import AttributeIds
 
             self.requests += 1
