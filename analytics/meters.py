@@ -13,6 +13,7 @@ from typing import Any, Protocol, cast
 
 from analytics.counters import Reading, edges, interval_energy
 from analytics.rollup_feed import Source, StepStore, plan, point_totals, pooled_steps
+from ingest.store.records import registry
 
 MaybeSeries = Sequence[float | None]
 HOLD_MS = 5 * 60_000  # as the share's default: a counter reading may be held 5 min past the data at an edge
@@ -46,6 +47,10 @@ class _Point(Protocol):
     def id(self) -> int: ...
     @property
     def metric(self) -> str | None: ...
+    @property
+    def enterprise(self) -> str: ...
+    @property
+    def device(self) -> str: ...
 
 
 class MeterStore(Protocol):
@@ -56,6 +61,22 @@ class MeterStore(Protocol):
                enterprise: str | None = None) -> Sequence[_Point]: ...
     def readings(self, point_ids: Sequence[int], start_ms: int,
                  end_ms: int) -> dict[int, list[Reading]]: ...
+
+
+# --- main meters over sub-meters (总分表) ------------------------------------------------------------------
+def counted_once(store: MeterStore, park: str, pts: Sequence[_Pt]) -> list[_Pt]:
+    """``pts`` less a main meter's points where the registry says it is the sum of sub-meters measuring the
+    same metric (``sum_of``, docs/indicators/meter-balance.md): the sub-meters are counted and the main one is
+    their sum, so counting both would double the park's import, gas or water. A main meter over sub-meters of
+    another metric (a grid import meter over consumption meters) is the one that counts: it stays."""
+    balances = registry.balances(cast(Any, store), park)
+    if not balances:
+        return list(pts)
+    metrics = sorted({p.metric for p in pts if p.metric})
+    have = {(f"{q.enterprise}/{q.device}", q.metric) for q in store.points(park, metrics=metrics)}
+    drop = {(b["meter"], m) for b in balances for m in metrics
+            if (b["meter"], m) in have and b["members"] and all((x, m) in have for x in b["members"])}
+    return [p for p in pts if (f"{p.enterprise}/{p.device}", p.metric) not in drop]
 
 
 # --- flows interval by interval ---------------------------------------------------------------------------
@@ -92,7 +113,7 @@ def park_flows(store: MeterStore, park: str, start_ms: int, end_ms: int, step: i
     """The park's (or one enterprise's) energy flows interval by interval: rollups where they are
     current, raw readings after (decision 0007)."""
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
-    pts = store.points(park, metrics=wanted, enterprise=enterprise)
+    pts = counted_once(store, park, store.points(park, metrics=wanted, enterprise=enterprise))
     pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
     flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
     if pl.level is not None and pl.split_ms > start_ms:
@@ -188,7 +209,8 @@ def counter_totals(store: MeterStore, park: str, carriers: dict[str, tuple[str, 
                    enterprise: str | None = None, source: Source = "auto") -> tuple[dict[str, float], dict[str, Any]]:
     """Per carrier, the sum over its meters of what they counted in [start, end); and how many meters
     fed each carrier, which did not cover the period (left out, never guessed) and how many resets."""
-    pts = store.points(park, metrics=[m for ms in carriers.values() for m in ms], enterprise=enterprise)
+    pts = counted_once(store, park, store.points(park, metrics=[m for ms in carriers.values() for m in ms],
+                                                 enterprise=enterprise))
     amounts, resets, used = point_amounts(store, pts, start_ms, end_ms, source)
     return group_totals(pts, amounts, carriers, resets, used)
 
@@ -196,7 +218,7 @@ def counter_totals(store: MeterStore, park: str, carriers: dict[str, tuple[str, 
 def totals_by_enterprise(store: MeterStore, park: str, carriers: dict[str, tuple[str, ...]], start_ms: int,
                          end_ms: int, source: Source = "auto") -> dict[str, tuple[dict[str, float], dict[str, Any]]]:
     """:func:`counter_totals` of every enterprise of the park, from one read of the counters."""
-    pts = store.points(park, metrics=[m for ms in carriers.values() for m in ms])
+    pts = counted_once(store, park, store.points(park, metrics=[m for ms in carriers.values() for m in ms]))
     amounts, _resets, used = point_amounts(store, pts, start_ms, end_ms, source)
     by_ent: dict[str, list[_Pt]] = {}
     for p in pts:

@@ -3,9 +3,9 @@
 A counter's energy over a run of buckets telescopes: it is the last reading of the run minus the last
 reading before it. The rollups keep every bucket's last good reading, so the store pools those steps
 per flow and interval in SQL (``Store.counter_steps``) and only a few thousand numbers reach Python for a
-year. Against the raw path (analytics.counters) an interval's edge sits at the last reading before it
-rather than interpolated onto it (at most one reading interval apart, and the difference cancels over
-consecutive intervals); resets, misreads and read noise follow the same rules at bucket grain.
+year. Against the raw path (analytics.counters) an interval's edge sits at the reading on it, or else the
+last one before it, rather than interpolated onto it (at most one reading interval apart, and the difference
+cancels over consecutive intervals); resets, misreads and read noise follow the same rules at bucket grain.
 
 The rollups answer a period from its start (on a level's bucket edge: whole hours or China days) up to
 the last bucket edge they are current for; the raw readings answer the rest (the hour still being
@@ -108,8 +108,9 @@ def pooled_steps(store: StepStore, flows: Mapping[str, Sequence[int]], start_ms:
 
 def point_totals(store: StepStore, point_ids: Sequence[int], start_ms: int, end_ms: int,
                  level: str) -> tuple[dict[int, float | None], int]:
-    """What each counter advanced over [start, end); None for one without a reading just before the
-    start or in the last bucket (it did not cover the period: never guessed). Gaps inside are bridged."""
+    """What each counter advanced over [start, end); None for one without a reading just before or exactly on
+    the start, or in the last bucket or exactly on the end (it did not cover the period: never guessed). Gaps
+    inside are bridged."""
     out: dict[int, float | None] = dict.fromkeys(point_ids)
     resets = 0
     for t in store.counter_totals(point_ids, start_ms, end_ms, level):

@@ -90,9 +90,11 @@ def test_share_from_rollups_hour_by_hour(store: Store) -> None:
     # 3 600 = 25 200 kWh. The raw path bridges e01's silent hour by interpolation: 1/7 exactly.
     assert raw.value == pytest.approx(3 * 3600 / (3 * 25200))
     # the rollups leave that hour (a step that spans it belongs to no hour) and the next one out of the
-    # pool: two night hours without PV, each 15 x 60 kWh imported, so the share rises a little
+    # pool: two night hours without PV, each 15 x 60 kWh imported, so the share rises a little; and the
+    # hour before the silent one counts to its last reading (02:59: no reading on its 03:00 edge), so the
+    # minute 02:59-03:00 of e01's import (10 kWh) goes with the gap
     assert rolled.inputs["intervals_missing"] == 2
-    assert rolled.value == pytest.approx(3 * 3600 / (3 * 25200 - 2 * 900))
+    assert rolled.value == pytest.approx(3 * 3600 / (3 * 25200 - 2 * 900 - 10))
     assert rolled.completeness == pytest.approx(70 / 72)
     assert rolled.inputs["counter_resets"] == 1
 

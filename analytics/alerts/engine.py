@@ -254,9 +254,9 @@ class AlertEngine:
             self.notify()
 
     def _hourly(self, hour_end: int) -> Judged:
-        """The hour just ended: validated pollutant averages against their limits (HJ 212 rules), and
-        the indicators of the year so far."""
-        return self._pollutants(hour_end) + self._indicators(hour_end)
+        """The hour just ended: pollutant averages (HJ 212), the year's indicators, the meter balances."""
+        from analytics.alerts.balance import judge_balances  # balance rules: their own module
+        return self._pollutants(hour_end) + self._indicators(hour_end) + judge_balances(self, hour_end)
 
     def _indicators(self, now: int) -> Judged:
         rules = [r for r in self.rules if r.kind == "indicator" and r.enabled]

@@ -12,7 +12,12 @@ A rule watches points chosen by scope (park, enterprise, device, device kind) an
   over the year so far (e.g. the new-energy share below its trajectory; an indicator without a target
   never fires), an enterprise crossing the key energy user line (``key_energy_user``: ``threshold``
   tce/yr, annualised), or hazardous waste stored ``threshold`` days or more (``hazwaste_storage``: the
-  oldest tonne; the law's limit is a year) or over the enterprise's permitted tonnage.
+  oldest tonne; the law's limit is a year) or over the enterprise's permitted tonnage;
+- ``balance``: a meter balance of the registry (a main meter and its ``sum_of`` sub-meters) out by more
+  than ``threshold`` % of the main meter (none: the carrier's limit, defaults.yaml ``meter_balance``;
+  ``op: "both"`` either way, ``">"`` losses only, ``"<"`` excess only) for ``duration_s``, judged hour by
+  hour (analytics/alerts/balance.py); hours where both the main meter and the sum counted less than
+  ``min_amount`` are not judged (a near-idle hour's % says little). ``metric`` picks one carrier.
 
 Samples in maintenance or calibration (HJ 212 M / C flags) do not trip threshold, rate or pollutant
 rules (``suppress_reasons``); a stale or quality rule is what watches the instrument itself.
@@ -31,7 +36,7 @@ from analytics.indicators.base import INDICATORS
 from parkmon.common import quality
 from parkmon.common.metrics import METRICS
 
-Kind = Literal["threshold", "rate", "stale", "quality", "pollutant", "indicator"]
+Kind = Literal["threshold", "rate", "stale", "quality", "pollutant", "indicator", "balance"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 SEVERITY_ZH = {"info": "提示", "warning": "预警", "critical": "严重"}
@@ -69,6 +74,7 @@ class Rule(BaseModel):
     source: str = ""  # where the threshold comes from (a standard, a permit, the operator)
     enabled: bool = True
     except_parks: tuple[str, ...] = ()  # parks whose own rule of the same id replaces this one
+    min_amount: Annotated[float, Field(ge=0)] = 0.0  # balance rules: smallest hour judged (kWh, m³, ...)
 
     @model_validator(mode="after")
     def _coherent(self) -> Rule:

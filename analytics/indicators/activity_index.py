@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from analytics.counters import Reading
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Params
-from analytics.meters import FLOW_METRICS, MeterStore, pooled_flows
+from analytics.meters import FLOW_METRICS, MeterStore, counted_once, pooled_flows
 from analytics.targets import ShareSettings, load_share_settings
 from parkmon.common.clock import CHINA
 
@@ -71,7 +71,7 @@ def daily_consumption(store: MeterStore, park: str, first: date, last: date, ent
     hold = s.max_hold_minutes * 60_000
     edges = day_edges(first, last)
     wanted = [m for f in ("imp", "exp", "re_gen") for m in FLOW_METRICS[f]]
-    pts = store.points(park, metrics=wanted, enterprise=enterprise)
+    pts = counted_once(store, park, store.points(park, metrics=wanted, enterprise=enterprise))
     data = store.readings([p.id for p in pts], edges[0] - hold, edges[-1] + hold)
     by_metric: dict[str, list[list[Reading]]] = {}
     for p in pts:

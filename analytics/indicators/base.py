@@ -282,7 +282,15 @@ INDICATORS: dict[str, str] = {
     "pue": "analytics.indicators.pue:Pue",
     "unit_product_energy": "analytics.indicators.unit_energy:UnitEnergy",
     "electricity_activity_index": "analytics.indicators.activity_index:ElectricityActivityIndex",
+    "energy_cost": "analytics.indicators.energy_cost:EnergyCost",
+    "meter_balance": "analytics.indicators.meter_balance:MeterBalance",
     "energy_monitoring": "analytics.indicators.energy_monitoring:EnergyMonitoring",
+    "zero_carbon_park": "analytics.indicators.zc_park:ZeroCarbonPark",
+    "zero_carbon_core": "analytics.indicators.zc_core:ZeroCarbonCore",
+    "clean_energy_share": "analytics.indicators.zc_clean_energy:CleanEnergyShare",
+    "solid_waste_utilisation": "analytics.indicators.zc_solid_waste:SolidWasteUtilisation",
+    "waste_heat_utilisation": "analytics.indicators.zc_waste_heat:WasteHeatUtilisation",
+    "water_reuse_rate": "analytics.indicators.zc_water_reuse:WaterReuseRate",
     "smart_park_scorecard": "analytics.indicators.scorecard:Scorecard",
 }
 

@@ -29,7 +29,7 @@ from pydantic import Field
 from analytics.counters import Reading, edges, interval_energy
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Month, month_bounds
 from analytics.indicators.comprehensive_energy import CARRIERS
-from analytics.meters import HOLD_MS
+from analytics.meters import HOLD_MS, counted_once
 from parkmon.common.clock import CHINA
 from parkmon.common.clock import now_ms as clock_now_ms
 
@@ -147,7 +147,8 @@ class EnergyMonitoring(Indicator[MonitoringParams]):
         ctx.park(store, park)
         start, end = month_bounds(p.month)
         start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-        pts = store.points(park, metrics=[m for ms in CARRIERS.values() for m in ms], enterprise=p.enterprise)
+        pts = counted_once(store, park, store.points(park, metrics=[m for ms in CARRIERS.values() for m in ms],
+                                                     enterprise=p.enterprise))
         if not pts and not store.points(park, enterprise=p.enterprise):
             raise LookupError(f"enterprise {p.enterprise!r} has no points in park {park!r}: check its key "
                               f"(GET /api/v1/parks/{park}/devices lists the enterprises and their devices)")

@@ -8,7 +8,8 @@ short. Pure: facts in (gathered by the caller from the store and the records), a
 The score is the share of the 9 elements that are complete. The feed gathers the facts: gateways and
 completeness from the store, what the store holds (``ingest.store.indicator_hourly.scorecard_facts``), the
 six systems' coverage from their register, and from the caller whether it serves the live board and how
-many alert rules it runs (:class:`~analytics.indicators.base.Context`).
+many alert rules it runs (:class:`~analytics.indicators.base.Context`). Beside the score, not in it: the
+national zero-carbon park indicators (1 + 5, analytics/indicators/zc_park.py) of the China year so far.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Params
+from analytics.indicators.zc_park import zero_carbon_items
 from ingest.store.indicator_hourly import scorecard_facts
 from ingest.store.records import registry
-from parkmon.common.clock import DAY_MS, now_ms
+from parkmon.common.clock import CHINA, DAY_MS, now_ms
 
 if TYPE_CHECKING:
     from ingest.store.base import Store
@@ -119,6 +121,23 @@ def system(coverage: dict[str, Any]) -> Element:
                                              "enterprises_reporting")})
 
 
+def zero_carbon_so_far(store: Store, park: str, now: int, ctx: Context) -> dict[str, Any]:
+    """The national zero-carbon park indicators (1 + 5, zc_park) of the China year so far, beside the score
+    (not part of it: they judge the park's energy and resources, not its platform), or why there are none."""
+    start = datetime.fromtimestamp(now / 1000, tz=CHINA).replace(month=1, day=1, hour=0, minute=0, second=0,
+                                                                microsecond=0)
+    s_ms = int(start.timestamp() * 1000)
+    period = {"start": start.isoformat(), "end": datetime.fromtimestamp(now / 1000, tz=CHINA).isoformat()}
+    if now <= s_ms:
+        return {**period, "indicators": [], "why": "the year has just begun"}
+    try:
+        core, items = zero_carbon_items(store, park, s_ms, now, ctx)
+    except (KeyError, ValueError) as exc:  # e.g. no emission factor for the year: say so, keep the scorecard
+        return {**period, "indicators": [], "why": str(exc.args[0] if exc.args else exc)}
+    return {**period, "status": core.status, "met": sum(i["status"] == "met" for i in items), "of": len(items),
+            "indicators": items}
+
+
 def score(elements: list[Element]) -> float:
     return sum(e.complete for e in elements) / len(elements) if elements else 0.0
 
@@ -159,13 +178,14 @@ class Scorecard(Indicator[Params]):
         ]
         return self.make_result(round(score(elements), 4), datetime.fromtimestamp((now - DAY_MS) / 1000, tz=UTC),
                                 datetime.fromtimestamp(now / 1000, tz=UTC),
-                                inputs={"park": park, "at_ms": now, "elements": [vars(e) for e in elements]},
+                                inputs={"park": park, "at_ms": now, "elements": [vars(e) for e in elements],
+                                        "zero_carbon": zero_carbon_so_far(store, park, now, ctx)},
                                 method="elements complete (present, live, everything expected delivered) / elements")
 
     def view(self, result: IndicatorResult) -> dict[str, Any]:
         return {"key": self.key, "name_zh": self.name_zh, "name_en": self.name_en, "unit": self.unit,
                 "park": result.inputs["park"], "at_ms": result.inputs["at_ms"], "value": result.value,
-                "elements": result.inputs["elements"]}
+                "elements": result.inputs["elements"], "zero_carbon": result.inputs.get("zero_carbon")}
 
     def overview_fields(self, result: IndicatorResult) -> dict[str, Any]:
         return {"scorecard": result.value}

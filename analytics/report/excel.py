@@ -1,5 +1,5 @@
-"""The park report as an Excel workbook (openpyxl): a summary sheet, enterprises, pollutant outlets, and
-the daily electricity with a chart."""
+"""The park report as an Excel workbook (openpyxl): a summary sheet, enterprises, pollutant outlets, the
+electricity cost by tariff band, the meter balances, and the daily electricity with a chart."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from analytics.report import rows
+from analytics.zero_carbon import REPORT_HEAD, report_rows
 
 _HEAD_FILL = PatternFill("solid", fgColor="DDEBF7")
 
@@ -44,6 +45,10 @@ def write_excel(report: dict[str, Any], path: Path) -> Path:
            [18, 14, 16, 14, 12, 18])
     _sheet(wb.create_sheet("污染物 Pollutants"), rows.POLLUTANT_HEAD, rows.pollutants(report),
            [14, 14, 14, 10, 12, 14, 16, 12, 12, 10, 14])
+    _sheet(wb.create_sheet("分时电费 Cost"), rows.COST_HEAD, rows.cost(report), [18, 18, 16, 16, 14])
+    _sheet(wb.create_sheet("总分表平衡 Balance"), rows.BALANCE_HEAD, rows.balances(report),
+           [26, 16, 14, 18, 14, 14, 12, 8])
+    _sheet(wb.create_sheet("零碳园区 Zero-carbon"), REPORT_HEAD, report_rows(report), [44, 14, 14, 14, 24, 80])
     days = wb.create_sheet("每日 Daily")
     _sheet(days, rows.DAILY_HEAD, rows.daily(report), [14, 20, 22])
     if report["daily"]:

@@ -19,6 +19,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from analytics.report import rows
 from analytics.report.glyphs import para, plain
+from analytics.zero_carbon import REPORT_HEAD, report_rows
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -73,6 +74,14 @@ def daily_chart(report: dict[str, Any], width_mm: float = 170, height_mm: float 
     return d
 
 
+def zero_carbon_part(report: dict[str, Any]) -> list[Any]:
+    """The zero-carbon section's table (analytics.zero_carbon.report_rows), or why there is none."""
+    zc = report_rows(report)
+    if not zc:
+        return [P("本期无零碳园区指标 No zero-carbon park indicators in this report.", BODY)]
+    return [table(REPORT_HEAD, zc, [44, 16, 18, 18, 26, 52])]
+
+
 def write_pdf(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm,
@@ -96,7 +105,16 @@ def write_pdf(report: dict[str, Any], path: Path) -> Path:
     outlets = rows.pollutants(report)
     story += [P("四、污染物排放 Pollutant outlets", H2),
               table(rows.POLLUTANT_HEAD, outlets, [16, 16, 16, 11, 13, 16, 17, 14, 13, 12, 16]) if outlets
-              else P("本期无在线监测排口数据 No outlet data in this period.", BODY),
+              else P("本期无在线监测排口数据 No outlet data in this period.", BODY)]
+    costs, bal = rows.cost(report), rows.balances(report)
+    story += [P("五、分时电费 Electricity cost by time-of-use band", H2),
+              table(rows.COST_HEAD, costs[:66], [34, 34, 34, 34, 28]) if costs
+              else P("本期无电价或用电数据 No tariff or electricity data in this period.", BODY),
+              P("六、总分表平衡 Meter balance (main meter vs sum of sub-meters)", H2),
+              table(rows.BALANCE_HEAD, bal, [40, 24, 18, 20, 18, 18, 16, 12]) if bal
+              else P("登记表未设总分表关系 No meter balance in the registry (sum_of).", BODY),
+              P("七、国家级零碳园区指标 National zero-carbon park indicators (发改环资〔2025〕910号, 1+5)", H2),
+              *zero_carbon_part(report),
               Spacer(1, 6 * mm),
               P("方法与因子见 docs/indicators/；每项数值的输入见 JSON 报告 (parkmon report --json). "
                         "Methods and factors: docs/indicators/; every figure's inputs are in the JSON report.", BODY)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from analytics.indicators import base
+from analytics.tariffs import BAND_ZH
 
 STATUS_ZH = {"met": "达标 met", "below_target": "未达标 below target", "no_target": "无目标 no target",
              "insufficient_data": "数据不足 insufficient data", None: ""}
@@ -46,6 +47,9 @@ POLLUTANT_HEAD = ["企业 Enterprise", "排口 Outlet", "污染物 Pollutant", "
                   "达标率 Compliance", "最大小时值 Max hourly", "超标小时 Hours over", "有效日 Valid days",
                   "超标日 Days over", "排放量 Amount kg"]
 DAILY_HEAD = ["日期 Day", "用电量 Electricity kWh", "新能源消纳 RE used kWh"]
+COST_HEAD = ["企业 Enterprise", "时段 Band", "电量 kWh", "电费 Cost 元", "均价 元/kWh"]
+BALANCE_HEAD = ["总表 Main meter", "介质 Carrier", "总表 Main", "分表合计 Sum of sub-meters", "差值 Imbalance",
+                "不平衡率 Imbalance %", "限值 Limit %", "单位 Unit"]
 
 
 def enterprises(r: dict[str, Any]) -> list[list[Any]]:
@@ -63,6 +67,30 @@ def pollutants(r: dict[str, Any]) -> list[list[Any]]:
 
 def daily(r: dict[str, Any]) -> list[list[Any]]:
     return [[d["day"], d["electricity_kwh"], d["re_used_kwh"]] for d in r["daily"]]
+
+
+def cost(r: dict[str, Any]) -> list[list[Any]]:
+    """分时电费: the park's kWh and yuan by band, the demand charge and the total; then each enterprise's total."""
+    section = r.get("energy_cost")
+    if not section or section["value"] is None:
+        return []
+    i = section["inputs"]
+    out: list[list[Any]] = [["园区 park", f"{BAND_ZH[b['band']]} {b['band']}", b["kwh"], b["yuan"], b["average_price"]]
+                            for b in i["by_band"]]
+    out.append(["园区 park", "需量电费 demand", None, i["demand_yuan"], None])
+    out.append(["园区 park", "合计 total", i["kwh"], i["total_yuan"], None])
+    out += [[e["enterprise"], "合计 total", e["kwh"], e["total_yuan"], None] for e in i["enterprises"]]
+    return out
+
+
+def balances(r: dict[str, Any]) -> list[list[Any]]:
+    """总分表平衡: each main meter and carrier over the period."""
+    section = r.get("meter_balance")
+    if not section:
+        return []
+    return [[b["meter"] + (f" {b['name']}" if b["name"] else ""), f"{b['carrier_zh']} {b['carrier']}", b["main"],
+             b["members_sum"], b["imbalance"], b["imbalance_pct"], b["limit_pct"], b["unit"]]
+            for b in section["inputs"]["balances"]]
 
 
 def title(r: dict[str, Any]) -> str:

@@ -199,9 +199,14 @@ class CounterStep:
 
 
 def _steps_cte(d: Dialect, level: Level, point_ids: list[int], contiguous: bool) -> str:
-    """CTEs ending in ``x(point_id, bucket, step, reset)``: per point and bucket in [lo, hi) the step of
-    its last good reading from the previous bucket's - one window pass over the rollup, in the order of
-    its key (point, bucket), so the database streams it without sorting."""
+    """CTEs ending in ``x(point_id, bucket, step, reset)``: per point and bucket in [lo, hi) what its
+    counter advanced from the bucket's start edge to its end edge - two window passes over the rollup, both
+    in the order of its key (point, bucket), so the database streams them without sorting.
+
+    A bucket's edge value is the reading exactly on the edge when there is one (the first reading of
+    the bucket starting there), else the last good reading before it: so readings on the edges (hourly
+    readings, an import starting at 00:00) give the raw path's figures exactly, and a counter whose
+    first reading sits on the period's start covers the period from that start (the start edge)."""
     big = "greatest" if d.pg else "max"
     width = f"interval '{level.width_ms} milliseconds'" if d.pg else str(level.width_ms)
     one, zero = ("1.0::float8", "0.0::float8") if d.pg else ("1.0", "0.0")  # numeric literals are slow on PG
@@ -212,47 +217,71 @@ def _steps_cte(d: Dialect, level: Level, point_ids: list[int], contiguous: bool)
     def back(p: str, nxt: str) -> str:
         return f"{nxt} >= {p} - :j * {big}(abs({p}), {one})"
 
-    # a drop whose next reading comes straight back is a misread: the bucket keeps the previous value;
-    # v = this bucket's value so cleaned, pv = the previous bucket's (from prev, prev2 and this first)
-    v = f"CASE WHEN {drop('last', 'prev')} AND {back('prev', 'next')} THEN prev ELSE last END"
+    # e = this bucket's end-edge value: the reading exactly on it (the next bucket's first) unless that
+    # drops below this bucket's last (a reset or misread there is judged as before, from the last reading
+    # and the next one), else the last reading; s = its own first reading when that sits on its start
+    on_end = f"lead(first_ts) OVER w = bucket + {width}"
+    e = f"CASE WHEN {on_end} AND lead(first) OVER w >= last THEN lead(first) OVER w ELSE last END"
+    # in an interval view a start edge counts only with the bucket's end in view too (a reading on it, or
+    # more than the one reading): a lone reading on a bucket's start says nothing of the bucket's energy
+    s_when = f"first_ts = bucket AND (n > 1 OR {on_end})" if contiguous else "first_ts = bucket"
+    # prev = the start edge: the previous bucket's end edge, or - the point's first bucket in the window -
+    # its own first reading on its start (the period's start edge); prev2 = the previous bucket's start edge.
+    # A drop whose next reading comes straight back is a misread: the bucket keeps the value before it;
+    # v = the end edge so cleaned, pv = the start edge (from prev, prev2 and this bucket's first reading)
+    v = f"CASE WHEN {drop('e', 'prev')} AND {back('prev', 'next')} THEN prev ELSE e END"
     pv = f"CASE WHEN {drop('prev', 'prev2')} AND {back('prev2', 'first')} THEN prev2 ELSE prev END"
-    adjacent = f"pb = bucket - {width}" if contiguous else "pb IS NOT NULL"
+    gap = f"pb IS NOT NULL AND pb <> bucket - {width}" if contiguous else "FALSE"
     # the common case, a counter that rose in this bucket and the one before: no cleaning to do, and
     # the database evaluates nothing more (the cleaned values are only computed for drops)
-    steady = "last >= prev AND (prev2 IS NULL OR prev >= prev2)"
+    steady = "e >= prev AND (prev2 IS NULL OR prev >= prev2)"
     ids = ",".join(map(str, sorted(point_ids)))
+    hi_next = f"{d.t('hi')} + {width}"  # the bucket after the period: its first reading may sit on hi
+    # a total also takes the step up to a reading exactly on hi when the period's last buckets have none
+    # (a counter read only at the period's edges): the bucket at hi, valued at its start edge
+    end_e = "e" if contiguous else f"CASE WHEN bucket = {d.t('hi')} THEN s ELSE e END"
+    end_top = "top" if contiguous else f"CASE WHEN bucket = {d.t('hi')} THEN s ELSE top END"  # not what follows hi
+    in_view = f"bucket < {d.t('hi')}" if contiguous else \
+        f"(bucket < {d.t('hi')} OR (bucket = {d.t('hi')} AND s IS NOT NULL))"
     return f"""
-r AS (SELECT point_id, bucket, first, last, max AS top,
-             lag(last) OVER w AS prev, lag(last, 2) OVER w AS prev2, lag(bucket) OVER w AS pb,
-             lead(first) OVER w AS next
+r AS (SELECT point_id, bucket, first, max AS top, lead(first) OVER w AS next, {e} AS e,
+             CASE WHEN {s_when} THEN first END AS s
       FROM {level.table}
-      WHERE point_id IN ({ids}) AND bucket >= {d.t('lo_prev')} AND bucket < {d.t('hi')} AND n > 0
+      WHERE point_id IN ({ids}) AND bucket >= {d.t('lo_prev')} AND bucket < {hi_next} AND n > 0
       WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
-c AS (SELECT point_id, bucket, pb, top, last, prev, prev2, {v} AS v, {pv} AS pv FROM r
-      WHERE bucket >= {d.t('lo')}),
+c AS (SELECT point_id, bucket, first, next, s, {end_top} AS top, {end_e} AS e, lag(bucket) OVER w AS pb,
+             coalesce(lag(e) OVER w, s) AS prev, coalesce(lag(e, 2) OVER w, lag(s) OVER w) AS prev2
+      FROM r WINDOW w AS (PARTITION BY point_id ORDER BY bucket)),
+k AS (SELECT point_id, bucket, pb, top, e, prev, prev2, {v} AS v, {pv} AS pv FROM c
+      WHERE bucket >= {d.t('lo')} AND {in_view}),
 x AS (SELECT point_id, bucket,
-             CASE WHEN pb IS NULL OR NOT ({adjacent}) THEN NULL
-                  WHEN {steady} THEN last - prev
+             CASE WHEN prev IS NULL OR ({gap}) THEN NULL
+                  WHEN {steady} THEN e - prev
                   WHEN {drop('v', 'pv')} THEN {big}(top - pv, {zero}) + v
                   ELSE {big}(v - pv, {zero}) END AS step,
-             CASE WHEN {steady} OR pb IS NULL THEN 0 WHEN {drop('v', 'pv')} THEN 1 ELSE 0 END AS reset
-      FROM c)"""
+             CASE WHEN {steady} OR prev IS NULL THEN 0 WHEN {drop('v', 'pv')} THEN 1 ELSE 0 END AS reset
+      FROM k)"""
 
 
 def counter_steps_sql(d: Dialect, level: Level, groups: dict[int, int], bin_level: Level,
                       contiguous: bool) -> str:
-    """SQL pooling counter rollups into bins: per point and bucket the step of its last good reading
-    from the previous bucket's (a bucket's energy, telescoping: the sum over any run of buckets is
-    last reading minus the last reading before the run, exactly what the raw readings give at the
-    run's ends), summed per group of points and bin of ``bin_level`` (a multiple of ``level``);
+    """SQL pooling counter rollups into bins: per point and bucket the step of its counter from the
+    bucket's start edge to its end edge, each edge valued by the reading exactly on it (the first of the
+    bucket starting there) or else the last good reading before it (a bucket's energy, telescoping: the sum
+    over any run of buckets is the value at its end edge minus the value at its start edge, exactly what the
+    raw readings give when readings sit on the edges, within one reading interval otherwise). A counter's
+    first bucket in view has a start edge only when its first reading sits on the bucket's start (data
+    starting exactly at the period start). Summed per group of points and bin of ``bin_level`` (a multiple
+    of ``level``);
     ``points`` counts the (point, bucket) steps known in the bin.
 
     The counter rules of analytics.counters, at bucket grain: a drop beyond the jitter is a reset and
     the step is what the old meter counted in the bucket (its highest reading there) plus the new reading
     (counted from zero); a drop whose next reading (the next bucket's first) comes straight back is a
     misread and is held; a smaller drop is read noise (step 0). ``contiguous``: a step only counts
-    when the previous bucket had a reading (an interval view: a step spanning a gap belongs to no one
-    bin); otherwise a step across empty buckets counts in full (a total over the period).
+    when the previous bucket had a reading, or - the point's first bucket in view - its first reading
+    sits on its start (an interval view: a step spanning a gap belongs to no one bin); otherwise a step
+    across empty buckets counts in full (a total over the period).
     Params: lo_prev (the bucket before lo), lo (first bucket), hi (end), j (jitter)."""
     pairs = ",".join(f"({pid},{grp})" for pid, grp in sorted(groups.items()))
     out_bin = "CAST(extract(epoch FROM b) * 1000 AS bigint)" if d.pg else "b"
@@ -268,10 +297,12 @@ GROUP BY g.column2, y.b ORDER BY 1, 2"""
 
 def counter_totals_sql(d: Dialect, level: Level, point_ids: list[int]) -> str:
     """Per point over [lo, hi): the sum of its steps (gaps bridged), whether it has a step in the first
-    bucket (a reading just before lo) and a reading in the last bucket, and its resets."""
+    bucket (a reading just before lo, or exactly on lo) and a reading in the last bucket (or exactly on
+    hi), and its resets."""
     return f"""
 WITH {_steps_cte(d, level, point_ids, contiguous=False)}
 SELECT point_id, coalesce(sum(step), 0) AS amount,
        max(CASE WHEN bucket = {d.t('lo')} AND step IS NOT NULL THEN 1 ELSE 0 END) AS from_start,
-       max(CASE WHEN bucket = {d.t('last')} THEN 1 ELSE 0 END) AS to_end, sum(reset) AS resets
+       max(CASE WHEN bucket = {d.t('last')} OR bucket = {d.t('hi')} THEN 1 ELSE 0 END) AS to_end,
+       sum(reset) AS resets
 FROM x GROUP BY point_id"""

@@ -105,6 +105,7 @@ devices = Table(
     Column("system", String(16), nullable=True),
     Column("expected", Boolean, nullable=False, default=False, server_default=false()),
     Column("production", Boolean, nullable=False, default=False, server_default=false()),
+    Column("sum_of", Text, nullable=True),  # meter balance: JSON list of "enterprise/device" it sums (0013)
     UniqueConstraint("enterprise_id", "key"),
 )
 

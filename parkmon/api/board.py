@@ -11,7 +11,9 @@ every ``every`` seconds; ``…/live/snapshot`` answers the same body once. A sna
   meters): the latest good, fresh reading of every point summed over the park, and the last
   30 minutes per minute (the 1-minute rollups up to the rollup backlog, the raw readings after it);
 - the park's firing alerts with their Chinese and English text;
-- devices whose latest readings are all bad or stale, so a device going offline shows.
+- devices whose latest readings are all bad or stale, so a device going offline shows;
+- this month's electricity cost by time-of-use band (分时电费) from the energy-cost indicator, recomputed
+  at most every :attr:`LiveBoard.cost_ttl_s`.
 
 Snapshots are computed in a worker thread and shared: however many boards watch a park, it is
 computed at most once per :attr:`LiveBoard.ttl_s`, and the day's share (the costly part) at most at
@@ -36,6 +38,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
+from analytics.indicators.base import Context, load
 from analytics.indicators.new_energy_share import compute_park_share
 from analytics.meters import FLOW_METRICS
 from analytics.targets import ShareSettings
@@ -76,6 +79,7 @@ class _Park:
     snap: tuple[float, int, dict[str, Any]] | None = None  # (at, stale_after_s, body)
     share: tuple[float, float, int, dict[str, Any], list[dict[str, Any]]] | None = None  # (at, took, day, …)
     hours: dict[int, tuple[float, float, dict[str, Any]]] = field(default_factory=dict)  # hour -> (at, wall, point)
+    cost: tuple[float, int, dict[str, Any]] | None = None  # (at, month start, body)
 
 
 class LiveBoard:
@@ -87,6 +91,7 @@ class LiveBoard:
     # grows through the day; it is recomputed when its last computation is older than took / share_duty,
     # so a park's share keeps at most this fraction of a thread busy (power, devices, alerts: every event)
     share_duty = 0.25
+    cost_ttl_s = 300.0  # the month's cost by band: a bill's figure, not a second's
 
     def __init__(self, store: Store, settings: ShareSettings | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -135,7 +140,28 @@ class LiveBoard:
             "power": _power(self.store, latest, end_ms),
             "devices": _devices(latest, stale_after_s),
             "alerts": {"firing": firing, "items": alert_items},
+            "cost": self._cost(state, info.key, now),
         }
+
+    def _cost(self, state: _Park, park: str, now: datetime) -> dict[str, Any]:
+        """This month so far by tariff band (尖峰/高峰/平段/低谷), as the energy-cost indicator gives it."""
+        start, _ = period_bounds("month", now)
+        start_ms = int(start.timestamp() * 1000)
+        last = state.cost
+        if last is not None and last[1] == start_ms and time.monotonic() - last[0] < self.cost_ttl_s:
+            return last[2]
+        ind = load("energy_cost")
+        try:
+            r = ind.feed(self.store, park, ind.params.model_validate({"start": start, "end": now}), Context())
+        except ValueError as exc:  # the month's first instant, or a tariff file that does not load
+            return {"value": None, "detail": str(exc)}
+        body = {"value": r.value, "unit": r.unit, "period_start": r.period_start.isoformat(),
+                "completeness": round(r.completeness, 4),
+                **{k: r.inputs[k] for k in ("energy_yuan", "demand_yuan", "kwh", "untariffed_kwh", "by_band")},
+                "tariffs": [{k: t[k] for k in ("id", "name_zh", "name_en", "confidence")}
+                            for t in r.inputs["tariff_tables"]]}
+        state.cost = (time.monotonic(), start_ms, body)
+        return body
 
     def _share(self, state: _Park, park: str, start_ms: int,
                end_ms: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -252,6 +252,22 @@ def pollutant_compliance(
     return answer(store, "pollutant_compliance", park, Context(), start=start, end=end)
 
 
+@router.get("/parks/{park}/indicators/energy-cost",
+            summary="Electricity cost under time-of-use tariffs by band, per enterprise and park (分时电费)",
+            openapi_extra=policy("park", enterprise="query"))
+def energy_cost(
+    store: StoreDep, park: str,
+    start: Annotated[datetime | None, Query(description="ISO 8601 with offset, on a quarter hour; default: by period")]
+    = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default: now")] = None,
+    period: Annotated[Period, Query(description="used when start is not given (Asia/Shanghai calendar)")] = "month",
+    enterprise: Annotated[str | None, Query(description="one enterprise; default: the whole park")] = None,
+) -> dict[str, Any]:
+    """The tariff tables come from analytics/tariffs.yaml and the park's own file (PARKMON_TARIFFS)."""
+    start, end = window(start, end, period, _now())
+    return answer(store, "energy_cost", park, Context(), start=start, end=end, enterprise=enterprise)
+
+
 # --- every registered indicator (these two come last: the routes above answer their own paths) ------------
 @router.get("/parks/{park}/indicators", summary="Every registered indicator with its parameters (指标目录)",
             openapi_extra=policy("park"))

@@ -26,6 +26,7 @@ class DeviceBody(BaseModel):
     system: System | None = None
     expected: bool = True
     production: bool = False
+    sum_of: list[str] = []  # meter balance: the sub-meters this meter's flow is the sum of
 
 
 @router.get("/parks", summary="Parks (园区列表): those the caller may see", openapi_extra=policy("scoped"))
@@ -68,8 +69,13 @@ def devices(store: StoreDep, park: str) -> list[dict[str, Any]]:
 @router.put("/parks/{park}/enterprises/{enterprise}/devices/{device}",
             summary="Register or edit a device (设备登记)",
             openapi_extra=policy("park", writers=("operator", "enterprise")))
-def put_device(store: StoreDep, actor: ActorDep, park: str, enterprise: str, device: str,
+def put_device(store: StoreDep, actor: ActorDep, who: PrincipalDep, park: str, enterprise: str, device: str,
                body: DeviceBody) -> dict[str, Any]:
+    # an enterprise's balance may sum only its own meters: naming another's would read (and judge) them
+    foreign = [r for r in body.sum_of if "/" in r and r.split("/", 1)[0] != enterprise]
+    if who.role == "enterprise" and foreign:
+        raise forbid(who, f"name other enterprises' devices in sum_of ({', '.join(foreign)}); a park-wide "
+                          "balance is the operator's to register")
     try:
         entry = reg.DeviceEntry.model_validate({"id": device, **body.model_dump(exclude_none=True)})
     except ValidationError as exc:

@@ -94,6 +94,11 @@ METRICS: dict[str, Metric] = {
         _m("coal.mass", "t", _C, _E, "煤炭用量", "Coal mass"),
         _m("water.volume", "m3", _C, _E, "用水量", "Water volume"),
         _m("water.flow", "m3/h", _I, _E, "用水流量", "Water flow"),
+        # the zero-carbon park's guiding indicators (analytics/indicators/zc_*.py): water reused (circulating
+        # and recycled), waste heat / cold / pressure available and recovered (heat meters on both sides)
+        _m("water.reuse.volume", "m3", _C, _E, "重复利用水量", "Reused water volume"),
+        _m("heat.waste.energy", "GJ", _C, _E, "余热余冷余压资源量", "Waste heat/cold/pressure available"),
+        _m("heat.recovered.energy", "GJ", _C, _E, "余热余冷余压回收利用量", "Waste heat/cold/pressure recovered"),
         # CEMS flue gas (HJ 212 a21026, a21002, a34013, a19001, a00000, a01012)
         _m("cems.so2", "mg/m3", _I, _V, "二氧化硫浓度", "SO2 concentration"),
         _m("cems.nox", "mg/m3", _I, _V, "氮氧化物浓度", "NOx concentration"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +39,7 @@ KIND_SYSTEMS: dict[str, System] = {
     "gate": System.LOGISTICS,
 }
 _KEY = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+_REF = re.compile(r"^(?:[A-Za-z0-9_-]{1,64}/)?[A-Za-z0-9_-]{1,64}$")
 
 
 class DeviceEntry(BaseModel):
@@ -47,9 +50,16 @@ class DeviceEntry(BaseModel):
     system: System | None = None
     expected: bool = True
     production: bool = False
+    # meter balance (总分表平衡): this meter's flow is the sum of these devices' ("device" in the same
+    # enterprise, or "enterprise/device"), compared carrier by carrier (analytics/indicators/meter_balance.py)
+    sum_of: list[str] = []
 
     @model_validator(mode="after")
     def _system(self) -> DeviceEntry:
+        bad = [r for r in self.sum_of if not _REF.match(r)]
+        if bad:
+            raise ValueError(f"device {self.key}: sum_of {bad} are not device keys; write 'device' (same enterprise) "
+                             "or 'enterprise/device'")
         if self.system is None:
             if self.kind not in KIND_SYSTEMS:
                 raise ValueError(f"device {self.key}: kind {self.kind or '(none)'!r} does not say its system; "
@@ -111,7 +121,8 @@ def _from_csv(path: Path) -> RegistryFile:
     need = {"enterprise", "device", "kind"}
     if not rows or not need <= set(rows[0]):
         raise RecordError(f"{path}: a registry CSV needs the columns {', '.join(sorted(need))} "
-                          "(and optionally park, enterprise_name, device_name, system, expected, production)")
+                          "(and optionally park, enterprise_name, device_name, system, expected, production, "
+                          "sum_of: device keys separated by ';')")
     park = rows[0].get("park") or path.stem
     ents: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -120,7 +131,8 @@ def _from_csv(path: Path) -> RegistryFile:
         e["devices"].append({"id": r["device"], "name": r.get("device_name", ""), "kind": r["kind"],
                              "system": r.get("system") or None,
                              "expected": (r.get("expected") or "true").lower() in ("1", "true", "yes", "是"),
-                             "production": (r.get("production") or "").lower() in ("1", "true", "yes", "是")})
+                             "production": (r.get("production") or "").lower() in ("1", "true", "yes", "是"),
+                             "sum_of": (r.get("sum_of") or "").replace(";", " ").split()})
     return RegistryFile.model_validate({"park": {"key": park, "name_zh": park}, "enterprises": list(ents.values())})
 
 
@@ -154,6 +166,7 @@ def load(store: Store, reg: RegistryFile, actor: str,
                 n["devices"] += 1
             if progress:
                 progress(e.key)
+        _check_sums(conn, pid, p.key)
         audit(conn, actor=actor, action="import", entity="registry", key=p.key, park=p.key, after=n)
     return n
 
@@ -161,7 +174,28 @@ def load(store: Store, reg: RegistryFile, actor: str,
 def _put_device(conn: Connection, eid: int, d: DeviceEntry) -> int:
     return _upsert(conn, s.devices, {"enterprise_id": eid, "key": d.key},
                    {"name": d.name, "kind": d.kind, "system": d.system.value if d.system else None,
-                    "expected": d.expected, "production": d.production})
+                    "expected": d.expected, "production": d.production,
+                    "sum_of": json.dumps(d.sum_of) if d.sum_of else None})
+
+
+def _refs(ent: str, sum_of: str | None) -> list[str]:
+    """A device's ``sum_of`` as ``enterprise/device`` keys."""
+    return [r if "/" in r else f"{ent}/{r}" for r in (json.loads(sum_of) if sum_of else [])]
+
+
+def _check_sums(conn: Connection, pid: int, park: str) -> None:
+    """Every device a balance names is registered in the park, and none sums itself (refused, rolled back)."""
+    dv, en = s.devices, s.enterprises
+    rows = conn.execute(select(en.c.key.label("ent"), dv.c.key, dv.c.sum_of)
+                        .select_from(dv.join(en, en.c.id == dv.c.enterprise_id)).where(en.c.park_id == pid)).all()
+    known = {f"{r.ent}/{r.key}" for r in rows}
+    for r in rows:
+        refs = _refs(r.ent, r.sum_of)
+        missing = [x for x in refs if x not in known]
+        if missing or f"{r.ent}/{r.key}" in refs:
+            raise RecordError(f"device {r.ent}/{r.key}: sum_of names " + (
+                f"devices not registered in park {park}: {', '.join(missing)}; register them first"
+                if missing else "the device itself; list its sub-meters only"))
 
 
 def put_device(store: Store, park: str, enterprise: str, d: DeviceEntry, actor: str) -> dict[str, Any]:
@@ -169,9 +203,10 @@ def put_device(store: Store, park: str, enterprise: str, d: DeviceEntry, actor: 
     dv = s.devices
     with transaction(store) as conn:
         eid = enterprise_id(conn, park, enterprise)
-        old = conn.execute(select(dv.c.name, dv.c.kind, dv.c.system, dv.c.expected, dv.c.production)
+        old = conn.execute(select(dv.c.name, dv.c.kind, dv.c.system, dv.c.expected, dv.c.production, dv.c.sum_of)
                            .where(dv.c.enterprise_id == eid, dv.c.key == d.key)).first()
         _put_device(conn, eid, d)
+        _check_sums(conn, park_id(conn, park), park)
         after = d.model_dump(mode="json", by_alias=True)
         audit(conn, actor=actor, action="update" if old else "create", entity="devices",
               key=f"{enterprise}/{d.key}", park=park, before=None if old is None else dict(old._mapping), after=after)
@@ -182,10 +217,17 @@ def devices(store: Store, park: str) -> list[dict[str, Any]]:
     dv, en = s.devices, s.enterprises
     with connection(store) as conn:
         rows = conn.execute(select(en.c.key.label("ent"), dv.c.key, dv.c.name, dv.c.kind, dv.c.system, dv.c.expected,
-                                   dv.c.production).select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
+                                   dv.c.production, dv.c.sum_of).select_from(dv.join(en, en.c.id == dv.c.enterprise_id))
                             .where(en.c.park_id == park_id(conn, park)).order_by(en.c.key, dv.c.key)).all()
     return [{"enterprise": r.ent, "id": r.key, "name": r.name, "kind": r.kind, "system": r.system,
-             "expected": bool(r.expected), "production": bool(r.production)} for r in rows]
+             "expected": bool(r.expected), "production": bool(r.production),
+             "sum_of": json.loads(r.sum_of) if r.sum_of else []} for r in rows]
+
+
+def balances(store: Store, park: str) -> list[dict[str, Any]]:
+    """The park's meter balances: each device with a ``sum_of`` and its members as ``enterprise/device``."""
+    return [{"meter": f"{d['enterprise']}/{d['id']}", "name": d["name"], "kind": d["kind"],
+             "members": _refs(d["enterprise"], json.dumps(d["sum_of"]))} for d in devices(store, park) if d["sum_of"]]
 
 
 def coverage(store: Store, park: str, now: int, stale_after_ms: int = 15 * 60_000) -> list[dict[str, Any]]:

@@ -19,6 +19,12 @@
       },
       severity: { critical: "严重", warning: "预警", info: "提示" },
       no_alerts: "当前无告警", no_devices: "全部设备在线", problem: "数据暂不可用：",
+      cost_title: "本月分时电费", yuan: "元", sharp: "尖峰", peak: "高峰", flat: "平段", valley: "低谷",
+      cost_detail: function (c) {
+        return "合计 " + yuan(c.value) + " 元（电度 " + yuan(c.energy_yuan) + "，需量 " + yuan(c.demand_yuan) +
+          "）· 电量 " + kwh(c.kwh) + " kWh · 数据完整率 " + pct(c.completeness, 0) + " · 电价表 " +
+          c.tariffs.map(function (x) { return x.name_zh; }).join("、");
+      },
       reasons: { stale: "无数据", comm_failure: "通讯中断", device_failure: "设备故障", sensor_failure: "传感器异常",
                  link_failure: "链路异常", stopped: "停运", config_error: "配置错误" }
     },
@@ -39,6 +45,13 @@
       },
       severity: { critical: "critical", warning: "warning", info: "info" },
       no_alerts: "No firing alerts", no_devices: "All devices reporting", problem: "Data unavailable: ",
+      cost_title: "Electricity cost this month", yuan: "yuan", sharp: "Sharp", peak: "Peak", flat: "Flat",
+      valley: "Valley",
+      cost_detail: function (c) {
+        return "total " + yuan(c.value) + " yuan (energy " + yuan(c.energy_yuan) + ", demand " + yuan(c.demand_yuan) +
+          ") · " + kwh(c.kwh) + " kWh · data complete " + pct(c.completeness, 0) + " · tariff " +
+          c.tariffs.map(function (x) { return x.name_en || x.name_zh; }).join(", ");
+      },
       reasons: { stale: "no data", comm_failure: "no answer", device_failure: "device fault",
                  sensor_failure: "sensor fault", link_failure: "link fault", stopped: "stopped",
                  config_error: "configuration error" }
@@ -69,6 +82,9 @@
     if (!from || !(from > start + step) || !s.inputs.intervals) { return label + " " + pct(s.completeness, 0); }
     return label + " " + pct(s.inputs.intervals_used / s.inputs.intervals, 0) + open +
       hhmm.format(new Date(from)) + close;
+  }
+  function yuan(v) {
+    return v === null || v === undefined ? "--" : v.toLocaleString("en-US", { maximumFractionDigits: 0 });
   }
   function kw(v) { return v === null || v === undefined ? "--" : Math.round(v).toLocaleString("en-US"); }
   var clock = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit",
@@ -206,6 +222,13 @@
       return o.enterprise + "/" + o.device + (o.name ? " " + o.name : "") + " — " + (t.reasons[o.reason] || o.reason);
     });
     text("alerts-count", String(d.alerts.firing));
+    // the month's cost by time-of-use band
+    var c = d.cost || { value: null };
+    ["sharp", "peak", "flat", "valley"].forEach(function (b) {
+      var band = (c.by_band || []).filter(function (x) { return x.band === b; })[0];
+      text("cost-" + b, band ? yuan(band.yuan) : "--");
+    });
+    text("cost-detail", c.by_band ? t.cost_detail(c) : (c.detail || ""));
     fillList("alerts", d.alerts.items, t.no_alerts, function (a, li) {
       var sev = document.createElement("span");
       sev.className = "sev " + a.severity;
