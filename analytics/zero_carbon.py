@@ -12,6 +12,7 @@ has the methods, sources and the confidence in each threshold.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,10 +69,15 @@ class ZeroCarbonSettings(BaseModel):
         return self
 
 
+ENV = "PARKMON_ZERO_CARBON"  # a park's (or region's) own file, as PARKMON_TARIFFS is for tariffs
+
+
 def load_zero_carbon_settings(override: str | Path | None = None) -> ZeroCarbonSettings:
-    """The defaults (analytics/defaults.yaml ``zero_carbon:``), with a park's file's ``zero_carbon:`` on top:
+    """The defaults (analytics/defaults.yaml ``zero_carbon:``), with a park's file's ``zero_carbon:`` on top
+    (``override``, else the file ``PARKMON_ZERO_CARBON`` names: the API, the commands and the report read it):
     bands are replaced as a whole (and the source then names that file unless it gives its own), guiding
     targets one by one."""
+    override = override if override is not None else (os.environ.get(ENV) or None)
     doc: dict[str, Any] = defaults_section("zero_carbon")
     if override is not None:
         path = Path(override)

@@ -13,6 +13,7 @@ factor 0.6849 kgCO₂/kWh; with green power claimed, the national residual facto
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -185,6 +186,22 @@ def test_bands_are_configuration_with_their_source(tmp_path: Path) -> None:
     # a month's energy decides the band annualised: 10 000 tce in 30 days → 10 000 × 365 / 30 = 121 666.667 a year
     annual, basis = annual_tce(10_000, 0, 30 * 86_400_000)
     assert annual == pytest.approx(121_666.6667, abs=1e-3) and "annualised" in basis
+
+
+def test_a_parks_own_bands_reach_the_api(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PARKMON_ZERO_CARBON names a park's file: the API judges by its bands and says whose they are."""
+    _park(store, "b2over", {"imp": 6e8, "pv": 9.4e9})
+    http = TestClient(create_app(store))
+    assert _get(http, "b2over", "zero-carbon-core")["status"] == "below_target"  # 0.334369 > 0.30 (default)
+    own = tmp_path / "park.yaml"
+    own.write_text("zero_carbon:\n  carbon_per_tce_bands:\n    - {min_tce: 1000000, max_t_co2_per_tce: 0.4}\n",
+                   encoding="utf-8")
+    monkeypatch.setenv("PARKMON_ZERO_CARBON", str(own))
+    core = _get(http, "b2over", "zero-carbon-core")
+    # the same 410 940 / 1 229 000 = 0.334369, now against the park's 0.4: met
+    assert core["value"] == pytest.approx(410_940 / 1_229_000, abs=1e-6)
+    assert (core["target"], core["status"]) == (0.4, "met")
+    assert str(own) in json.dumps(core["inputs"], ensure_ascii=False)
 
 
 def test_the_report_has_its_own_section(store: Store, tmp_path: Path) -> None:
