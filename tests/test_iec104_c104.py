@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -123,53 +123,13 @@ def of(got: list[Sample], name: str) -> list[tuple[int, float | None, int]]:
     return [(ts, v, q) for k, ts, v, q in got if k == f"sub.{name}" and q != DOWN]
 
 
-def test_values_time_tags_and_quality_arrive_as_the_station_sent_them() -> None:
-    st = Station(free_port())
-    initial(st)
-    st.start()
-
+def run_with(st: Station, settings: dict[str, Any], body: Callable[[Iec104Driver], Awaitable[None]]) -> None:
+    """Run ``body`` with a driver connected to the started station ``st``; close both whatever happens."""
     async def run() -> None:
-        drv = Iec104Driver(device(st.server.port))
+        drv = Iec104Driver(device(st.server.port, **settings))
         await drv.open()
         try:
-            before = int(time.time() * 1000)
-            got = await collect(drv, has(*(name for _, name, _, _ in OBJECTS.values())))
-            after = int(time.time() * 1000)
-            # without a time tag: stamped on arrival
-            for name, want in (("p_float", 12.5), ("u_scaled", 230.1), ("pf_norm", 0.5), ("e_import", 1234.56),
-                               ("alarm", 1.0), ("breaker", 1.0)):
-                ((ts, value, q),) = of(got, name)
-                assert before <= ts <= after and q == GOOD, name
-                # 2301 x 0.1; 123456 x 0.01; normalised 0.5 is 16384 / 32768, give or take the station's rounding
-                assert value == pytest.approx(want, abs=1e-4 if name != "pf_norm" else 1 / 32768), name
-            assert of(got, "p_float_t") == [(T0 + 1000, -3.25, LAST)]  # NT: not topical -> last usable
-            ((ts, value, q),) = of(got, "u_scaled_t")
-            assert (ts, q) == (T0 + 2000, GOOD) and value == pytest.approx(-3276.8)  # -32768 x 0.1
-            ((ts, value, q),) = of(got, "p_norm_t")
-            assert (ts, q) == (T0 + 3000, GOOD) and value == pytest.approx(-250.0, abs=1000 / 32768)  # -0.25 x 1000
-            assert of(got, "e_export_t") == [(T0 + 4000, -7.0, GOOD)]
-            assert of(got, "alarm_t") == [(T0 + 5000, 0.0, LAST)]  # BL: blocked at its last value
-            assert of(got, "breaker_t") == [(T0 + 6000, None, quality.bad(Reason.SENSOR_FAILURE))]  # intermediate
-
-            # spontaneous changes, each quality bit the standard has
-            st.set(101, c104.ShortInfo(actual=99.0, quality=c104.Quality.Invalid, recorded_at=at(10)), send=True)
-            st.set(111, c104.ScaledInfo(actual=c104.Int16(32767), quality=c104.Quality.Overflow,
-                                        recorded_at=at(11)), send=True)
-            st.set(121, c104.NormalizedInfo(actual=c104.NormalizedFloat(0.0), quality=c104.Quality.Substituted,
-                                            recorded_at=at(12)), send=True)
-            st.set(201, counter(1000, c104.BinaryCounterQuality.Carry, at(13)), send=True)
-            st.set(201, counter(1001, c104.BinaryCounterQuality.Adjusted, at(14)), send=True)
-            st.set(201, counter(1002, c104.BinaryCounterQuality.Invalid, at(15)), send=True)
-            st.set(311, c104.DoubleInfo(state=c104.Double.OFF, recorded_at=at(16)), send=True)
-            got = await collect(drv, lambda g: len(of(g, "e_export_t")) == 3 and bool(of(g, "breaker_t")))
-            assert of(got, "p_float_t") == [(T0 + 10_000, None, INVALID)]  # IV: the value is not to be used
-            ((ts, value, q),) = of(got, "u_scaled_t")
-            assert (ts, q) == (T0 + 11_000, OVER) and value == pytest.approx(3276.7)  # 32767 x 0.1, OV
-            assert of(got, "p_norm_t") == [(T0 + 12_000, 0.0, MANUAL)]
-            assert of(got, "e_export_t") == [(T0 + 13_000, 1000.0, quality.uncertain(Reason.COUNTER_ROLLOVER)),
-                                             (T0 + 14_000, 1001.0, MANUAL), (T0 + 15_000, None, INVALID)]
-            assert of(got, "breaker_t") == [(T0 + 16_000, 0.0, GOOD)]
-            assert drv.connects == 1
+            await body(drv)
         finally:
             await drv.close()
 
@@ -177,6 +137,54 @@ def test_values_time_tags_and_quality_arrive_as_the_station_sent_them() -> None:
         asyncio.run(run())
     finally:
         st.stop()
+
+
+def test_values_time_tags_and_quality_arrive_as_the_station_sent_them() -> None:
+    st = Station(free_port())
+    initial(st)
+    st.start()
+
+    async def check(drv: Iec104Driver) -> None:
+        before = int(time.time() * 1000)
+        got = await collect(drv, has(*(name for _, name, _, _ in OBJECTS.values())))
+        after = int(time.time() * 1000)
+        # without a time tag: stamped on arrival
+        for name, want in (("p_float", 12.5), ("u_scaled", 230.1), ("pf_norm", 0.5), ("e_import", 1234.56),
+                           ("alarm", 1.0), ("breaker", 1.0)):
+            ((ts, value, q),) = of(got, name)
+            assert before <= ts <= after and q == GOOD, name
+            # 2301 x 0.1; 123456 x 0.01; normalised 0.5 is 16384 / 32768, give or take the station's rounding
+            assert value == pytest.approx(want, abs=1e-4 if name != "pf_norm" else 1 / 32768), name
+        assert of(got, "p_float_t") == [(T0 + 1000, -3.25, LAST)]  # NT: not topical -> last usable
+        ((ts, value, q),) = of(got, "u_scaled_t")
+        assert (ts, q) == (T0 + 2000, GOOD) and value == pytest.approx(-3276.8)  # -32768 x 0.1
+        ((ts, value, q),) = of(got, "p_norm_t")
+        assert (ts, q) == (T0 + 3000, GOOD) and value == pytest.approx(-250.0, abs=1000 / 32768)  # -0.25 x 1000
+        assert of(got, "e_export_t") == [(T0 + 4000, -7.0, GOOD)]
+        assert of(got, "alarm_t") == [(T0 + 5000, 0.0, LAST)]  # BL: blocked at its last value
+        assert of(got, "breaker_t") == [(T0 + 6000, None, quality.bad(Reason.SENSOR_FAILURE))]  # intermediate
+
+        # spontaneous changes, each quality bit the standard has
+        st.set(101, c104.ShortInfo(actual=99.0, quality=c104.Quality.Invalid, recorded_at=at(10)), send=True)
+        st.set(111, c104.ScaledInfo(actual=c104.Int16(32767), quality=c104.Quality.Overflow,
+                                    recorded_at=at(11)), send=True)
+        st.set(121, c104.NormalizedInfo(actual=c104.NormalizedFloat(0.0), quality=c104.Quality.Substituted,
+                                        recorded_at=at(12)), send=True)
+        st.set(201, counter(1000, c104.BinaryCounterQuality.Carry, at(13)), send=True)
+        st.set(201, counter(1001, c104.BinaryCounterQuality.Adjusted, at(14)), send=True)
+        st.set(201, counter(1002, c104.BinaryCounterQuality.Invalid, at(15)), send=True)
+        st.set(311, c104.DoubleInfo(state=c104.Double.OFF, recorded_at=at(16)), send=True)
+        got = await collect(drv, lambda g: len(of(g, "e_export_t")) == 3 and bool(of(g, "breaker_t")))
+        assert of(got, "p_float_t") == [(T0 + 10_000, None, INVALID)]  # IV: the value is not to be used
+        ((ts, value, q),) = of(got, "u_scaled_t")
+        assert (ts, q) == (T0 + 11_000, OVER) and value == pytest.approx(3276.7)  # 32767 x 0.1, OV
+        assert of(got, "p_norm_t") == [(T0 + 12_000, 0.0, MANUAL)]
+        assert of(got, "e_export_t") == [(T0 + 13_000, 1000.0, quality.uncertain(Reason.COUNTER_ROLLOVER)),
+                                         (T0 + 14_000, 1001.0, MANUAL), (T0 + 15_000, None, INVALID)]
+        assert of(got, "breaker_t") == [(T0 + 16_000, 0.0, GOOD)]
+        assert drv.connects == 1
+
+    run_with(st, {}, check)
 
 
 def test_a_burst_of_spontaneous_values_arrives_whole_and_once() -> None:
@@ -186,26 +194,18 @@ def test_a_burst_of_spontaneous_values_arrives_whole_and_once() -> None:
     initial(st)
     st.start()
 
-    async def run() -> None:
-        drv = Iec104Driver(device(st.server.port))
-        await drv.open()
-        try:
-            await collect(drv, has("p_float_t"))
-            sent = []
-            for i in range(500):
-                when = at(0) + dt.timedelta(milliseconds=20 * i)
-                st.set(101, c104.ShortInfo(actual=float(i), recorded_at=when), send=True)
-                sent.append((T0 + 20 * i, float(i), GOOD))
-            got = await collect(drv, lambda g: len(of(g, "p_float_t")) >= 500)
-            assert of(got, "p_float_t") == sent
-            assert drv.connects == 1
-        finally:
-            await drv.close()
+    async def check(drv: Iec104Driver) -> None:
+        await collect(drv, has("p_float_t"))
+        sent = []
+        for i in range(500):
+            when = at(0) + dt.timedelta(milliseconds=20 * i)
+            st.set(101, c104.ShortInfo(actual=float(i), recorded_at=when), send=True)
+            sent.append((T0 + 20 * i, float(i), GOOD))
+        got = await collect(drv, lambda g: len(of(g, "p_float_t")) >= 500)
+        assert of(got, "p_float_t") == sent
+        assert drv.connects == 1
 
-    try:
-        asyncio.run(run())
-    finally:
-        st.stop()
+    run_with(st, {}, check)
 
 
 def test_the_link_survives_the_station_restarting_and_no_reading_is_doubled() -> None:

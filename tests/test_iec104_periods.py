@@ -18,26 +18,9 @@ c104 = pytest.importorskip("c104", reason="c104 (lib60870) is a test dependency:
 
 from parkmon.common import quality  # noqa: E402
 from parkmon.common.netutil import free_port  # noqa: E402
-from tests.test_iec104_c104 import Station, collect, counter, device, initial, of  # noqa: E402
+from tests.test_iec104_c104 import Station, collect, counter, device, initial, of, run_with  # noqa: E402
 
 GOOD = quality.GOOD
-
-
-def run_with(st: Station, settings: dict[str, Any], body: Any) -> None:
-    from edge_agent.drivers.iec104.driver import Iec104Driver
-
-    async def run() -> None:
-        drv = Iec104Driver(device(st.server.port, **settings))
-        await drv.open()
-        try:
-            await body(drv)
-        finally:
-            await drv.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        st.stop()
 
 
 def test_periodic_interrogations_pick_up_what_the_station_did_not_send() -> None:
