@@ -21,11 +21,9 @@ from sqlalchemy import select
 from analytics.board_feed import BoardFeed
 from ingest.store import Store, open_store
 from ingest.store import schema as s
-from ingest.store.base import IncomingBatch
 from parkmon.api.app import create_app
 from parkmon.api.board import LiveBoard
-from parkmon.common import wire
-from tests.test_tenancy import T0, _client, _tokens
+from tests.test_tenancy import T0, _client, _tokens, write_two_parks
 
 H = 3_600_000
 D0 = 1_750_435_200_000  # 2025-06-21 00:00 China time (UTC+8)
@@ -85,16 +83,7 @@ def two_parks(store_url: str) -> Iterator[Store]:
     are left to ingest (not refreshed): the share reads the readings, whose hand-worked figures these are."""
     store = open_store(store_url)  # SQLite, PostgreSQL, TimescaleDB where the server has it
     store.create_schema()
-    store.upsert_park("p1", "一号园区", "Park 1", "low_carbon", "东区")
-    store.upsert_park("p2", "二号园区", "Park 2", "zero_carbon", "西区")
-    for park, ent in (("p1", "a"), ("p1", "b"), ("p2", "c")):
-        gw = f"gw-{ent}"
-        store.upsert_meta(park, ent, gw, wire.Meta(1, gw, 0, {
-            "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
-            "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", "")}))
-        samples = [x for h in range(25) for x in (("grid.imp", T0 + h * H, 100.0 * h, 0),
-                                                   ("pv.gen", T0 + h * H, 40.0 * h, 0))]
-        store.write_batches([IncomingBatch(park, ent, gw, wire.Batch(1, gw, 1, T0, samples), T0)])
+    write_two_parks(store)
     yield store
     store.close()
 

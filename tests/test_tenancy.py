@@ -29,22 +29,30 @@ H = 3_600_000
 T0 = 1_795_363_200_000  # 2026-11-23 00:00 China time
 
 
+def write_two_parks(store: Store) -> list[tuple[str, str]]:
+    """p1 (region 东区) with enterprises a and b, p2 (西区) with c, each a day of hourly counters from T0
+    (import 100 kWh/h, PV 40 kWh/h), written as a gateway would; returns the (park, enterprise) pairs."""
+    store.upsert_park("p1", "一号园区", "Park 1", "low_carbon", "东区")
+    store.upsert_park("p2", "二号园区", "Park 2", "zero_carbon", "西区")
+    pairs = [("p1", "a"), ("p1", "b"), ("p2", "c")]
+    for park, ent in pairs:
+        gw = f"gw-{ent}"
+        store.upsert_meta(park, ent, gw, wire.Meta(1, gw, 0, {
+            "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
+            "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", "")}))
+        samples: list[tuple[str, int, float | None, int]] = [
+            s for h in range(25) for s in (("grid.imp", T0 + h * H, 100.0 * h, 0), ("pv.gen", T0 + h * H, 40.0 * h, 0))]
+        store.write_batches([IncomingBatch(park, ent, gw, wire.Batch(1, gw, 1, T0, samples), T0)])
+    return pairs
+
+
 @pytest.fixture
 def two_parks(tmp_path: Path) -> Iterator[Store]:
     """Park p1 (region 东区) with enterprises a and b, park p2 (region 西区) with enterprise c; each has a
     grid meter with a day of readings and one firing alert."""
     store = open_store(f"sqlite:///{tmp_path / 't.db'}")
     store.create_schema()
-    store.upsert_park("p1", "一号园区", "Park 1", "low_carbon", "东区")
-    store.upsert_park("p2", "二号园区", "Park 2", "zero_carbon", "西区")
-    for park, ent in (("p1", "a"), ("p1", "b"), ("p2", "c")):
-        gw = f"gw-{ent}"
-        store.upsert_meta(park, ent, gw, wire.Meta(1, gw, 0, {
-            "grid.imp": wire.PointMeta("elec.import.energy", "kWh", "counter", ""),
-            "pv.gen": wire.PointMeta("pv.generation.energy", "kWh", "counter", "")}))
-        samples = [s for h in range(25) for s in (("grid.imp", T0 + h * H, 100.0 * h, 0),
-                                                   ("pv.gen", T0 + h * H, 40.0 * h, 0))]
-        store.write_batches([IncomingBatch(park, ent, gw, wire.Batch(1, gw, 1, T0, samples), T0)])
+    for park, ent in write_two_parks(store):
         with store.engine.begin() as conn:
             conn.execute(insert(t.alerts).values(
                 rule_id="r", subject=f"{park}/{ent}/grid/imp", park=park, enterprise=ent, device="grid",
