@@ -59,6 +59,8 @@ case "${1:-}" in
     venv dev
     echo "==> npm peers for the driver interop tests (tests/js-peers, docs/interop.md)"
     npm ci --omit=optional --no-audit --no-fund --prefix tests/js-peers >/dev/null
+    echo "==> npm peer for the Sparkplug B tests (tests/js: Eclipse Tahu's sparkplug-client)"
+    npm ci --no-audit --no-fund --prefix tests/js >/dev/null
     # mosquitto and PostgreSQL are started by the tests themselves on free loopback ports; the PostgreSQL
     # servers preload TimescaleDB, built here from ../shared/vendor (PARKMON_VENDOR_DIR) when not installed
     echo "==> TimescaleDB for the [timescaledb] test variants (tests/build_timescaledb.sh)"
@@ -103,6 +105,8 @@ case "${1:-}" in
       || { echo "!!! bench/hj212.py failed (exit $?): see above"; failed_benches+=("bench/hj212.py"); }
     timeout 300 .venv/bin/python bench/iec104.py --seconds 5 --warmup 2 \
       || { echo "!!! bench/iec104.py failed (exit $?): see above"; failed_benches+=("bench/iec104.py"); }
+    timeout 300 .venv/bin/python bench/sparkplug.py --messages 2000 --metrics 100 \
+      || { echo "!!! bench/sparkplug.py failed (exit $?): see above"; failed_benches+=("bench/sparkplug.py"); }
     echo "==> pytest (last, so its summary closes the run)"
     status=0
     .venv/bin/python -m pytest -ra "$@" || status=$?

@@ -55,6 +55,10 @@ def main(argv: list[str]) -> int:
         from ingest.mqtt.auth import main as mqtt_auth_main
 
         return mqtt_auth_main(argv[1:])
+    if argv[:1] == ["sparkplug"]:
+        from ingest.sparkplug.bridge import main as sparkplug_main
+
+        return sparkplug_main(argv[1:])
     ap = argparse.ArgumentParser(prog="parkmon ingest", description="MQTT -> database ingest (数据接入与存储)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="consume gateway data from MQTT into the database until stopped")
@@ -111,6 +115,8 @@ def main(argv: list[str]) -> int:
     sub.add_parser("restore", help="restore a backup into a database (恢复); see `parkmon ingest restore --help`")
     sub.add_parser("mqtt-auth", help="per-gateway MQTT logins, ACL and TLS listener for mosquitto; "
                    "see `parkmon ingest mqtt-auth --help` and docs/security.md")
+    sub.add_parser("sparkplug", help="bridge Sparkplug B edge nodes onto parkmon's topics; "
+                   "see `parkmon ingest sparkplug --help` and docs/sparkplug.md")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     protect_logs([getattr(args, "mqtt_password", None)], [args.db, *getattr(args, "mirror", [])])
