@@ -111,10 +111,9 @@ def test_raw_and_rollup_paths_give_the_hand_computed_month(park: Store) -> None:
     _check(_answer(park))  # the 1-minute rollups answer
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the same whatever the store
 def test_csv_export_and_the_directory_uploader(park: Store, tmp_path: Path, store_url: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the command's file is the same whatever the store (the figures are checked above on each)")
     park.refresh_rollups()
     outbox = tmp_path / "outbox"
     outbox.mkdir()
@@ -146,9 +145,8 @@ def test_csv_export_and_the_directory_uploader(park: Store, tmp_path: Path, stor
     assert "2026-13" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the same whatever the store
 def test_the_api_serves_the_enterprise_its_own_and_no_other(park: Store, store_url: str) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("tenancy is the API's, whatever the store")
     park.refresh_rollups()
     tokens = {k: create_token(park, p) for k, p in {
         "operator": principal_of("operator", "管委会", park="demo"),
