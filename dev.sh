@@ -93,7 +93,8 @@ case "${1:-}" in
       || { echo "!!! bench/edge.py failed (exit $?): see above"; failed_benches+=("bench/edge.py"); }
     .venv/bin/python bench/pipeline.py --copies 1 5 --poll 0.5 --seconds 8 --warmup 3 \
       || { echo "!!! bench/pipeline.py failed (exit $?): see above"; failed_benches+=("bench/pipeline.py"); }
-    .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 6 --warmup 2 --limit-seconds 4 --ramp 0.4 0.55 0.7 \
+    .venv/bin/python bench/ingest_pg.py --preload 300000 --seconds 4 --warmup 2 --limit-seconds 3 --ramp 0.35 \
+      --ingest shipped --compress-days 1 \
       || { echo "!!! bench/ingest_pg.py failed (exit $?): see above"; failed_benches+=("bench/ingest_pg.py"); }
     .venv/bin/python bench/scale.py --seconds 2 --expect 100000 --gateways 50 --limit-seconds 2 --bridge-seconds 2 --preload 0 \
       || { echo "!!! bench/scale.py failed (exit $?): see above"; failed_benches+=("bench/scale.py"); }

@@ -1,28 +1,38 @@
-"""Benchmark: ingest from MQTT into PostgreSQL, against the machine's own limit, measured side by side.
+"""Benchmark: ingest from MQTT into PostgreSQL, against the machine's own limit, measured side by side -
+on plain PostgreSQL (monthly partitions) and on TimescaleDB (the production layout), one after the other.
 
+For each layout (``--layouts``, default both; TimescaleDB is skipped, with the reason, where it is not
+installed), on a fresh server:
 1. PostgreSQL runs as production would (fsync and synchronous commit on); the readings table already
    holds ``--preload`` rows (10 million for the full run) of the same points, in earlier months.
+   The simulated park's 1-minute meter data (``--compress-days`` days, bench/_parksize.py) is stored
+   in a database of its own on the same server: bytes per reading, and on TimescaleDB again after
+   parkmon's maintenance compressed it.
 2. limit: the same rows written the same idempotent way straight from memory - binary COPY into a
    temporary table, INSERT ... ON CONFLICT DO NOTHING into readings, commits shaped like ingest's -
    with no MQTT, decoding or registry work in between. Also the store's own write path fed with
    already-decoded batches (``store_path``), which adds the registry, batch records and rollup log.
 3. sustained: gateways (``--gateways`` x ``--points``, one batch per gateway per cycle, QoS 1, in
-   ``--publishers`` processes) publish through a real mosquitto to ingest (the real Ingestor: paho
-   thread, bounded queue, writer threads) -> PostgreSQL at rising offered rates (``--ramp``, fractions
-   of the limit); the sustained rate is the highest one ingest keeps up with; after each run what
-   was sent is counted back from the database: lost and doubled per (gateway, seq) and per reading
-   (ingest's own counters count a redelivered message twice, so they cannot say what was lost).
-   The limit is measured again beside every probe: each adds millions of rows and the table slows as
-   it grows. A rate that fails is tried once more (a checkpoint can sink one 20-second window).
-   saturated: offered 1.15 x the limit, so the pipeline commits as fast as it can, like the limit
-   does; compared with the limit measured just before and just after.
+   ``--publishers`` processes) publish through a real mosquitto to ingest at rising offered rates
+   (``--ramp``, fractions of the limit); the sustained rate is the highest one ingest keeps up with.
+   The ingest ramped is the first of ``--ingest``: ``shipped`` is ``parkmon ingest run`` as it ships
+   (its own process, rollup maintenance every 30 s, alert engine, board feed: bench/_shipped.py, its
+   CPU per thread from bench/_threads.py), ``bare`` the Ingestor in this process with those off (as
+   the README's older figure was measured). After each run what was sent is counted back from the
+   database: lost and doubled per (gateway, seq) and per reading (ingest's own counters count a
+   redelivered message twice, so they cannot say what was lost). The limit is measured again beside
+   every probe: each adds millions of rows and the table slows as it grows. A rate that fails is
+   tried once more (a checkpoint can sink one window).
+   saturated: each of ``--ingest`` offered 1.15 x the limit, so it commits as fast as it can, like
+   the limit does; compared with the limit measured just before and just after.
 4. at 80 %: the same gateways paced at 80 % of the sustained rate; the delay from a batch being
-   sent to its commit (p50/p95/p99), ingest's memory over the run, CPU seconds per component.
+   sent to its commit (p50/p95/p99; bare only), ingest's memory, CPU seconds per component.
 
-Prints one JSON object per phase and a summary with the ratio and the bottleneck.
+Prints one JSON object per phase (each with its layout), a summary per layout and one across them.
 
-    python bench/ingest_pg.py                       # full run (10 M rows stored; ~10 min)
-    python bench/ingest_pg.py --preload 200000 --seconds 10 --warmup 3   # short (CI)
+    python bench/ingest_pg.py                       # full run, both layouts (10 M rows stored each)
+    python bench/ingest_pg.py --preload 300000 --seconds 4 --warmup 2 --limit-seconds 3 --ramp 0.35 \
+        --ingest shipped --compress-days 1        # short (CI: a few minutes for both layouts)
 """
 
 from __future__ import annotations
@@ -46,7 +56,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psycopg
 from _gateways import point_names, stored_vs_sent
+from _layouts import add_option, ensure_months, indexes, readings_size, set_layout, usable
+from _parksize import park_compression
 from _proc import cpu_s, rss_mb
+from _shipped import ShippedIngest
 
 from ingest.mqtt.broker import start_mosquitto
 from ingest.mqtt.config import IngestConfig
@@ -98,10 +111,7 @@ def preload(dsn: str, pids: list[int], rows: int, end_ms: int) -> dict[str, Any]
     first = end_ms - 86_400_000 - steps * 60_000
     t = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for y, m in pg_layout.months_between(first, end_ms + 40 * 86_400_000):
-            ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {pg_layout.partition_name(y, m)} PARTITION OF readings "
-                         f"FOR VALUES FROM ('{y:04d}-{m:02d}-01 00:00+00') TO ('{ny:04d}-{nm:02d}-01 00:00+00')")
+        ensure_months(conn, pg_layout.months_between(first, end_ms + 40 * 86_400_000))
         done = 0
         for chunk in range(0, steps, 20):  # a commit per 20 steps: progress, and bounded WAL per commit
             with conn.transaction(), conn.cursor() as cur, \
@@ -272,54 +282,90 @@ def run_gateways(port: int, gateways: int, points: int, publishers: int, rate: i
 
 
 def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int, work: Path,
-             pg_datadir: Path) -> dict[str, Any]:
+             pg_datadir: Path, kind: str = "bare") -> dict[str, Any]:
+    """One run of gateways -> mosquitto -> ingest -> PostgreSQL at ``rate`` points/s. ``kind``: ``bare``,
+    the Ingestor in this process with rollups, alerts and board feed off (as the README's figure was
+    measured); ``shipped``, the ``parkmon ingest run`` command in its own process with its defaults
+    (bench/_shipped.py), measured over at least ``--shipped-min-seconds`` so one rollup refresh (every
+    30 s) falls inside the window."""
     store = open_store(url)
     store.create_schema()
     broker_port = broker.port
-    # one client id for every run: ingest's session is persistent, and a new id per run left the old
-    # sessions subscribed, so mosquitto queued every later message once more for each of them
-    ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id="bench-ingest",
-                                   max_batch_messages=args.batch_messages, writers=args.writers), store)
     delays: list[int] = []
     measuring = threading.Event()
-
-    def on_commit(batches: list[IncomingBatch], commit_ms: int) -> None:
-        if measuring.is_set():
-            delays.extend(commit_ms - b.batch.sent for b in batches)
-
-    ingest.commit_listeners.append(on_commit)
-    ingest.start()
-    ingest.connected.wait(10)
-    procs, stats_files = run_gateways(broker_port, args.gateways, args.points, args.publishers, rate,
-                                      args.warmup + args.seconds, work, t0)
-    sampler = Sampler({"ingest (this process)": [os.getpid()], "postgresql": [],
-                       "mosquitto": [broker.proc.pid], "gateways": [p.pid for p in procs]})
     queued = [0]
-
-    def watch_queue() -> None:  # back-pressure: what waits inside ingest stays within the broker's window
-        while not done.wait(0.1):
-            queued[0] = max(queued[0], ingest._queue.qsize())
-
     done = threading.Event()
-    threading.Thread(target=watch_queue, daemon=True).start()
-    time.sleep(args.warmup)
+    seconds = args.seconds
+    if kind == "shipped":
+        store.refresh_rollups()  # the earlier runs' rows: each run's maintenance refreshes only its own
+        seconds = max(seconds, args.shipped_min_seconds)
+        # one client id for every run: the session is persistent (see below)
+        ship = ShippedIngest(url, broker_port, "bench-shipped", work / "shipped.log")
+        ship.connected.wait(30)
+        ingest_pid = ship.pid
+        inserted: Callable[[], int] = ship.inserted
+    else:
+        # one client id for every run: ingest's session is persistent, and a new id per run left the old
+        # sessions subscribed, so mosquitto queued every later message once more for each of them
+        ingest = Ingestor(IngestConfig(mqtt_port=broker_port, db_url=url, client_id="bench-ingest",
+                                       max_batch_messages=args.batch_messages, writers=args.writers), store)
+
+        def on_commit(batches: list[IncomingBatch], commit_ms: int) -> None:
+            if measuring.is_set():
+                delays.extend(commit_ms - b.batch.sent for b in batches)
+
+        ingest.commit_listeners.append(on_commit)
+        ingest.start()
+        ingest.connected.wait(10)
+        ingest_pid = os.getpid()
+        inserted = lambda: ingest.stats.inserted  # noqa: E731
+
+        def watch_queue() -> None:  # back-pressure: what waits inside ingest stays within the broker's window
+            while not done.wait(0.1):
+                queued[0] = max(queued[0], ingest._queue.qsize())
+
+        threading.Thread(target=watch_queue, daemon=True).start()
+    # the shipped command's first seconds load its alert rules' state and the registry, and its alert
+    # engine's first tick (at 5 s) judges the past hour, which it then does once an hour: not its pace
+    warmup = max(args.warmup, 7.0) if kind == "shipped" else args.warmup
+    procs, stats_files = run_gateways(broker_port, args.gateways, args.points, args.publishers, rate,
+                                      warmup + seconds, work, t0)
+    name = "ingest (parkmon ingest run)" if kind == "shipped" else "ingest (this process)"
+    sampler = Sampler({name: [ingest_pid], "postgresql": [], "mosquitto": [broker.proc.pid],
+                       "gateways": [p.pid for p in procs]})
+    time.sleep(warmup)
     sampler.pids["postgresql"] = postgres_pids(pg_datadir)
-    cpu0, ins0, t_start = sampler.cpu(), ingest.stats.inserted, time.perf_counter()
+    cpu0, ins0, t_start = sampler.cpu(), inserted(), time.perf_counter()
+    threads0 = ship.thread_cpu() if kind == "shipped" else {}
     measuring.set()
     sampler.start()
-    time.sleep(args.seconds)
+    time.sleep(seconds)
     measuring.clear()
-    cpu1, ins1, el = sampler.cpu(), ingest.stats.inserted, time.perf_counter() - t_start
+    cpu1, ins1, t_end = sampler.cpu(), inserted(), time.perf_counter()
+    threads1 = ship.thread_cpu() if kind == "shipped" else {}
+    el = t_end - t_start
+    if kind == "shipped":  # its log says the count once a second: the rate between two of its lines
+        (a_t, a_n), (b_t, b_n) = ship.at(t_start), ship.at(t_end)
+        ins0, ins1, el = a_n, b_n, max(1e-3, b_t - a_t)
     sampler.stop()
     for p in procs:
         p.wait(120)
+    sent_at = time.perf_counter()
     sent = sum(json.loads(f.read_text())["samples"] for f in stats_files)
     # drain until every reading sent is a new row (received messages would count redeliveries too)
     deadline = time.monotonic() + 300
-    while ingest.stats.inserted < sent and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while inserted() < sent and time.monotonic() < deadline:
+        time.sleep(0.2)
+    drain_s = time.perf_counter() - sent_at
     done.set()
-    ingest.stop()
+    if kind == "shipped":
+        ship.stop()
+        rss: list[float] = []
+        received = None
+    else:
+        ingest.stop()
+        rss = sampler.rss
+        received = ingest.stats.samples
     store.close()
     stored = stored_vs_sent(url.replace("postgresql+psycopg", "postgresql"), stats_files)
     delays.sort()
@@ -328,28 +374,173 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
         return round(delays[min(len(delays) - 1, int(q * len(delays)))] / 1000, 3) if delays else None
 
     cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
-    return {"rows_per_s": round((ins1 - ins0) / el), "sent_samples": sent, "stored": stored,
-            "received_samples_with_redeliveries": ingest.stats.samples, "inserted_total": ingest.stats.inserted,
+    rows = ins1 - ins0
+    return {"ingest": kind, "rows_per_s": round(rows / el), "sent_samples": sent, "stored": stored,
+            "received_samples_with_redeliveries": received, "inserted_total": inserted(),
             "delay_s": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
-            "ingest_queue_max_messages": queued[0],
-            "ingest_rss_mb": {"min": min(sampler.rss, default=0), "max": max(sampler.rss, default=0),
-                              "last": sampler.rss[-1] if sampler.rss else 0},
-            "cpu_s": cpu, "cpu_share_of_2_cores": round(sum(cpu.values()) / el / 2, 2), "seconds": round(el, 1)}
+            "drain_after_gateways_stopped_s": round(drain_s, 1),
+            "ingest_queue_max_messages": queued[0] if kind == "bare" else None,
+            "ingest_rss_mb": {"min": min(rss, default=0), "max": max(rss, default=0), "last": rss[-1] if rss else 0},
+            "cpu_s": cpu, "cpu_share_of_2_cores": round(sum(cpu.values()) / (t_end - t_start) / 2, 2),
+            "ingest_cpu_us_per_row": round(cpu[name] / rows * 1e6, 2) if rows else None,
+            # the shipped command's threads (its CPU over the window, by thread: where the cores go)
+            "ingest_threads_cpu_s": {k: round(v - threads0.get(k, 0.0), 2) for k, v in sorted(threads1.items())
+                                     if v - threads0.get(k, 0.0) >= 0.05} or None,
+            "postgresql_cpu_us_per_row": round(cpu["postgresql"] / rows * 1e6, 2) if rows else None,
+            "seconds": round(el, 1)}
 
 
-def durable_park(cleanup: ExitStack, gateways: int, points: int) -> tuple[str, str, list[int], Path]:
-    """A PostgreSQL server as production runs it (DURABLE), parkmon's schema, a park registered:
-    (SQLAlchemy URL, libpq DSN, point ids, data directory). The server goes when ``cleanup`` closes."""
+def durable_park(cleanup: ExitStack, gateways: int, points: int, layout: str = "partitioned"
+                 ) -> tuple[str, str, list[int], Path, Any]:
+    """A PostgreSQL server as production runs it (DURABLE; preloading TimescaleDB when installed), a
+    database of ``layout`` with parkmon's schema, a park registered: (SQLAlchemy URL, libpq DSN, point
+    ids, data directory, the server). The server goes when ``cleanup`` closes."""
     from tests.pg_server import start_postgres
 
     pg = start_postgres(DURABLE)
     cleanup.callback(pg.destroy)
     url = pg.create_database()
+    dsn = url.replace("postgresql+psycopg", "postgresql")
+    set_layout(dsn, layout)
     store = open_store(url)
     store.create_schema()
     store.close()
-    dsn = url.replace("postgresql+psycopg", "postgresql")
-    return url, dsn, register(dsn, gateways, points), pg.datadir
+    return url, dsn, register(dsn, gateways, points), pg.datadir, pg
+
+
+def run_layout(layout: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Every phase on a fresh server whose database has ``layout``; returns the summary."""
+
+    def out(obj: dict[str, Any]) -> None:
+        emit({"layout": layout, **obj})
+
+    kinds: list[str] = args.ingest
+    with ExitStack() as cleanup:
+        url, dsn, pids, datadir, pg = durable_park(cleanup, args.gateways, args.points, layout)
+        now = now_ms()
+        with psycopg.connect(dsn) as conn:
+            idx = indexes(conn)
+        out({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
+             "readings_indexes": idx,
+             "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
+        comp = park_compression(pg, layout, args.compress_days) if args.compress_days else None
+        if comp:
+            out(comp)
+        # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape
+        settle(dsn)
+        lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds,
+                         now - 3_600_000, args.writers)
+        out(lim)
+        settle(dsn)
+        out(limit_store(url, args.gateways, args.points, min(args.batch_messages, args.gateways), args.seconds,
+                        now - 7_200_000, args.writers))
+        broker = start_mosquitto(work / f"mq-{layout}")
+        cleanup.callback(broker.stop)
+        # sustained = the highest offered rate the pipeline keeps up with (commits >= 97 % of it, and its
+        # p99 delay under 5 s - bare - or the backlog gone within 5 s of the gateways stopping - shipped,
+        # whose commits this process cannot see); offering more than that only grows a backlog in the broker
+        sustained: dict[str, Any] | None = None
+        # every probe adds millions of rows, and a bigger table is a slower one: the limit is measured
+        # again beside each probe, so each is compared with the limit of the table as it then was
+        limits: list[int] = []
+        # a checkpoint or autovacuum landing inside one window can sink a probe that the pipeline
+        # otherwise keeps up with: a rate counts as too high only when it fails twice running
+        attempts = [(frac, a) for frac in args.ramp for a in (1, 2)]
+        failed_at: float | None = None
+        counted: list[dict[str, int]] = []  # every run's readings and batches counted back from the database
+        for day, (frac, attempt) in enumerate(attempts, start=1):
+            if attempt == 2 and failed_at != frac:
+                continue  # the first attempt kept up: no second one
+            rate = int(lim["rows_per_s"] * frac)
+            settle(dsn)
+            beside = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
+                                args.limit_seconds, now + (day + 40) * 3_600_000, args.writers)
+            limits.append(beside["rows_per_s"])
+            settle(dsn)
+            probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, datadir, kinds[0])
+            counted.append(probe["stored"])
+            backlog_ok = (probe["delay_s"]["p99"] or 99) < 5.0 if kinds[0] == "bare" \
+                else probe["drain_after_gateways_stopped_s"] < 5.0
+            kept_up = probe["rows_per_s"] >= 0.97 * rate and backlog_ok
+            out({"phase": "probe", "offered_points_per_s": rate, "attempt": attempt, "kept_up": kept_up,
+                 "limit_beside_rows_per_s": beside["rows_per_s"],
+                 "ratio_to_limit_beside": round(probe["rows_per_s"] / beside["rows_per_s"], 2), **probe})
+            if not kept_up:
+                if attempt == 2:
+                    break
+                failed_at = frac
+                continue
+            sustained = {"offered_points_per_s": rate, "limit_beside_rows_per_s": beside["rows_per_s"], **probe}
+        # saturated: offered well past what the pipeline keeps up with, as the limit runs "as fast as it
+        # can": like for like, committed rows/s on both sides, the limit measured just before and after;
+        # for every kind of ingest (the shipped command, and the bare Ingestor the README quotes)
+        sats: dict[str, dict[str, Any]] = {}  # (each run its own hours of meter time: no row repeats another's)
+        for i, kind in enumerate(kinds):
+            settle(dsn)
+            before = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
+                                args.limit_seconds, now + (100 + 10 * i) * 3_600_000, args.writers)
+            limits.append(before["rows_per_s"])
+            sat_rate = int(before["rows_per_s"] * 1.15)
+            settle(dsn)
+            sat = pipeline(url, broker, args, sat_rate, now + (70 + 10 * i) * 3_600_000, work, datadir, kind)
+            counted.append(sat["stored"])
+            settle(dsn)
+            after = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
+                               args.limit_seconds, now + (105 + 10 * i) * 3_600_000, args.writers)
+            limits.append(after["rows_per_s"])
+            around = (before["rows_per_s"] + after["rows_per_s"]) / 2
+            sats[kind] = {"rows_per_s": sat["rows_per_s"], "limit_around": round(around),
+                          "ratio": round(sat["rows_per_s"] / around, 2),
+                          "ingest_cpu_us_per_row": sat["ingest_cpu_us_per_row"],
+                          "postgresql_cpu_us_per_row": sat["postgresql_cpu_us_per_row"]}
+            out({"phase": "saturated", "offered_points_per_s": sat_rate,
+                 "limit_before_rows_per_s": before["rows_per_s"],
+                 "limit_after_rows_per_s": after["rows_per_s"], "ratio_to_limit_around": sats[kind]["ratio"], **sat})
+        if sustained is None:
+            summary: dict[str, Any] = {
+                "phase": "summary", "error": f"the pipeline kept up with none of the offered rates {args.ramp}",
+                       "saturated": sats}
+            out(summary)
+            return summary
+        out({"phase": "sustained", **sustained})
+        paced_rate = int(sustained["rows_per_s"] * 0.8)
+        settle(dsn)
+        paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, datadir, kinds[0])
+        counted.append(paced["stored"])
+        out({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            size = readings_size(conn)
+        cpu = sustained["cpu_s"]
+        busiest = max(cpu, key=lambda k: cpu[k])
+        # the simulated gateways run on this machine's cores; in a park they run on their own boxes
+        load_gen = (cpu["gateways"] / sustained["seconds"]) / 2
+        bottleneck = (f"CPU: all {sustained['cpu_share_of_2_cores']:.0%} of 2 cores busy, most in {busiest}"
+                      if sustained["cpu_share_of_2_cores"] > 0.85 else f"not CPU-bound; busiest {busiest}")
+        beside_lim = sustained["limit_beside_rows_per_s"]
+        summary = {
+            "phase": "summary", "ingest": kinds[0], "sustained_points_per_s": sustained["rows_per_s"],
+            "limit_rows_per_s": beside_lim,
+            "limit_rows_per_s_at_start_and_beside_each_run": [lim["rows_per_s"], *limits],
+            "ratio_to_limit": round(sustained["rows_per_s"] / beside_lim, 2),
+            "saturated": sats, "ratio_to_limit_at_start": round(sustained["rows_per_s"] / lim["rows_per_s"], 2),
+            "load_generator_share_of_cpu": round(load_gen, 2),
+            "ratio_to_limit_on_cores_left_by_load_generator": round(
+                sustained["rows_per_s"] / (beside_lim * (1 - load_gen)), 2),
+            "delay_at_80pct_s": paced["delay_s"], "drain_at_80pct_s": paced["drain_after_gateways_stopped_s"],
+            "rows_stored": size["rows"], "bytes_per_reading_bench_rows": size["bytes_per_reading"],
+            "park_bytes_per_reading": None if comp is None else {
+                "uncompressed": comp["bytes_per_reading_uncompressed"],
+                "compressed": comp.get("bytes_per_reading_compressed")},
+            # counted from the rows stored against what was sent, over every run (probes, saturated, 80 %)
+            **{k: sum(c[k] for c in counted) for k in ("sent_readings", "lost_readings", "doubled_readings",
+                                                       "sent_batches", "lost_batches", "doubled_batches")},
+            "memory_mb_at_80pct": paced["ingest_rss_mb"],
+            "bottleneck": bottleneck, "goal": "shipped ratio >= 0.85; compressed <= 12 bytes per reading",
+            "ratios": "ratio_to_limit: highest rate kept up with over the limit measured beside it; saturated: "
+                      "rows/s committed when offered 1.15 x the limit, over the limit measured just before and after "
+                      "(both as fast as they can)"}
+        out(summary)
+        return summary
 
 
 def main() -> int:
@@ -366,113 +557,34 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=8.0)
     ap.add_argument("--limit-seconds", type=float, default=8.0,
                     help="window of the limit measured again beside each probe")
+    ap.add_argument("--ingest", nargs="+", choices=("shipped", "bare"), default=["shipped", "bare"],
+                    help="the ingest measured: shipped (parkmon ingest run, defaults on) and/or bare (the Ingestor "
+                         "in-process, rollups/alerts/board feed off); the first is ramped, each is saturated")
+    ap.add_argument("--shipped-min-seconds", type=float, default=None,
+                    help="shortest window of a shipped run, so that one of its rollup refreshes (every 30 s) "
+                         "falls inside; default 32 for a full run, --seconds for a short one (under 15 s)")
+    ap.add_argument("--compress-days", type=int, default=3,
+                    help="days of the simulated park stored for bytes per reading, before and after "
+                         "compression (0: skip)")
+    add_option(ap)
     args = ap.parse_args()
-    with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-ingest-") as tmp:
-        work = Path(tmp)
-
-        url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
-        now = now_ms()
-        emit({"phase": "setup", "points": len(pids), "preload": preload(dsn, pids, args.preload, now),
-              "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
-        # ingest commits are ~batch_messages gateways' batches; the limit commits the same shape
-        settle(dsn)
-        lim = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways), args.seconds,
-                         now - 3_600_000, args.writers)
-        emit(lim)
-        settle(dsn)
-        emit(limit_store(url, args.gateways, args.points, min(args.batch_messages, args.gateways), args.seconds,
-                         now - 7_200_000, args.writers))
-        broker = start_mosquitto(work / "mq")
-        cleanup.callback(broker.stop)
-        # sustained = the highest offered rate the pipeline keeps up with (commits >= 97 % of it, p99
-        # delay under 5 s); offering more than that only grows a backlog in the broker
-        sustained: dict[str, Any] | None = None
-        # every probe adds millions of rows, and a bigger table is a slower one: the limit is measured
-        # again beside each probe, so each is compared with the limit of the table as it then was
-        limits: list[int] = []
-        # a checkpoint or autovacuum landing inside one 20-second window can sink a probe that the
-        # pipeline otherwise keeps up with: a rate counts as too high only when it fails twice running
-        attempts = [(frac, a) for frac in args.ramp for a in (1, 2)]
-        failed_at: float | None = None
-        counted: list[dict[str, int]] = []  # every run's readings and batches counted back from the database
-        for day, (frac, attempt) in enumerate(attempts, start=1):
-            if attempt == 2 and failed_at != frac:
-                continue  # the first attempt kept up: no second one
-            rate = int(lim["rows_per_s"] * frac)
-            settle(dsn)
-            beside = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
-                                args.limit_seconds, now + (day + 40) * 3_600_000, args.writers)
-            limits.append(beside["rows_per_s"])
-            settle(dsn)
-            probe = pipeline(url, broker, args, rate, now + day * 3_600_000, work, datadir)
-            counted.append(probe["stored"])
-            kept_up = probe["rows_per_s"] >= 0.97 * rate and (probe["delay_s"]["p99"] or 99) < 5.0
-            emit({"phase": "probe", "offered_points_per_s": rate, "attempt": attempt, "kept_up": kept_up,
-                  "limit_beside_rows_per_s": beside["rows_per_s"],
-                  "ratio_to_limit_beside": round(probe["rows_per_s"] / beside["rows_per_s"], 2), **probe})
-            if not kept_up:
-                if attempt == 2:
-                    break
-                failed_at = frac
-                continue
-            sustained = {"offered_points_per_s": rate, "limit_beside_rows_per_s": beside["rows_per_s"], **probe}
-        settle(dsn)
-        after = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
-                           args.limit_seconds, now + 80 * 3_600_000, args.writers)
-        limits.append(after["rows_per_s"])
-        emit({"phase": "limit_after_ramp", **after})
-        # saturated: offered well past what the pipeline keeps up with, as the limit runs "as fast as it
-        # can": like for like, committed rows/s on both sides, the limit measured just before and after
-        sat_rate = int(after["rows_per_s"] * 1.15)
-        settle(dsn)
-        sat = pipeline(url, broker, args, sat_rate, now + 70 * 3_600_000, work, datadir)
-        counted.append(sat["stored"])
-        settle(dsn)
-        after2 = limit_copy(dsn, pids, args.points, min(args.batch_messages, args.gateways),
-                            args.limit_seconds, now + 90 * 3_600_000, args.writers)
-        limits.append(after2["rows_per_s"])
-        around = (after["rows_per_s"] + after2["rows_per_s"]) / 2
-        emit({"phase": "saturated", "offered_points_per_s": sat_rate, "limit_before_rows_per_s": after["rows_per_s"],
-              "limit_after_rows_per_s": after2["rows_per_s"],
-              "ratio_to_limit_around": round(sat["rows_per_s"] / around, 2), **sat})
-        if sustained is None:
-            emit({"phase": "summary", "error": f"the pipeline kept up with none of the offered rates {args.ramp}"})
-            return 1
-        emit({"phase": "sustained", **sustained})
-        paced_rate = int(sustained["rows_per_s"] * 0.8)
-        settle(dsn)
-        paced = pipeline(url, broker, args, paced_rate, now + 30 * 3_600_000, work, datadir)
-        counted.append(paced["stored"])
-        emit({"phase": "at_80_percent", "offered_points_per_s": paced_rate, **paced})
-        with psycopg.connect(dsn) as conn:
-            total = conn.execute("SELECT count(*) FROM readings").fetchone()
-        cpu = sustained["cpu_s"]
-        busiest = max(cpu, key=lambda k: cpu[k])
-        # the simulated gateways run on this machine's cores; in a park they run on their own boxes
-        load_gen = (cpu["gateways"] / sustained["seconds"]) / 2
-        bottleneck = (f"CPU: all {sustained['cpu_share_of_2_cores']:.0%} of 2 cores busy, most in {busiest}"
-                      if sustained["cpu_share_of_2_cores"] > 0.85 else f"not CPU-bound; busiest {busiest}")
-        beside_lim = sustained["limit_beside_rows_per_s"]
-        emit({"phase": "summary", "sustained_points_per_s": sustained["rows_per_s"],
-              "limit_rows_per_s": beside_lim,
-              "limit_rows_per_s_at_start_and_beside_each_probe": [lim["rows_per_s"], *limits],
-              "ratio_to_limit": round(sustained["rows_per_s"] / beside_lim, 2),
-              "saturated_points_per_s": sat["rows_per_s"], "limit_around_saturated_rows_per_s": round(around),
-              "saturated_ratio_to_limit": round(sat["rows_per_s"] / around, 2),
-              "ratio_to_limit_at_start": round(sustained["rows_per_s"] / lim["rows_per_s"], 2),
-              "load_generator_share_of_cpu": round(load_gen, 2),
-              "ratio_to_limit_on_cores_left_by_load_generator": round(
-                  sustained["rows_per_s"] / (beside_lim * (1 - load_gen)), 2),
-              "delay_at_80pct_s": paced["delay_s"], "rows_stored": total[0] if total else None,
-              # counted from the rows stored against what was sent, over every run (probes, saturated, 80 %)
-              **{k: sum(c[k] for c in counted) for k in ("sent_readings", "lost_readings", "doubled_readings",
-                                                         "sent_batches", "lost_batches", "doubled_batches")},
-              "memory_mb_at_80pct": paced["ingest_rss_mb"],
-              "bottleneck": bottleneck, "goal": "ratio >= 0.7 and >= 60000 points/s",
-              "ratios": "ratio_to_limit: highest rate kept up with (>= 97 % committed, p99 < 5 s) over the limit "
-                        "measured beside it; saturated_ratio_to_limit: rows/s committed when offered more than "
-                        "that, over the limit measured just before and after (both as fast as they can)"})
-    return 0
+    if args.shipped_min_seconds is None:
+        args.shipped_min_seconds = 32.0 if args.seconds >= 15 else args.seconds
+    layouts, skipped = usable(args.layouts)
+    for layout, why in skipped.items():
+        print(f"skipping the {layout} half: {why}", file=sys.stderr)
+        emit({"phase": "skipped", "layout": layout, "why": why})
+    summaries: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="parkmon-bench-ingest-") as tmp:
+        for layout in layouts:
+            here = Path(tmp) / layout
+            here.mkdir()
+            summaries[layout] = run_layout(layout, args, here)
+    emit({"phase": "layouts", **{k: {f: v.get(f) for f in ("sustained_points_per_s", "limit_rows_per_s",
+                                                           "ratio_to_limit", "saturated", "park_bytes_per_reading",
+                                                           "lost_readings", "doubled_readings", "error")}
+                                 for k, v in summaries.items()}, "skipped": skipped})
+    return 1 if any("error" in v for v in summaries.values()) else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ Then, once:
 - the bytes each reading, rollup row and batch record takes in PostgreSQL (heap + indexes / rows,
   after VACUUM): with the rest, the inputs of docs/capacity.md.
 
+All of it for each PostgreSQL layout in turn (``--layouts``, default both: plain monthly partitions and
+TimescaleDB, skipped with the reason where it is not installed; bench/_layouts.py), each on a fresh server.
+On TimescaleDB the rollups are continuous aggregates: the steady-state refresh there reads the raw rows
+of the minute, hour and day touched (no rollup rows to seed), and the sizes count chunks.
+
 Two cores: PostgreSQL alone takes most of them, so more workers cannot show more than the cores left
 over, and other people's processes on the machine take their share too (the "others" column, from
 /proc/stat over the same window). The figures to carry to other hardware are the CPU seconds per
@@ -63,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paho.mqtt.client as mqtt
 import psycopg
 from _gateways import stored_vs_sent
+from _layouts import add_option, ensure_months, is_hypertable, readings_size, usable
 from _proc import cpu_s, machine_cpu, rss_mb
 from ingest_pg import DURABLE, durable_park, emit, limit_copy, postgres_pids, preload, run_gateways, settle
 from paho.mqtt.enums import CallbackAPIVersion
@@ -286,7 +292,7 @@ def bridge_run(args: argparse.Namespace, work: Path, t0: int) -> dict[str, Any]:
         got[0] += 1
         got[1] += len(m.payload)
         head = m.payload[:80]
-        keys.add(head[head.index(b'"gw"'):head.index(b',"sent"')])
+        keys.add(bytes(head[head.index(b'"gw"'):head.index(b',"sent"')]))
 
     sub.on_message = on_message
     try:
@@ -334,11 +340,14 @@ def rollup_steady(dsn: str, url: str, pg_datadir: Path, cadence_s: float = 30.0)
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         pts = conn.execute("SELECT p.id, d.enterprise_id FROM points p JOIN devices d ON d.id = p.device_id").fetchall()
-        for y, m in pg_layout.months_between(t, t + HOUR_MS):
-            ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {pg_layout.partition_name(y, m)} PARTITION OF readings "
-                         f"FOR VALUES FROM ('{y:04d}-{m:02d}-01 00:00+00') TO ('{ny:04d}-{nm:02d}-01 00:00+00')")
+        ensure_months(conn, pg_layout.months_between(t, t + HOUR_MS))
+        # TimescaleDB: the rollups are continuous aggregates, refreshed from the raw rows themselves,
+        # so there are no rollup rows to seed (its refresh reads the raw rows of the touched minute,
+        # hour and day: here the day holds only what this bench wrote into it)
+        hyper = is_hypertable(conn)
         for table, first, step in (("readings_1m", t - 30 * 60_000, "1 minute"), ("readings_1h", day0, "1 hour")):
+            if hyper:
+                break
             last = t - 60_000 if table == "readings_1m" else t - 31 * 60_000  # the buckets before this one
             conn.execute(f"INSERT INTO {table} (point_id, bucket, n_all, n, sum, min, max, first_ts, first, "
                          "last_ts, last) SELECT p.id, b, 6, 6, 6.0, 1.0, 1.0, b, 1.0, b + interval '50 s', 1.0 "
@@ -346,7 +355,7 @@ def rollup_steady(dsn: str, url: str, pg_datadir: Path, cadence_s: float = 30.0)
                          (at(first), at(last)))
         conn.execute("VACUUM ANALYZE readings_1m")
         conn.execute("VACUUM ANALYZE readings_1h")
-    store = open_store(url)
+    store = open_store(url)  # (VACUUM of a continuous aggregate vacuums its materialization)
     rounds = []
     try:
         for k in range(2):
@@ -401,18 +410,34 @@ def backfill_refresh(dsn: str, url: str, pg_datadir: Path, keep_before_ms: int, 
 
 
 def sizes(dsn: str, tables: tuple[str, ...]) -> dict[str, Any]:
-    """Bytes per row (heap + indexes, after VACUUM) of each table, over all its partitions."""
+    """Bytes per row (heap + indexes, after VACUUM) of each table, over all its partitions or chunks
+    (TimescaleDB: ``readings`` compressed chunks included, a continuous aggregate's materialization)."""
     out: dict[str, Any] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in tables:
+            if table == "readings":
+                r = readings_size(conn)
+                out[table] = {"rows": r["rows"], "heap_mb": round((r["bytes"] - r["index_bytes"]) / 2**20, 1),
+                              "index_mb": round(r["index_bytes"] / 2**20, 1), "bytes_per_row": r["bytes_per_reading"],
+                              "heap_bytes_per_row": round((r["bytes"] - r["index_bytes"]) / r["rows"], 1)
+                              if r["rows"] else None}
+                continue
             conn.execute(f"VACUUM ANALYZE {table}")
-            parts = [r[0] for r in conn.execute("SELECT relid::text FROM pg_partition_tree(%s::regclass) "
-                                                "WHERE isleaf", (table,))] or [table]
-            heap = idx = 0
-            for part in parts:
-                got = conn.execute("SELECT pg_table_size(%s::regclass), pg_indexes_size(%s::regclass)",
-                                   (part, part)).fetchone()
-                heap, idx = heap + int(got[0] if got else 0), idx + int(got[1] if got else 0)
+            mat = conn.execute("SELECT format('%%I.%%I', materialization_hypertable_schema, "
+                               "materialization_hypertable_name) FROM timescaledb_information.continuous_aggregates "
+                               "WHERE view_name = %s", (table,)).fetchone() if is_hypertable(conn) else None
+            if mat:
+                got = conn.execute("SELECT coalesce(sum(total_bytes), 0)::int8, coalesce(sum(index_bytes), 0)::int8 "
+                                   "FROM chunks_detailed_size(%s::regclass)", (mat[0],)).fetchone()
+                heap, idx = (int(got[0]) - int(got[1]), int(got[1])) if got else (0, 0)
+            else:
+                parts = [r[0] for r in conn.execute("SELECT relid::text FROM pg_partition_tree(%s::regclass) "
+                                                    "WHERE isleaf", (table,))] or [table]
+                heap = idx = 0
+                for part in parts:
+                    got = conn.execute("SELECT pg_table_size(%s::regclass), pg_indexes_size(%s::regclass)",
+                                       (part, part)).fetchone()
+                    heap, idx = heap + int(got[0] if got else 0), idx + int(got[1] if got else 0)
             got = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
             rows = int(got[0]) if got else 0
             out[table] = {"rows": rows, "heap_mb": round(heap / 2**20, 1), "index_mb": round(idx / 2**20, 1),
@@ -438,12 +463,36 @@ def main() -> int:
     ap.add_argument("--preload", type=int, default=2_000_000, help="rows stored before measuring")
     ap.add_argument("--limit-seconds", type=float, default=8.0, help="window of the limit beside each run")
     ap.add_argument("--bridge-seconds", type=float, default=10.0, help="one bridge's throughput (0: skip)")
+    add_option(ap)
     args = ap.parse_args()
-    with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="parkmon-bench-scale-") as tmp:
-        work = Path(tmp)
-        url, dsn, pids, datadir = durable_park(cleanup, args.gateways, args.points)
+    layouts, skipped = usable(args.layouts)
+    for layout, why in skipped.items():
+        print(f"skipping the {layout} half: {why}", file=sys.stderr)
+        emit({"phase": "skipped", "layout": layout, "why": why})
+    summaries = {}
+    with tempfile.TemporaryDirectory(prefix="parkmon-bench-scale-") as tmp:
+        for layout in layouts:
+            here = Path(tmp) / layout
+            here.mkdir()
+            summaries[layout] = run_layout(layout, args, here)
+    emit({"phase": "layouts", **{k: {f: v[f] for f in ("table", "bytes_per_reading", "bytes_per_rollup_row",
+                                                       "rollup_refresh_steady_postgresql_cores_per_million_points_at_30s",
+                                                       "rollup_backfill_postgresql_cpu_s_per_million_rows",
+                                                       "lost_readings", "doubled_readings")}
+                                 for k, v in summaries.items()}, "skipped": skipped})
+    return 0
+
+
+def run_layout(layout: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Every phase on a fresh server whose database has ``layout``; returns the summary."""
+
+    def out(obj: dict[str, Any]) -> None:
+        emit({"layout": layout, **obj})
+
+    with ExitStack() as cleanup:
+        url, dsn, pids, datadir, _pg = durable_park(cleanup, args.gateways, args.points, layout)
         now = now_ms()
-        emit({"phase": "setup", "points": len(pids), "cores": os.cpu_count(),
+        out({"phase": "setup", "points": len(pids), "cores": os.cpu_count(),
               "preload": preload(dsn, pids, args.preload, now) if args.preload else {"rows": 0},
               "postgresql": {k: DURABLE[k] for k in ("fsync", "synchronous_commit", "shared_buffers")}})
         # the producer side alone, as fast as the broker acknowledges (into a waiting session)
@@ -454,22 +503,22 @@ def main() -> int:
             producer, _files = fill(pbroker.port, args, work, now, pbroker.proc.pid, 0, 2.0)
         finally:
             pbroker.stop()
-        emit({"phase": "producer", **producer})
+        out({"phase": "producer", **producer})
         runs = []
         for i, n in enumerate(args.workers):
             settle(dsn)
             r = run_workers(n, url, dsn, pids, args, work, now + (i + 1) * 3_600_000, datadir)
-            emit(r)
+            out(r)
             runs.append(r)
         bridge = bridge_run(args, work, now + 50 * 3_600_000) if args.bridge_seconds else None
         if bridge:
-            emit(bridge)
+            out(bridge)
         st = sizes(dsn, ("readings", "gateway_batches"))
         backfill = backfill_refresh(dsn, url, datadir, now + 2 * 3_600_000, runs[0]["inserted"], args.gateways)
         steady = rollup_steady(dsn, url, datadir)
         st.update(sizes(dsn, ROLLUPS))  # after both refreshes: with the churn a refresh leaves
-        emit({"phase": "storage", **st})
-        emit({"phase": "rollup_refresh", "backfill": backfill, "steady_every_30s": steady})
+        out({"phase": "storage", **st})
+        out({"phase": "rollup_refresh", "backfill": backfill, "steady_every_30s": steady})
         one = runs[0]["points_per_s"]
         one_free = runs[0]["points_per_s_per_free_core"] or 1
         table = [{"workers": r["workers"], "points_per_s": r["points_per_s"],
@@ -482,7 +531,8 @@ def main() -> int:
                   "wal_bytes_per_row": r["wal_bytes_per_row"]}
                  for r in runs]
         busiest = runs[-1]["cpu_cores"]
-        emit({"phase": "summary", "table": table, "producer_points_per_s": producer["producer_points_per_s"],
+        summary: dict[str, Any] = {
+            "phase": "summary", "table": table, "producer_points_per_s": producer["producer_points_per_s"],
               "cpu_s_per_million_rows": {r["workers"]: r["cpu_s_per_million_rows"] for r in runs},
               "bytes_per_reading": st["readings"]["bytes_per_row"],
               "bytes_per_rollup_row": {k: st[k]["bytes_per_row"] for k in ROLLUPS},
@@ -495,8 +545,10 @@ def main() -> int:
                             f"{runs[-1]['workers']} workers, PostgreSQL {busiest['postgresql']}",
               # from the rows stored against what was sent, per reading and per (gateway, seq)
               **{k: sum(r["stored"][k] for r in runs) for k in ("lost_readings", "doubled_readings",
-                                                                "lost_batches", "doubled_batches")}})
-        print(f"\n{'workers':>7} {'points/s':>9} {'x first':>7} {'/free core':>10} {'x first':>7} {'limit':>8} "
+                                                                "lost_batches", "doubled_batches")}}
+        out(summary)
+        print(f"\n{layout}:")
+        print(f"{'workers':>7} {'points/s':>9} {'x first':>7} {'/free core':>10} {'x first':>7} {'limit':>8} "
               f"{'ratio':>5} {'ingest':>6} {'pg':>5} {'mosq':>5} {'others':>6} {'iowait':>6} {'WAL B/row':>9}  shares")
         for r in table:
             c = r["cores"]
@@ -509,7 +561,7 @@ def main() -> int:
               f"/free core: points/s over the cores the others left; limit: "
               f"idempotent COPY from memory, 2 connections per worker, beside the run; producer alone: "
               f"{producer['producer_points_per_s']:,} points/s)")
-    return 0
+        return summary
 
 
 if __name__ == "__main__":

@@ -330,7 +330,9 @@ class SqlStore(SqlReads):
         many dirty records it consumed (0: nothing to do)."""
         total = 0
         while True:
-            with self._tx() as conn:
+            # not under the store's lock (registry=False): the refresh caches no ids, and holding the lock
+            # stopped every writer of the process for the whole refresh, each 30 s (bench/ingest_pg.py)
+            with Transaction(self, registry=False) as conn:
                 n = rollups.refresh(conn)
             total += n
             if n == 0:
