@@ -151,10 +151,37 @@ def test_metered_guiding_indicators(store: Store) -> None:
     assert water["value"] == pytest.approx(0.80) and water["status"] == "met"
     heat = _get(http, "res", "waste-heat-utilisation")
     assert heat["value"] == pytest.approx(0.60) and heat["status"] == "met"
-    # no record of general industrial solid waste: no value, and the result says what is missing
+    # no solid-waste month on record: no value, and the result says what to enter
     waste = _get(http, "res", "solid-waste-utilisation")
     assert waste["value"] is None and waste["status"] == "insufficient_data"
-    assert "一般工业固体废物" in waste["inputs"]["why_no_value"]
+    assert "/solid-waste" in waste["inputs"]["why_no_value"]
+    # the enterprise's months, through the record type's route and its import (all or nothing):
+    # 2025-03 fly ash: generated 1 000 t, utilised 850 t of which 50 t from earlier years' stock;
+    # 2025-03 slag: generated 500 t, utilised 300 t; 2025-04 waste oil (hazardous): generated 20 t, utilised 10 t
+    put = http.put(f"{API}/parks/res/solid-waste", json={"enterprise": "e1", "month": "2025-03", "waste": "粉煤灰",
+                                                         "generated_t": 1000, "utilised_t": 850,
+                                                         "utilised_from_stock_t": 50, "stored_t": 200})
+    assert put.status_code == 200, put.text
+    bad = http.post(f"{API}/parks/res/solid-waste/import", files={"file": ("sw.csv", (
+        "企业,月份,固废名称,类别,产生量,综合利用量\n"
+        "e1,2025-03,炉渣,general,500,300\n"
+        "e1,2025-04,废矿物油,hazardous,20,10\n"
+        "e9,2025-04,炉渣,general,5,1\n").encode(), "text/csv")})
+    assert bad.status_code == 422 and bad.json()["detail"]["nothing_imported"] is True  # e9 is not registered
+    assert [e["line"] for e in bad.json()["detail"]["errors"]] == [4]
+    good = http.post(f"{API}/parks/res/solid-waste/import", files={"file": ("sw.csv", (
+        "企业,月份,固废名称,类别,产生量,综合利用量\n"
+        "e1,2025-03,炉渣,general,500,300\n"
+        "e1,2025-04,废矿物油,hazardous,20,10\n").encode(), "text/csv")})
+    assert good.status_code == 200, good.text
+    # (850 + 300 + 10) / (1 000 + 500 + 20 + 50) = 1 160 / 1 570 = 0.738854 < 0.80: below target
+    waste = _get(http, "res", "solid-waste-utilisation")
+    assert waste["value"] == pytest.approx(1160 / 1570, abs=1e-9) and waste["status"] == "below_target"
+    assert waste["inputs"]["months"] == ["2025-01", "2025-12"] and waste["inputs"]["records"] == 3
+    # March alone: (850 + 300) / (1 500 + 50) = 1 150 / 1 550 = 0.741935
+    march = _get(http, "res", "solid-waste-utilisation", start="2025-03-01T00:00:00+08:00",
+                 end="2025-04-01T00:00:00+08:00")
+    assert march["value"] == pytest.approx(1150 / 1550, abs=1e-9)
     # a park without reused-water meters: no value, naming the metric to register
     _park(store, "dry", {"water": 1e6})
     dry = _get(http, "dry", "water-reuse-rate")

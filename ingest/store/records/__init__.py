@@ -21,6 +21,7 @@ RECORD_TYPES: dict[str, str] = {
     "economy": "ingest.store.records.economy:RECORD_TYPE",
     "services": "ingest.store.records.services:RECORD_TYPE",
     "green_power": "ingest.store.records.green_power:RECORD_TYPE",
+    "solid_waste": "ingest.store.records.solid_waste:RECORD_TYPE",
 }
 
 

@@ -12,7 +12,7 @@ import csv
 import io
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -203,8 +203,10 @@ class ImportResult:
     valid: list[dict[str, Any]] = field(default_factory=list)  # the enterprise-months, checked
 
 
-def read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV (UTF-8, with or without BOM) or .xlsx file as dicts keyed by our column names."""
+def read_rows(path: Path, columns: Sequence[str], aliases: Mapping[str, str],
+              required: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of a CSV (UTF-8, with or without BOM) or .xlsx file as dicts keyed by ``columns`` (headers may be
+    their Chinese ``aliases``); empty cells left out. Every record type's import reads its file with this."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         from openpyxl import load_workbook  # only imports need it
 
@@ -218,14 +220,20 @@ def read_table(path: Path) -> list[dict[str, Any]]:
         raise RecordError(f"{path}: give a .csv or .xlsx file (got {path.suffix or 'no extension'})")
     if not cells:
         raise RecordError(f"{path}: the file is empty")
-    header = [HEADER_ALIASES.get(str(h).strip(), str(h).strip()) if h is not None else "" for h in cells[0]]
-    unknown = [h for h in header if h and h not in COLUMNS]
-    if unknown or "enterprise" not in header or "month" not in header:
-        raise RecordError(f"{path}: header must have enterprise and month, then any of "
-                          f"{', '.join(COLUMNS[2:])} (Chinese headers such as 企业, 月份, 工业总产值 work too); "
-                          f"unknown: {', '.join(unknown) or 'none'}")
+    header = [aliases.get(str(h).strip(), str(h).strip()) if h is not None else "" for h in cells[0]]
+    unknown = [h for h in header if h and h not in columns]
+    if unknown or any(r not in header for r in required):
+        zh = ", ".join(k for k in aliases if aliases[k] in required)
+        raise RecordError(f"{path}: header must have {', '.join(required)}, then any of "
+                          f"{', '.join(c for c in columns if c not in required)} (Chinese headers such as {zh} work "
+                          f"too); unknown: {', '.join(unknown) or 'none'}")
     return [{h: c for h, c in zip(header, row, strict=False) if h and c not in (None, "")}
             for row in cells[1:] if any(c not in (None, "") for c in row)]
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """The economic figures' file (:data:`COLUMNS`; 企业, 月份, 工业总产值 … work as headers too)."""
+    return read_rows(path, COLUMNS, HEADER_ALIASES, ("enterprise", "month"))
 
 
 def _month_text(v: Any) -> str:
