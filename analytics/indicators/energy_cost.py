@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import Field
@@ -24,7 +24,7 @@ from analytics.counters import edges, interval_energy
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Span
 from analytics.meters import HOLD_MS
 from analytics.rollup_feed import StepStore, plan, pooled_steps
-from analytics.tariffs import BAND_ZH, BANDS, SLOT_MIN, Band, TariffSettings, load_tariffs
+from analytics.tariffs import BAND_ZH, BANDS, SLOT_MIN, Band, TariffSettings, TariffTable, load_tariffs
 from ingest.store.records import registry
 from parkmon.common.clock import CHINA, DAY_MS, MINUTE_MS
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 IMPORT = "elec.import.energy"
 QUARTER_MS = SLOT_MIN * MINUTE_MS
+CHINA_OFFSET_MS = 8 * 3_600_000  # parkmon.common.clock.CHINA: UTC+8, no daylight saving
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 MAX_DAYS = 366  # the longest period priced in one request: a leap year
 
 
@@ -91,22 +93,29 @@ def price(energy: Sequence[float | None], start_ms: int, step: int, end_ms: int,
     """The cost of ``energy`` (kWh per interval of ``step`` from ``start_ms``; None: unknown)."""
     out = Cost(intervals=len(energy))
     bands: dict[tuple[int, int], list[tuple[Band, float]]] = {}
+    days: dict[int, tuple[date, TariffTable | None]] = {}  # China day number -> (its date, its table)
     peak: dict[tuple[int, int], float] = {}  # (year, month) -> the largest interval's kWh
     for i, kwh in enumerate(energy):
-        t = datetime.fromtimestamp((start_ms + i * step) / 1000, tz=CHINA)
         if kwh is None:
             continue
-        table = tariffs.table_for(park, enterprise, t.date())
+        # China time is UTC+8 all year (no daylight saving): the day and the minute of the day by arithmetic,
+        # the table once per day (a year of 200 enterprises at 15 minutes is 7 million intervals)
+        local = start_ms + i * step + CHINA_OFFSET_MS
+        n_day, minute = divmod(local, DAY_MS)
+        if n_day not in days:
+            d = date.fromordinal(EPOCH_ORDINAL + n_day)
+            days[n_day] = (d, tariffs.table_for(park, enterprise, d))
+        d, table = days[n_day]
         if table is None:
             out.untariffed_kwh += kwh
             continue
-        day = bands.get((id(table), t.month)) or bands.setdefault((id(table), t.month), table.day_bands(t.month))
-        band, yuan_per_kwh = day[(t.hour * 60 + t.minute) // SLOT_MIN]
+        day = bands.get((id(table), d.month)) or bands.setdefault((id(table), d.month), table.day_bands(d.month))
+        band, yuan_per_kwh = day[minute // MINUTE_MS // SLOT_MIN]
         out.kwh[band] += kwh
         out.yuan[band] += kwh * yuan_per_kwh
         out.known += 1
         out.tables.add(table.id)
-        peak[(t.year, t.month)] = max(peak.get((t.year, t.month), 0.0), kwh)
+        peak[(d.year, d.month)] = max(peak.get((d.year, d.month), 0.0), kwh)
     for (y, m), kwh in sorted(peak.items()):
         first = datetime(y, m, 1, tzinfo=CHINA)
         nxt = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=CHINA)

@@ -205,9 +205,14 @@ class NewEnergyShare(Indicator[ShareParams]):
 
     # --- the seam -------------------------------------------------------------------------------------------
     def feed(self, store: Store, park: str, p: ShareParams, ctx: Context) -> IndicatorResult:
-        result = share_of(store, ctx.park(store, park), p.start_ms, p.end_ms, ctx.share_settings,
-                          p.interval_s * 1000 if p.interval_s else None, p.green_purchase_kwh,
-                          p.certificates_sold_kwh, p.source, p.enterprise)
+        info = ctx.park(store, park)
+        if (p.enterprise, p.interval_s, p.green_purchase_kwh, p.certificates_sold_kwh, p.source) == \
+                (None, None, 0.0, 0.0, "auto"):  # the park's own share: computed once per request (zc_clean_energy)
+            result = park_share_once(store, info, p.start_ms, p.end_ms, ctx)
+        else:
+            result = share_of(store, info, p.start_ms, p.end_ms, ctx.share_settings,
+                              p.interval_s * 1000 if p.interval_s else None, p.green_purchase_kwh,
+                              p.certificates_sold_kwh, p.source, p.enterprise)
         if p.clean_share:  # the park is checked: the energy is read without a second check
             add_clean_share(result, lambda: energy_figures(store, park, p.start_ms, p.end_ms, p.enterprise,
                                                            ctx.factors)[0], ctx.factors)
@@ -274,6 +279,13 @@ def compute_park_share(store: MeterStore, park: str, start_ms: int, end_ms: int,
     :class:`~analytics.indicators.base.UnknownPark` when the park is not registered."""
     return share_of(store, require_park(store, park), start_ms, end_ms, settings, interval_ms, green_purchase_kwh,
                     certificates_sold_kwh, source, enterprise)
+
+
+def park_share_once(store: MeterStore, info: Any, start_ms: int, end_ms: int, ctx: Context) -> IndicatorResult:
+    """The park's share over [start, end) with the default settings, computed once per request (``ctx``): the
+    report's share and the zero-carbon clean-energy share read the same flows."""
+    return ctx.once(("park_share", str(info.key), start_ms, end_ms),
+                    lambda: share_of(store, info, start_ms, end_ms, ctx.share_settings))
 
 
 def share_of(store: MeterStore, info: Any, start_ms: int, end_ms: int, settings: ShareSettings | None = None,

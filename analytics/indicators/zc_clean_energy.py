@@ -4,7 +4,7 @@ zero-carbon park scheme (发改环资〔2025〕910号, target ≥90 % [V2]; anal
 Numerator: the renewable electricity the park used, as the new-energy share counts it (its NES numerator:
 on-site RE used directly and through storage, plus the green-power register's contracts and certificates,
 less certificates sold), in tce by the electricity coefficient; denominator: the park's comprehensive
-energy (GB/T 2589, every carrier). Both reused: :func:`new_energy_share.share_of` and
+energy (GB/T 2589, every carrier). Both reused: :func:`new_energy_share.park_share_once` and
 :func:`comprehensive_energy.energy_figures`, combined by :func:`comprehensive_energy.clean_energy_share`.
 Kept apart from the electricity-only new-energy share, whose denominator is electricity alone.
 """
@@ -19,7 +19,7 @@ from pydantic import Field
 from analytics.factors import load_factors
 from analytics.indicators.base import Context, Indicator, IndicatorResult, Span, status_for
 from analytics.indicators.comprehensive_energy import ElectricityMethod, clean_energy_share, energy_figures
-from analytics.indicators.new_energy_share import share_of
+from analytics.indicators.new_energy_share import park_share_once
 from analytics.zero_carbon import load_zero_carbon_settings
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def clean_of(store: Store, info: Any, start_ms: int, end_ms: int, ctx: Context,
     """The clean-energy share of a park already checked (``info``: its ParkInfo) over [start, end)."""
     park = str(info.key)
     guiding = load_zero_carbon_settings().guiding["clean_energy_share"]
-    share = share_of(store, info, start_ms, end_ms, ctx.share_settings)
+    share = park_share_once(store, info, start_ms, end_ms, ctx)
     tce, _carbon = energy_figures(store, park, start_ms, end_ms, factors=ctx.factors,
                                   electricity_method=electricity_method)
     f = (ctx.factors or load_factors()).tce
