@@ -110,11 +110,15 @@ def _ingest_held_on(ingest: Ingest, db: str, outages: int) -> None:
     assert not dead, dead
     text = ingest.log.read_text()
     assert ingest.proc is not None and ingest.proc.poll() is None, f"ingest died during the outage: {text[-3000:]}"
-    assert text.count("database write failed, holding messages (not acked)") == outages, text[-3000:]
-    assert text.count("database is back; ingest resumed") == outages, text[-3000:]
+    # a server in crash recovery can refuse a writer thread a moment more after another found it back (seen in
+    # CI: three outages logged for two kills): each such flap is said when it starts and when it ends. A log per
+    # attempt says more: retries every 0.2 s doubling to 1 s over an outage of 4-5 s are 6 or more per outage
+    failed = text.count("database write failed, holding messages (not acked)")
+    assert outages <= failed <= 3 * outages, text[-3000:]
+    assert text.count("database is back; ingest resumed") == failed, text[-3000:]
     said = Counter(re.sub(r"\d+", "#", line.split(" ", 2)[2]) for line in text.splitlines()
                    if re.match(r"\d{4}-\d\d-\d\d \S+ (WARNING|ERROR) ", line))
-    assert max(said.values()) <= outages, [(n, line) for line, n in said.most_common(3)]
+    assert max(said.values()) <= 3 * outages, [(n, line) for line, n in said.most_common(3)]
 
 
 def test_postgres_stopped_for_20_s_then_started(own_pg: Postgres, tmp_path: Path) -> None:
