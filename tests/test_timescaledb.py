@@ -45,16 +45,6 @@ def _compressed(url: str) -> dict[str, bool]:
     return dict(rows)
 
 
-@pytest.fixture
-def ts_store(store_url: str) -> Iterator[Store]:
-    st = open_store(store_url)
-    st.create_schema()
-    try:
-        yield st
-    finally:
-        st.close()
-
-
 def _old_day_and_today(st: Store) -> int:
     """Five readings 1..5 at 10:00-10:04 of the old day, one today; returns the point's id."""
     st.write_batches([_batch(1, [("m.p", OLD_DAY + TEN + k * MINUTE_MS, float(k + 1), 0) for k in range(5)])])
@@ -65,13 +55,13 @@ def _old_day_and_today(st: Store) -> int:
 
 
 def test_late_data_into_a_compressed_chunk_is_stored_and_corrects_the_day_and_retention_drops_it(
-        ts_store: Store, store_url: str) -> None:
-    pid = _old_day_and_today(ts_store)
+        store: Store, store_url: str) -> None:
+    pid = _old_day_and_today(store)
     jobs = "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_name = 'readings'"
     with psycopg.connect(_dsn(store_url), autocommit=True) as c:  # the background policy of older databases
         c.execute("SELECT add_compression_policy('readings', interval '30 days')")
         assert c.execute(jobs).fetchone() == (1,)
-    maint = Maintenance(ts_store, MaintenanceConfig(compress_after_days=30))
+    maint = Maintenance(store, MaintenanceConfig(compress_after_days=30))
     done = maint.run_once(now_ms=DAY0)
     chunks = _compressed(store_url)
     assert done["readings_chunks_compressed"] == 1 and list(chunks.values()) == [True, False]  # old yes, today no
@@ -79,12 +69,12 @@ def test_late_data_into_a_compressed_chunk_is_stored_and_corrects_the_day_and_re
         assert c.execute(jobs).fetchone() == (0,)  # maintenance decides when, alone
 
     # late: 10:05 of the old day (new), and 10:02 again with another value (a redelivery: must change nothing)
-    ts_store.write_batches([_batch(3, [("m.p", OLD_DAY + TEN + 5 * MINUTE_MS, 100.0, 0),
+    store.write_batches([_batch(3, [("m.p", OLD_DAY + TEN + 5 * MINUTE_MS, 100.0, 0),
                                        ("m.p", OLD_DAY + TEN + 2 * MINUTE_MS, 999.0, 0)])])
-    old = ts_store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid]
+    old = store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid]
     assert [v for _t, v, _q in old] == [1.0, 2.0, 3.0, 4.0, 5.0, 100.0]
-    ts_store.refresh_rollups()
-    (day,) = ts_store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+    store.refresh_rollups()
+    (day,) = store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
     # 1 + 2 + 3 + 4 + 5 + 100 = 115 over 6 readings; the last is the late 100 at 10:05
     assert (day.bucket_ms, day.n, day.sum, day.max, day.last_ts_ms, day.last) == (
         OLD_DAY, 6, 115.0, 100.0, OLD_DAY + TEN + 5 * MINUTE_MS, 100.0)
@@ -94,20 +84,20 @@ def test_late_data_into_a_compressed_chunk_is_stored_and_corrects_the_day_and_re
     assert maint.run_once(now_ms=DAY0)["readings_chunks_compressed"] == 0
 
     # retention: raw older than 40 days goes, compressed chunk included; the day's rollup stays
-    removed = ts_store.apply_retention(Retention(raw_days=40), now_ms=DAY0)
+    removed = store.apply_retention(Retention(raw_days=40), now_ms=DAY0)
     assert removed["readings_chunks"] == 1 and list(_compressed(store_url).values()) == [False]
-    assert ts_store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid] == []
-    assert ts_store.readings([pid], DAY0, DAY0 + DAY_MS)[pid] == [(DAY0 + TEN, 7.0, 0)]
-    (day,) = ts_store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+    assert store.readings([pid], OLD_DAY, OLD_DAY + DAY_MS)[pid] == []
+    assert store.readings([pid], DAY0, DAY0 + DAY_MS)[pid] == [(DAY0 + TEN, 7.0, 0)]
+    (day,) = store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
     assert (day.n, day.sum) == (6, 115.0)
 
 
-def test_a_compressed_database_is_restored_with_the_same_rows(ts_store: Store, store_url: str,
+def test_a_compressed_database_is_restored_with_the_same_rows(store: Store, store_url: str,
                                                                 postgres: Postgres, tmp_path: Path) -> None:
-    pid = _old_day_and_today(ts_store)
-    Maintenance(ts_store, MaintenanceConfig(compress_after_days=30)).run_once(now_ms=DAY0)
-    series = ts_store.readings([pid], 0, 2**62)
-    days = ts_store.rollups([pid], 0, 2**62, "1d")
+    pid = _old_day_and_today(store)
+    Maintenance(store, MaintenanceConfig(compress_after_days=30)).run_once(now_ms=DAY0)
+    series = store.readings([pid], 0, 2**62)
+    days = store.rollups([pid], 0, 2**62, "1d")
     held = backup(store_url, tmp_path / "parkmon.dump", progress=lambda _line: None)
     target = postgres.create_database()
     assert restore(tmp_path / "parkmon.dump", target, progress=lambda _line: None) == held

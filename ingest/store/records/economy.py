@@ -66,6 +66,18 @@ MAX_10K_YUAN = 1e8  # 1 万亿元 a month: beyond any single enterprise, so a un
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
+def past_month(v: str) -> str:
+    """``v`` if it is a YYYY-MM month from 2000 up to this one (China calendar); else ValueError saying why.
+    Every record type filed by month checks its month with this."""
+    m = _MONTH.match(v)
+    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+        raise ValueError(f"month {v!r} is not YYYY-MM (e.g. 2026-10)")
+    this = datetime.now(CHINA).strftime("%Y-%m")
+    if v > this:
+        raise ValueError(f"month {v} is in the future (this month is {this})")
+    return v
+
+
 class Product(BaseModel):
     model_config = ConfigDict(extra="forbid")
     product: Annotated[str, Field(min_length=1, max_length=128)]
@@ -88,13 +100,7 @@ class MonthlyFigures(BaseModel):
     @field_validator("month")
     @classmethod
     def _month(cls, v: str) -> str:
-        m = _MONTH.match(v)
-        if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
-            raise ValueError(f"month {v!r} is not YYYY-MM (e.g. 2026-10)")
-        this = datetime.now(CHINA).strftime("%Y-%m")
-        if v > this:
-            raise ValueError(f"month {v} is in the future (this month is {this})")
-        return v
+        return past_month(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> MonthlyFigures:

@@ -9,7 +9,6 @@ all or nothing with every bad line and why (decision 0006).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +31,9 @@ from sqlalchemy import (
 from ingest.store import schema as s
 from ingest.store.base import Store
 from ingest.store.records.base import Forbidden, RecordError, audit, connection, enterprise_id, park_id, transaction
-from ingest.store.records.economy import read_rows
+from ingest.store.records.economy import past_month, read_rows
 from ingest.store.records.spec import Op, RecordType, Upload
-from parkmon.common.clock import CHINA, now_ms
+from parkmon.common.clock import now_ms
 from parkmon.common.metrics import System
 
 solid_waste_months = Table(
@@ -54,7 +53,6 @@ solid_waste_months = Table(
 )
 
 MAX_T = 1e8  # 100 million t a month: beyond any enterprise, so a unit mistake (kg for t) is refused
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _T = Field(ge=0, le=MAX_T, allow_inf_nan=False)
 FIELDS = ("generated_t", "utilised_t", "utilised_from_stock_t", "disposed_t", "stored_t")
 
@@ -77,13 +75,7 @@ class WasteMonth(BaseModel):
     @field_validator("month")
     @classmethod
     def _month(cls, v: str) -> str:
-        m = _MONTH.match(v)
-        if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
-            raise ValueError(f"month {v!r} is not YYYY-MM (e.g. 2026-10)")
-        this = datetime.now(CHINA).strftime("%Y-%m")
-        if v > this:
-            raise ValueError(f"month {v} is in the future (this month is {this})")
-        return v
+        return past_month(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> WasteMonth:
