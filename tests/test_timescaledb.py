@@ -13,8 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import create_engine
 
-from ingest.store import Store, open_store, pg_layout
+from ingest.store import Store, migrate, open_store, pg_layout
 from ingest.store.backup import backup, restore
 from ingest.store.base import IncomingBatch, Retention
 from ingest.store.maintenance import Maintenance, MaintenanceConfig
@@ -191,3 +192,90 @@ def test_a_timescaledb_database_on_a_server_restarted_without_the_preload_is_ref
     assert out.returncode == 0, out.stderr
     with psycopg.connect(_dsn(url)) as c:
         assert c.execute("SELECT value FROM readings").fetchall() == [(1.5,)]
+
+
+def _source(url: str, view: str) -> str:
+    """What a continuous aggregate is computed from, read from TimescaleDB's own view definition."""
+    with psycopg.connect(_dsn(url)) as c:
+        row = c.execute("SELECT view_definition FROM timescaledb_information.continuous_aggregates "
+                        "WHERE view_name = %s", (view,)).fetchone()
+    assert row is not None, view
+    found = [t for t in ("readings_1h", "readings_1m", "readings") if f"FROM {t}" in row[0]]
+    return found[0]
+
+
+def _rollup_day(st: Store) -> int:
+    """One point: 10:00-10:04 of the old day 1..5, a bad-quality 1000 at 10:30, a None at 10:40 and 10 at
+    11:00; then 23:30 and 00:30 around today's China midnight (DAY0). Returns the point's id."""
+    old: list[tuple[str, int, float | None, int]] = [
+        ("m.p", OLD_DAY + TEN + k * MINUTE_MS, float(k + 1), 0) for k in range(5)]
+    old += [("m.p", OLD_DAY + TEN + 30 * MINUTE_MS, 1000.0, 192), ("m.p", OLD_DAY + TEN + 40 * MINUTE_MS, None, 0),
+            ("m.p", OLD_DAY + TEN + 60 * MINUTE_MS, 10.0, 0)]
+    st.write_batches([_batch(1, old)])
+    st.write_batches([_batch(2, [("m.p", DAY0 - 30 * MINUTE_MS, 3.0, 0), ("m.p", DAY0 + 30 * MINUTE_MS, 4.0, 0)])])
+    st.refresh_rollups()
+    (p,) = st.points("demo")
+    return p.id
+
+
+def _expected_hours_and_days(st: Store, pid: int) -> None:
+    hours = [(r.bucket_ms, r.n_all, r.n, r.sum, r.min, r.max, r.first, r.last)
+             for r in st.rollups([pid], 0, 2**62, "1h")[pid]]
+    # 10:00 hour: 5 good (1+2+3+4+5 = 15), the bad 1000 and the None counted in n_all only (7)
+    assert hours == [(OLD_DAY + TEN, 7, 5, 15.0, 1.0, 5.0, 1.0, 5.0),
+                     (OLD_DAY + TEN + 60 * MINUTE_MS, 1, 1, 10.0, 10.0, 10.0, 10.0, 10.0),
+                     (DAY0 - 60 * MINUTE_MS, 1, 1, 3.0, 3.0, 3.0, 3.0, 3.0), (DAY0, 1, 1, 4.0, 4.0, 4.0, 4.0, 4.0)]
+    days = [(r.bucket_ms, r.n_all, r.n, r.sum, r.first_ts_ms, r.first, r.last_ts_ms, r.last)
+            for r in st.rollups([pid], 0, 2**62, "1d")[pid]]
+    # the old day: 8 readings, 6 good, 15 + 10 = 25, first 1 at 10:00, last 10 at 11:00; 23:30 belongs to
+    # the day before DAY0 (China days start at 16:00 UTC), 00:30 to DAY0
+    assert days == [(OLD_DAY, 8, 6, 25.0, OLD_DAY + TEN, 1.0, OLD_DAY + TEN + 60 * MINUTE_MS, 10.0),
+                    (DAY0 - DAY_MS, 1, 1, 3.0, DAY0 - 30 * MINUTE_MS, 3.0, DAY0 - 30 * MINUTE_MS, 3.0),
+                    (DAY0, 1, 1, 4.0, DAY0 + 30 * MINUTE_MS, 4.0, DAY0 + 30 * MINUTE_MS, 4.0)]
+
+
+def test_hours_are_built_from_minutes_and_days_from_hours_and_an_upgrade_rebuilds_them(
+        store: Store, store_url: str) -> None:
+    assert (_source(store_url, "readings_1m"), _source(store_url, "readings_1h"),
+            _source(store_url, "readings_1d")) == ("readings", "readings_1m", "readings_1h")
+    pid = _rollup_day(store)
+    _expected_hours_and_days(store, pid)
+    engine = create_engine(store_url)
+    try:
+        migrate.downgrade(engine, "0015")  # as a database made before: hours and days from raw readings
+        assert _source(store_url, "readings_1h") == _source(store_url, "readings_1d") == "readings"
+        store.refresh_rollups()
+        _expected_hours_and_days(store, pid)
+        migrate.upgrade(engine)  # rebuilt from the level below, and filled after the migration commits
+    finally:
+        engine.dispose()
+    assert (_source(store_url, "readings_1h"), _source(store_url, "readings_1d")) == ("readings_1m", "readings_1h")
+    _expected_hours_and_days(store, pid)
+    # and kept up to date: 6 more at 11:01 of the old day, 10 + 6 = 16 in its 11:00 hour, 25 + 6 = 31 in the day
+    store.write_batches([_batch(3, [("m.p", OLD_DAY + TEN + 61 * MINUTE_MS, 6.0, 0)])])
+    store.refresh_rollups()
+    assert [(r.n, r.sum) for r in store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1h")[pid]] == [(5, 15.0), (2, 16.0)]
+    (day,) = store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1d")[pid]
+    assert (day.n, day.sum, day.last) == (7, 31.0, 6.0)
+
+
+def test_an_upgrade_keeps_rollups_computed_from_raw_where_retention_dropped_the_raw_readings_below(
+        store: Store, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    pid = _rollup_day(store)
+    engine = create_engine(store_url)
+    try:
+        migrate.downgrade(engine, "0015")
+        store.refresh_rollups()
+        # raw readings kept 30 days: the old day's chunk is dropped, its minutes, hours and day kept
+        store.apply_retention(Retention(raw_days=30), now_ms=DAY0)
+        assert [t for t, _v, _q in store.readings([pid], 0, 2**62)[pid]] == [DAY0 - 30 * MINUTE_MS,
+                                                                             DAY0 + 30 * MINUTE_MS]
+        with caplog.at_level("WARNING", logger="ingest"):
+            migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    # made again from raw readings the minutes would lose the old day, and the hours and days rest on them
+    assert {_source(store_url, v) for v in ("readings_1m", "readings_1h", "readings_1d")} == {"readings"}
+    assert "readings_1m stays computed from raw readings: readings no longer holds its oldest rows" in caplog.text
+    _expected_hours_and_days(store, pid)
+    assert len(store.rollups([pid], OLD_DAY, OLD_DAY + DAY_MS, "1m")[pid]) == 8  # 10:00-10:04, 10:30, 10:40, 11:00

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from analytics.alerts.actions import ANNOUNCER, Subject, new_alert
@@ -45,6 +45,15 @@ class _PointCtx:
     rules: tuple[Rule, ...]
 
 
+@dataclass
+class _Watched:
+    """One enterprise's points as the live path sees them."""
+
+    known: set[str] = field(default_factory=set)  # registered keys, as last read
+    missing: set[str] = field(default_factory=set)  # keys seen in batches, not registered when last read
+    rules: dict[str, _PointCtx] = field(default_factory=dict)  # the keys some rule watches
+
+
 class AlertEngine:
     def __init__(self, store: Store, rules: Sequence[Rule] | None = None,
                  clock: Callable[[], float] = time.time, notify: Callable[[], None] | None = None) -> None:
@@ -57,9 +66,7 @@ class AlertEngine:
         self._timer = Outage(log, "alert timer")
         self._trackers: dict[tuple[str, str], Tracker] = {}
         self._open: dict[tuple[str, str], int] = {}  # (rule, subject) -> alert id of a firing alert
-        self._points: dict[tuple[str, str, str], _PointCtx | None] = {}
-        self._loaded: set[tuple[str, str]] = set()
-        self._missing: set[tuple[str, str, str]] = set()
+        self._ents: dict[tuple[str, str], _Watched] = {}  # (park, enterprise) -> its points, read once
         self._parks: dict[str, tuple[str, str]] = {}  # park -> (name_zh, region)
         self._gw_seen: dict[tuple[str, str, str], int] = {}
         self._last_hour_judged = 0
@@ -84,9 +91,7 @@ class AlertEngine:
                 for r in self._base_rules]
         with self._lock:
             self.rules = base + extra
-            self._points.clear()
-            self._loaded.clear()
-            self._missing.clear()
+            self._ents.clear()
             self._parks = {p.key: (p.name_zh, p.region or "") for p in parks}
             for a in opened:
                 rule = self.rule_for(a["rule_id"], a["park"])
@@ -109,31 +114,32 @@ class AlertEngine:
         return next((r for r in self.rules if r.id == rule_id and r.park in (None, park)
                      and park not in r.except_parks), None)
 
-    def _ctx(self, park: str, ent: str, key: str) -> _PointCtx | None:
-        """The point's subject and the rules on it; an enterprise's points are read in one query at its
-        first sample (and again when a point appears that was registered since)."""
-        k = (park, ent, key)
-        if k in self._points:
-            return self._points[k]
-        if (park, ent) in self._loaded and k in self._missing:
-            return None
-        self._load_enterprise(park, ent)
-        found = self._points.get(k)
-        if found is None:
-            self._missing.add(k)  # not a registered point (yet): asked again after the next load
-        return found
+    def _watched(self, park: str, ent: str, keys: set[str]) -> dict[str, _PointCtx]:
+        """The points of ``keys`` that rules watch. An enterprise's points are read in one query at its first
+        batch, and again when a key appears that is neither known nor already looked for (registered since).
+        Set operations, not a lookup per sample: most samples have no rule, and this runs for every one."""
+        w = self._ents.get((park, ent))
+        if w is None or (not keys <= w.known and not keys - w.known <= w.missing):
+            w = self._load_enterprise(park, ent)
+            w.missing |= keys - w.known  # not a registered point (yet): asked again after the next load
+        return w.rules
 
-    def _load_enterprise(self, park: str, ent: str) -> None:
+    def _load_enterprise(self, park: str, ent: str) -> _Watched:
         name_zh, region = self._parks.get(park, (park, ""))
+        old = self._ents.get((park, ent))
+        w = _Watched(missing=old.missing if old else set())
         for p in rows.watched_points(self.store, park, ent):
-            m = METRICS.get(p.metric or "")
-            subj = Subject(f"{park}/{ent}/{p.key}", park, ent, p.device, p.metric, p.unit or (m.unit if m else ""),
-                           m.zh if m else p.key, name_zh, region)
+            w.known.add(p.key)
             rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
                           and r.applies(park, ent, p.device, p.device_kind or "", p.metric))
-            self._points[(park, ent, p.key)] = _PointCtx(subj, rules)
-            self._missing.discard((park, ent, p.key))
-        self._loaded.add((park, ent))
+            if rules:
+                m = METRICS.get(p.metric or "")
+                subj = Subject(f"{park}/{ent}/{p.key}", park, ent, p.device, p.metric,
+                               p.unit or (m.unit if m else ""), m.zh if m else p.key, name_zh, region)
+                w.rules[p.key] = _PointCtx(subj, rules)
+        w.missing -= w.known
+        self._ents[(park, ent)] = w
+        return w
 
     # ---- the live path: ingest hands over each commit ---------------------------------------------
     def on_commit(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
@@ -175,18 +181,18 @@ class AlertEngine:
         """Apply the rules to committed batches, each point's samples in time order."""
         out: Judged = []
         with self._lock:
-            per_point: dict[tuple[str, str, str], list[tuple[int, float | None, int]]] = {}
+            per_point: dict[tuple[str, str, str], tuple[_PointCtx, list[tuple[int, float | None, int]]]] = {}
             for b in batches:
                 gk = (b.park, b.enterprise, b.gateway)
                 self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
+                watched = self._watched(b.park, b.enterprise, {s[0] for s in b.batch.samples})
+                if not watched:
+                    continue
                 for key, ts, value, q in b.batch.samples:
-                    pk = (b.park, b.enterprise, key)
-                    ctx = self._ctx(*pk)
-                    if ctx is not None and ctx.rules:
-                        per_point.setdefault(pk, []).append((ts, value, q))
-            for pk, samples in per_point.items():
-                ctx = self._points[pk]
-                assert ctx is not None
+                    ctx = watched.get(key)
+                    if ctx is not None:
+                        per_point.setdefault((b.park, b.enterprise, key), (ctx, []))[1].append((ts, value, q))
+            for ctx, samples in per_point.values():
                 samples.sort(key=lambda s: s[0])
                 for rule in ctx.rules:
                     tr = self._trackers.get((rule.id, ctx.subject.key))

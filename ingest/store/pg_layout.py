@@ -195,9 +195,11 @@ def create_hypertable(conn: Connection) -> None:
                       "timescaledb.compress_orderby = 'ts')"))
 
 
-def create_continuous_aggregate(conn: Connection, name: str, width: str, day_origin: str) -> None:
-    """A rollup as a continuous aggregate, with the columns of the rollup tables (schema._rollup)."""
-    origin = f", origin => timestamptz '{day_origin}'" if width == "1 day" else ""
+def create_continuous_aggregate(conn: Connection, name: str, width: str, day_origin: str,
+                                every_width: bool = False) -> None:
+    """A rollup as a continuous aggregate of raw readings, with the columns of the rollup tables
+    (schema._rollup); ``day_origin`` given to days only (as migration 0002 made them) or to every width."""
+    origin = f", origin => timestamptz '{day_origin}'" if every_width or width == "1 day" else ""
     good = "FILTER (WHERE quality < 64 AND value IS NOT NULL)"
     conn.execute(text(
         f"CREATE MATERIALIZED VIEW {name} WITH (timescaledb.continuous, timescaledb.materialized_only = true) AS "
@@ -206,3 +208,54 @@ def create_continuous_aggregate(conn: Connection, name: str, width: str, day_ori
         f"max(value) {good} AS max, min(ts) {good} AS first_ts, first(value, ts) {good} AS first, "
         f"max(ts) {good} AS last_ts, last(value, ts) {good} AS last "
         f"FROM readings GROUP BY point_id, bucket WITH NO DATA"))
+
+
+# The rollups as a chain of continuous aggregates (hierarchical, TimescaleDB >= 2.9), as the plain layout
+# builds them (rollups.CHAIN): the minutes from raw readings, the hours from the minutes, the days from the
+# hours. A continuous aggregate is refreshed by time range, so a day built from raw rows re-read the whole
+# day so far of every point at each refresh (8 640 rows a point by the evening at 10-s polling); from the
+# hours it reads at most 24 (migration 0016).
+HIERARCHY = (("readings_1m", "1 minute", "readings"), ("readings_1h", "1 hour", "readings_1m"),
+             ("readings_1d", "1 day", "readings_1h"))
+
+
+def create_rollup_aggregate(conn: Connection, name: str, width: str, source: str, day_origin: str) -> None:
+    """A rollup as a continuous aggregate of ``source`` (raw readings, or the rollup below, same columns as
+    schema._rollup: counts and sums add up, first and last are those of the earliest and latest good
+    reading). Every level has the day's origin: TimescaleDB asks one origin of a level and the one above
+    it, and China's midnight is also a minute's and an hour's start."""
+    if source == "readings":
+        create_continuous_aggregate(conn, name, width, day_origin, every_width=True)
+        return
+    bucket = f"time_bucket(interval '{width}', bucket, origin => timestamptz '{day_origin}')"
+    conn.execute(text(
+        f"CREATE MATERIALIZED VIEW {name} WITH (timescaledb.continuous, timescaledb.materialized_only = true) AS "
+        f"SELECT point_id, {bucket} AS bucket, sum(n_all)::int AS n_all, sum(n)::int AS n, sum(sum) AS sum, "
+        "min(min) AS min, max(max) AS max, min(first_ts) AS first_ts, "
+        "first(first, first_ts) FILTER (WHERE first_ts IS NOT NULL) AS first, max(last_ts) AS last_ts, "
+        "last(last, last_ts) FILTER (WHERE last_ts IS NOT NULL) AS last "
+        f"FROM {source} GROUP BY point_id, {bucket} WITH NO DATA"))
+
+
+def in_chain(conn: Connection, name: str, source: str) -> bool:
+    """Whether the continuous aggregate ``name`` is computed from ``source`` with the chain's origin."""
+    row = conn.execute(text(
+        "SELECT p.user_view_name, f.bucket_origin FROM _timescaledb_catalog.continuous_agg c "
+        "JOIN _timescaledb_catalog.continuous_aggs_bucket_function f ON f.mat_hypertable_id = c.mat_hypertable_id "
+        "LEFT JOIN _timescaledb_catalog.continuous_agg p ON p.mat_hypertable_id = c.parent_mat_hypertable_id "
+        "WHERE c.user_view_name = :n"), {"n": name}).first()
+    return row is not None and (row[0] or "readings") == source and row[1] is not None
+
+
+def fill_empty_aggregates(conn: Connection) -> list[str]:
+    """Refresh, whole, each hierarchical rollup that is empty while the level below is not (just made by
+    migration 0016). ``conn`` in autocommit: refresh_continuous_aggregate refuses a transaction block."""
+    filled = []
+    for name, _width, source in HIERARCHY:
+        if not in_chain(conn, name, source):
+            continue  # as made before migration 0016, which kept it (see there)
+        empty = conn.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {name})")).scalar()
+        if empty and conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {source})")).scalar():
+            conn.execute(text(f"CALL refresh_continuous_aggregate('{name}', NULL, NULL)"))
+            filled.append(name)
+    return filled
