@@ -98,6 +98,8 @@ case "${1:-}" in
       || { echo "!!! bench/ingest_pg.py failed (exit $?): see above"; failed_benches+=("bench/ingest_pg.py"); }
     .venv/bin/python bench/scale.py --seconds 2 --expect 100000 --gateways 50 --limit-seconds 2 --bridge-seconds 2 --preload 0 \
       || { echo "!!! bench/scale.py failed (exit $?): see above"; failed_benches+=("bench/scale.py"); }
+    .venv/bin/python bench/rollup_chain.py --gateways 1 --points 100 --rounds 1 \
+      || { echo "!!! bench/rollup_chain.py failed (exit $?): see above"; failed_benches+=("bench/rollup_chain.py"); }
     .venv/bin/python bench/indicators.py --enterprises 20 --days 31 --raw-enterprises 2 \
       || { echo "!!! bench/indicators.py failed (exit $?): see above"; failed_benches+=("bench/indicators.py"); }
     timeout 600 .venv/bin/python bench/alerts.py --rate 5000 --gateways 20 --trials 6 \

@@ -31,8 +31,8 @@ Then, once:
 
 All of it for each PostgreSQL layout in turn (``--layouts``, default both: plain monthly partitions and
 TimescaleDB, skipped with the reason where it is not installed; bench/_layouts.py), each on a fresh server.
-On TimescaleDB the rollups are continuous aggregates: the steady-state refresh there reads the raw rows
-of the minute, hour and day touched (no rollup rows to seed), and the sizes count chunks.
+On TimescaleDB the rollups are a chain of continuous aggregates: the steady state seeds them with raw readings
+and their own refresh instead of rollup rows, and the sizes count chunks.
 
 Two cores: PostgreSQL alone takes most of them, so more workers cannot show more than the cores left
 over, and other people's processes on the machine take their share too (the "others" column, from
@@ -341,10 +341,18 @@ def rollup_steady(dsn: str, url: str, pg_datadir: Path, cadence_s: float = 30.0)
     with psycopg.connect(dsn, autocommit=True) as conn:
         pts = conn.execute("SELECT p.id, d.enterprise_id FROM points p JOIN devices d ON d.id = p.device_id").fetchall()
         ensure_months(conn, pg_layout.months_between(t, t + HOUR_MS))
-        # TimescaleDB: the rollups are continuous aggregates, refreshed from the raw rows themselves,
-        # so there are no rollup rows to seed (its refresh reads the raw rows of the touched minute,
-        # hour and day: here the day holds only what this bench wrote into it)
+        # TimescaleDB: the rollups are a chain of continuous aggregates (migration 0016), which take no rows
+        # but their own refresh: the same rollup rows are made from raw readings seeded to give them -
+        # one a minute over the last half hour, one an hour over the half day before - and refreshed
         hyper = is_hypertable(conn)
+        if hyper:
+            for first, last, step in ((t - 30 * 60_000, t - 60_000, "1 minute"), (day0, t - 31 * 60_000, "1 hour")):
+                conn.execute("INSERT INTO readings (point_id, ts, value, quality) SELECT p.id, b, 1.0, 0 "
+                             f"FROM points p, generate_series(%s::timestamptz, %s::timestamptz, interval '{step}') b",
+                             (at(first), at(last)))
+            for table in ("readings_1m", "readings_1h", "readings_1d"):
+                conn.execute(f"CALL refresh_continuous_aggregate('{table}', %s::timestamptz, %s::timestamptz)",
+                             (at(day0), at(day0 + DAY_MS)))  # a whole day: the day's aggregate refuses less
         for table, first, step in (("readings_1m", t - 30 * 60_000, "1 minute"), ("readings_1h", day0, "1 hour")):
             if hyper:
                 break
