@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -42,6 +42,7 @@ from ingest.store.records import logistics
 from ingest.store.records.base import RecordError
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
+from parkmon.common.received import Received
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,6 @@ class IngestStats:
 
 
 @dataclass
-class _Msg:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int
-    received_ms: int = field(default_factory=lambda: now_ms())
-
-
-@dataclass
 class _Outage:
     """The broker gone (or not reached yet): logged when it starts and when it ends, not at each attempt."""
 
@@ -92,7 +83,7 @@ class Ingestor:
         self.stats = IngestStats()
         n_writers = config.writers or (2 if config.db_url.startswith("postgresql") else 1)
         # room for every writer's next group: a writer finishing a commit finds one ready
-        self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=(n_writers + 1) * config.max_batch_messages)
+        self._queue: queue.Queue[Received] = queue.Queue(maxsize=(n_writers + 1) * config.max_batch_messages)
         self._stop = threading.Event()
         self._generation = 0  # bumped per connection: never ack a message of an older one
         self._db_down = False
@@ -198,7 +189,7 @@ class Ingestor:
                     RECONNECT_S[1], self._outage.unacked)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        m = _Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
+        m = Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation)
         while True:  # full: wait here, reading nothing more from the broker (back-pressure)
             try:
                 self._queue.put(m, timeout=0.5)
@@ -208,7 +199,7 @@ class Ingestor:
                     return  # not acked: the broker redelivers it to the next run
 
     # ---- writer thread -------------------------------------------------------------------
-    def _gather(self) -> list[_Msg]:
+    def _gather(self) -> list[Received]:
         try:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
@@ -230,7 +221,7 @@ class Ingestor:
             if msgs:
                 self._handle(msgs)
 
-    def _handle(self, msgs: list[_Msg]) -> None:
+    def _handle(self, msgs: list[Received]) -> None:
         try:
             self._handle_group(msgs)
         except Exception as exc:  # not the database, not the contract: a payload our code chokes on
@@ -245,7 +236,7 @@ class Ingestor:
             for m in msgs:  # find the culprit: one message at a time
                 self._handle([m])
 
-    def _ack(self, msgs: list[_Msg]) -> None:
+    def _ack(self, msgs: list[Received]) -> None:
         generation = self._generation
         for m in msgs:
             if m.generation == generation and m.qos > 0:
@@ -253,10 +244,10 @@ class Ingestor:
         with self._stats_lock:
             self.stats.messages += len(msgs)
 
-    def _handle_group(self, msgs: list[_Msg]) -> None:
+    def _handle_group(self, msgs: list[Received]) -> None:
         batches: list[IncomingBatch] = []
-        other: list[tuple[_Msg, Any]] = []
-        dead: list[tuple[_Msg, str]] = []
+        other: list[tuple[Received, Any]] = []
+        dead: list[tuple[Received, str]] = []
         for m in msgs:
             try:
                 park, ent, gw, leaf = wire.parse_topic(m.topic)
@@ -285,7 +276,7 @@ class Ingestor:
         self._ack(msgs)
 
     @staticmethod
-    def _dead_seqs(dead: list[tuple[_Msg, str]]) -> dict[tuple[str, str, str], list[int]]:
+    def _dead_seqs(dead: list[tuple[Received, str]]) -> dict[tuple[str, str, str], list[int]]:
         """Data batches kept as dead letters, by gateway: acked too (the payload is stored, and a re-send
         would only fail the same way), when the topic names a gateway and the payload has a seq."""
         out: dict[tuple[str, str, str], list[int]] = {}
@@ -311,8 +302,8 @@ class Ingestor:
         with self._stats_lock:
             self.stats.acks_sent += len(committed)
 
-    def _commit(self, batches: list[IncomingBatch], other: list[tuple[_Msg, Any]],
-                dead: list[tuple[_Msg, str]]) -> None:
+    def _commit(self, batches: list[IncomingBatch], other: list[tuple[Received, Any]],
+                dead: list[tuple[Received, str]]) -> None:
         # dead letters last: a retry after a failure re-runs the idempotent writes, not these
         dead = list(dead)  # (a retry calls again with the same list: add to a copy)
         for _m, (park, ent, gw, obj) in other:
@@ -343,7 +334,7 @@ class Ingestor:
         for m, reason in dead:
             log.warning("dead letter from %s: %s", m.topic, reason)
 
-    def _gate_events(self, m: _Msg, park: str, dec: logistics.Decoded) -> list[tuple[_Msg, str]]:
+    def _gate_events(self, m: Received, park: str, dec: logistics.Decoded) -> list[tuple[Received, str]]:
         """Store a gate system's events; what cannot be stored becomes dead letters (returned)."""
         try:  # a database error is a StoreError: retried like a batch
             logistics.store_events(self.store, park, dec.events, m.received_ms)

@@ -37,6 +37,7 @@ from ingest.store import Store, open_store
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
 from parkmon.common.env import default_db
+from parkmon.common.received import Received
 from parkmon.common.secrecy import check_production, mask_url, mqtt_checks, protect_logs, url_checks
 
 log = logging.getLogger(__name__)
@@ -59,16 +60,6 @@ class BridgeConfig:
     rebirth_every_s: float = 5.0
 
 
-@dataclass
-class _Msg:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int
-    received_ms: int
-
-
 def parse_topic(topic: str) -> tuple[str, str, str, str] | None:
     """``spBv1.0/<group>/<TYPE>/<node>[/<device>]`` -> (group, type, node, device); None: not a node's topic
     (``spBv1.0/STATE/<host>``, a host application's)."""
@@ -88,7 +79,7 @@ class Bridge:
         self.sessions: dict[tuple[str, str], NodeSession] = {}
         self.bases = SeqBases()
         self.stats = {"messages": 0, "dead_letters": 0, "batches": 0, "rebirths": 0, "unmapped": 0}
-        self._queue: queue.Queue[_Msg] = queue.Queue(maxsize=1000)
+        self._queue: queue.Queue[Received] = queue.Queue(maxsize=1000)
         self._stop = threading.Event()
         self._generation = 0
         self._asked: dict[tuple[str, str], float] = {}  # last rebirth request per node (monotonic)
@@ -142,7 +133,7 @@ class Bridge:
                         "come again and are stored once", rc)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        m = _Msg(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, now_ms())
+        m = Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation, now_ms())
         while not self._stop.is_set():  # full: read nothing more from the broker until there is room
             try:
                 self._queue.put(m, timeout=0.5)
@@ -154,7 +145,7 @@ class Bridge:
     def _work(self) -> None:
         # each node's message waits here, unacknowledged, until the broker has taken all it became; a wait per
         # message (one round trip each) held the bridge to ~1 000 points/s on loopback (bench/sparkplug.py)
-        pending: deque[tuple[_Msg, list[mqtt.MQTTMessageInfo]]] = deque()
+        pending: deque[tuple[Received, list[mqtt.MQTTMessageInfo]]] = deque()
         while not self._stop.is_set():
             try:
                 m = self._queue.get(timeout=0.05 if pending else 0.2)
@@ -169,7 +160,7 @@ class Bridge:
                     pending.append((m, []))
             self._settle(pending, wait=len(pending) >= MAX_PENDING)
 
-    def _settle(self, pending: deque[tuple[_Msg, list[mqtt.MQTTMessageInfo]]], wait: bool) -> None:
+    def _settle(self, pending: deque[tuple[Received, list[mqtt.MQTTMessageInfo]]], wait: bool) -> None:
         """Acknowledge, in order, each message whose output the broker has taken. One whose output failed (the
         broker lost meanwhile) is let go unacknowledged: the broker sends it again after the reconnect, and it
         maps to the same batch seqs."""
@@ -186,16 +177,16 @@ class Bridge:
             pending.popleft()
             self._ack(m)
 
-    def _ack(self, m: _Msg) -> None:
+    def _ack(self, m: Received) -> None:
         if m.qos > 0 and m.generation == self._generation:  # an older connection's: the broker sends it again
             self._client.ack(m.mid, m.qos)
         self.stats["messages"] += 1
 
-    def _dead(self, m: _Msg, reason: str) -> None:
+    def _dead(self, m: Received, reason: str) -> None:
         self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)
         self.stats["dead_letters"] += 1
 
-    def handle(self, m: _Msg) -> list[mqtt.MQTTMessageInfo]:
+    def handle(self, m: Received) -> list[mqtt.MQTTMessageInfo]:
         """One message; returns what it was published as (the message is acknowledged once all is taken)."""
         parsed = parse_topic(m.topic)
         if parsed is None:
