@@ -960,3 +960,32 @@ def _api_token(env: dict[str, str], db_url: str, cwd: Path) -> str | None:
         return done.stdout.strip().splitlines()[-1]
     assert "unrecognized arguments" in done.stderr, done.stderr
     return None
+
+
+# ---- a park's own tables --------------------------------------------------------------------------------
+
+PARK_FILES = {"PARKMON_TARIFFS": "/etc/parkmon/park/tariffs.yaml",
+              "PARKMON_ZERO_CARBON": "/etc/parkmon/park/zero_carbon.yaml"}
+
+
+def test_a_parks_own_tables_reach_the_api_and_the_alerting_worker() -> None:
+    """PARKMON_TARIFFS and PARKMON_ZERO_CARBON name files the API (cost, zero-carbon figures, reports) and the
+    worker that runs the alert engine read; compose and Kubernetes hand both the variables and the folder."""
+    assert set(PARK_FILES) <= set(env_example()), "documented in deploy/parkmon.env.example"
+    services = resolved_compose(filled_env(**PARK_FILES))["services"]
+    for name in ("api", "ingest-1"):
+        assert {k: services[name]["environment"][k] for k in PARK_FILES} == PARK_FILES, name
+        mounts = {v["target"]: os.path.normpath(v["source"]) for v in _binds(services[name])}
+        assert mounts["/etc/parkmon/park"] == "park" and (DEPLOY / "park").is_dir(), name
+    assert "PARKMON_TARIFFS" not in services["ingest-2"].get("environment", {})  # it only writes
+    # Kubernetes: from the ConfigMap (api: by name; ingest: envFrom the whole map), the folder from parkmon-park
+    assert set(PARK_FILES) <= set(k8s_kind("ConfigMap", "parkmon-config")["data"])
+    for kind, name in (("Deployment", "parkmon-api"), ("StatefulSet", "parkmon-ingest-main")):
+        pod = k8s_kind(kind, name)["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        named = {e["name"] for e in c.get("env", [])}
+        from_map = any(r.get("configMapRef", {}).get("name") == "parkmon-config" for r in c.get("envFrom", []))
+        assert from_map or set(PARK_FILES) <= named, name
+        (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/parkmon/park"]
+        (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert vol["configMap"] == {"name": "parkmon-park", "optional": True} and mount["readOnly"] is True, name
