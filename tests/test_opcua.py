@@ -81,3 +81,21 @@ def test_poll_mode_reads_every_point_each_cycle() -> None:
         loop.run_until_complete(driver.close())
         loop.close()
         meter.stop()
+
+
+def test_poll_mode_says_a_node_the_server_does_not_have_is_a_configuration_error() -> None:
+    # the server answers the read of an unknown node with BadNodeIdUnknown (0x80340000, OPC UA Part 4): the
+    # point is bad with the reason to fix in the gateway's file, the other point unaffected
+    meter = OpcUaMeter(free_port(), {"Power": 4200.0, "Voltage": 229.5}).start()
+    loop = asyncio.new_event_loop()
+    dev = _device(meter, "poll").model_dump()
+    dev["points"][1]["node_id"] = "ns=2;s=NoSuchTag"
+    driver = OpcUaDriver(DeviceConfig.model_validate(dev))
+    try:
+        samples = loop.run_until_complete(driver.read())
+        assert {k: (v, q) for k, _, v, q in samples} == {"m1.power": (pytest.approx(4.2), quality.GOOD),
+                                                          "m1.voltage": (None, quality.bad(Reason.CONFIG_ERROR))}
+    finally:
+        loop.run_until_complete(driver.close())
+        loop.close()
+        meter.stop()

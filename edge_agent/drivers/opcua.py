@@ -72,6 +72,13 @@ def _reasons() -> dict[int, Reason]:
         StatusCodes.BadDeviceFailure: Reason.DEVICE_FAILURE,
         StatusCodes.BadOutOfService: Reason.STOPPED,
         StatusCodes.BadConfigurationError: Reason.CONFIG_ERROR,
+        # a node_id the server does not have (a typo, a renamed tag): in poll mode the read answers with these,
+        # as a subscription's refused item does (that one is set to CONFIG_ERROR where it is refused)
+        StatusCodes.BadNodeIdUnknown: Reason.CONFIG_ERROR,
+        StatusCodes.BadNodeIdInvalid: Reason.CONFIG_ERROR,
+        StatusCodes.BadAttributeIdInvalid: Reason.CONFIG_ERROR,
+        StatusCodes.BadNotReadable: Reason.CONFIG_ERROR,
+        StatusCodes.BadUserAccessDenied: Reason.CONFIG_ERROR,
         StatusCodes.UncertainLastUsableValue: Reason.LAST_USABLE,
         StatusCodes.UncertainSensorNotAccurate: Reason.OUT_OF_RANGE,
         StatusCodes.UncertainEngineeringUnitsExceeded: Reason.OUT_OF_RANGE,
