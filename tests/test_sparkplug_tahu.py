@@ -253,3 +253,45 @@ def test_a_malformed_payload_is_a_dead_letter_and_the_node_goes_on(peers: tuple[
     assert dl.topic == "spBv1.0/Park1/DDATA/Edge1/Meter1" and dl.payload == b"\x12\x10\x0a\x01"
     assert dl.reason.startswith("DDATA from Park1/Edge1/Meter1: not a Sparkplug B protobuf payload")
     assert bridge.sessions[("Park1", "Edge1")].stats["gaps"] == 0  # the garbage took no seq
+
+
+def test_a_restarted_bridge_reads_what_the_broker_kept_for_it_with_the_births_it_kept(
+        peers: tuple[Store, Ingestor, Bridge], mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The node at QoS 1 sends minutes 21-40 while the bridge process is down; the broker keeps them for the
+    bridge's persistent session. The new bridge process reads them with the births the old one kept: every minute
+    is stored once, and the node is not asked for a rebirth (before, it was, and minutes 21-40 were dropped)."""
+    store, _ing, old = peers
+    node = TahuNode(mosquitto.port, qos=1)
+    n = 60
+    new: Bridge | None = None
+    try:
+        node.expect("birth")
+        node.send("nbirth", payload=NBIRTH)
+        node.send("dbirth", device="Meter1", payload=DBIRTH)
+        for i in range(1, 21):
+            node.send("ddata", device="Meter1", payload=_ddata(i))
+        wait_for(lambda: len(_series(store).get("meter1.import", [])) == 21, what="minutes 0-20 stored")
+        old.stop()
+        for i in range(21, 41):
+            node.send("ddata", device="Meter1", payload=_ddata(i))
+        new = Bridge(BridgeConfig(mapping.load(tmp_path / "sparkplug.yaml"), mqtt_port=mosquitto.port,
+                                  client_id="sp-test"), store)
+        new.start()
+        for i in range(41, n + 1):
+            node.send("ddata", device="Meter1", payload=_ddata(i))
+        wait_for(lambda: len(_series(store).get("meter1.import", [])) >= n + 1, timeout=30,
+                 what=f"{n + 1} meter1.import rows")
+        asked = []
+        while not node.events.empty():
+            asked += [e for e in [node.events.get()] if e["event"] == "ncmd"]
+    finally:
+        node.close()
+        if new is not None:
+            new.stop()
+    rows = _series(store)["meter1.import"]
+    # 123456.789 kWh at the birth (T0), +1 kWh a minute: each minute once, with the value the node sent
+    assert [(ts, round(v, 3), q) for ts, v, q in rows if v is not None] == \
+        [(T0 + i * MIN, round(123456.789 + i, 3), GOOD) for i in range(n + 1)]
+    assert [e for e in node.seen if e["event"] == "ncmd"] + asked == []
+    assert new is not None and new.sessions[("Park1", "Edge1")].stats["restored"] == 2  # NBIRTH and DBIRTH
+    assert store.dead_letters() == []

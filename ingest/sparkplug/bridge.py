@@ -34,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.sparkplug import codec, mapping
 from ingest.sparkplug.session import NodeSession, Outcome, SeqBases
 from ingest.store import Store, open_store
+from ingest.store import sparkplug_births as births
 from parkmon.common import wire
 from parkmon.common.clock import now_ms
 from parkmon.common.env import default_db
@@ -100,6 +101,9 @@ class Bridge:
         self._worker = threading.Thread(target=self._work, name="sparkplug-bridge", daemon=True)
 
     def start(self) -> None:
+        restored = self.restore_births()
+        if restored:
+            log.info("Sparkplug bridge: %d edge nodes restored from their kept births", restored)
         self._client.connect_async(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
         self._client.loop_start()
         self._worker.start()
@@ -208,7 +212,43 @@ class Bridge:
         session = self.sessions.get((group, node))
         if session is None:
             session = self.sessions[(group, node)] = NodeSession(group, node, nmap, self.bases)
-        return self._publish(nmap, session.handle(kind, device, payload, m.received_ms), group, node)
+        out = session.handle(kind, device, payload, m.received_ms)
+        self._keep_births(session, kind, device, m)  # before the message is acknowledged
+        return self._publish(nmap, out, group, node)
+
+    def _keep_births(self, session: NodeSession, kind: str, device: str, m: Received) -> None:
+        """The live births in the store, for the next bridge process (restore_births)."""
+        g, n = session.group, session.node
+        if kind == "NBIRTH" and session.alive:
+            births.keep(self.store, g, n, "", m.payload, m.received_ms)
+        elif kind == "DBIRTH" and device in session.devices:
+            births.keep(self.store, g, n, device, m.payload, m.received_ms)
+        elif kind == "DDEATH" and device not in session.devices:
+            births.forget(self.store, g, n, device)
+        elif kind == "NDEATH" and not session.alive:
+            births.forget(self.store, g, n)
+
+    def restore_births(self) -> int:
+        """Sessions from the births a previous bridge process kept (before the broker hands over its backlog);
+        returns how many nodes were restored. A kept birth that no longer decodes is skipped (its node is asked
+        for a rebirth when its data comes, as before)."""
+        kept: dict[tuple[str, str], list[tuple[str, codec.SpPayload, int]]] = {}
+        for group, node, device, payload, received_ms in births.all_births(self.store):
+            try:
+                kept.setdefault((group, node), []).append((device, codec.decode(payload), received_ms))
+            except codec.SparkplugError as exc:
+                log.warning("kept birth of %s/%s/%s does not decode (%s); skipped", group, node, device or "-", exc)
+        restored = 0
+        for (group, node), items in kept.items():
+            nmap = self.config.mapping.node(group, node)
+            if nmap is None or not items or items[0][0] != "":
+                continue  # no longer mapped, or a device's birth without its node's
+            session = NodeSession(group, node, nmap, self.bases)
+            session.restore(items, now_ms())
+            if session.alive:
+                self.sessions[(group, node)] = session
+                restored += 1
+        return restored
 
     def _publish(self, nmap: mapping.NodeMap, out: Outcome, group: str, node: str) -> list[mqtt.MQTTMessageInfo]:
         for note in out.notes:

@@ -103,7 +103,8 @@ class NodeSession:
         self.defs: dict[tuple[str, str], _Def] = {}  # (device, name)
         self.aliases: dict[tuple[str, int], str] = {}  # (device, alias) -> name
         self.devices: set[str] = set()
-        self.stats = {"births": 0, "gaps": 0, "redelivered": 0, "dropped": 0, "samples": 0}
+        self.stats = {"births": 0, "gaps": 0, "redelivered": 0, "dropped": 0, "samples": 0, "restored": 0}
+        self.resumed = False  # births read back after a restart: the next message's seq is taken as it comes
 
     # ---- one message ------------------------------------------------------------------------
     def handle(self, kind: str, device: str, p: codec.SpPayload, received_ms: int) -> Outcome:
@@ -127,6 +128,22 @@ class NodeSession:
                 self._data(device, p, n, received_ms, out)
         return out
 
+    def restore(self, births: list[tuple[str, codec.SpPayload, int]], now: int) -> None:
+        """The births a previous bridge process kept ((device, payload, received ms), the NBIRTH's device "" first):
+        the aliases and points are its again, so the data the broker held meanwhile is read, not dropped. Where the
+        seq stood is not kept, so the next message is taken as the next one, under batch seqs of a new run
+        (``now`` x 1000, as a birth's): readings it repeats are stored once all the same ((point, ts))."""
+        for device, p, received_ms in births:
+            self.handle("NBIRTH" if device == "" else "DBIRTH", device, p, received_ms)  # state only
+        if not self.alive:
+            return
+        self.stats = dict.fromkeys(self.stats, 0) | {"restored": len(births)}
+        self.base = max(now * 1000, self.bases.take(self.gateway, now))
+        self.bases.used(self.gateway, self.base)
+        self.last_n = -1
+        self.seen.clear()
+        self.resumed = True
+
     def _continues(self, seq: int | None) -> bool:
         """Data after the death that goes on from the dead birth's last seq (or repeats one): that birth's,
         late. Across a broker restart the old connection's will can overtake messages the node had queued
@@ -142,6 +159,9 @@ class NodeSession:
             self.stats["dropped"] += 1
             out.rebirth = f"{kind} with seq {seq} (must be 0-255)"
             return None
+        if self.resumed:  # the first message after a restart: where the seq stood was not kept
+            self.resumed = False
+            self.last_n = seq - 1
         ahead = (seq - self.last_n - 1) % 256
         if ahead == 0:
             n = self.last_n + 1

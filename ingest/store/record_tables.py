@@ -7,7 +7,7 @@ everywhere in parkmon.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 
 from ingest.store.schema import metadata
 
@@ -129,4 +129,15 @@ api_tokens = Table(
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=True),
     Column("revoked_ms", BigInteger, nullable=True),
+)
+
+# the Sparkplug bridge's births (ingest/sparkplug): the live NBIRTH of each edge node and its devices' DBIRTHs, as
+# received, so a restarted bridge still reads the aliases of the data the broker kept for it (device "" = NBIRTH)
+sparkplug_births = Table(
+    "sparkplug_births", metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("node", String(255), primary_key=True),
+    Column("device", String(255), primary_key=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
 )
