@@ -246,10 +246,12 @@ def test_hours_are_built_from_minutes_and_days_from_hours_and_an_upgrade_rebuild
         assert _source(store_url, "readings_1h") == _source(store_url, "readings_1d") == "readings"
         store.refresh_rollups()
         _expected_hours_and_days(store, pid)
-        migrate.upgrade(engine)  # rebuilt from the level below, and filled after the migration commits
+        migrate.upgrade(engine)  # rebuilt from the level below, empty until maintenance's next refresh
     finally:
         engine.dispose()
     assert (_source(store_url, "readings_1h"), _source(store_url, "readings_1d")) == ("readings_1m", "readings_1h")
+    assert store.rollups([pid], 0, 2**62, "1d")[pid] == []
+    store.refresh_rollups()  # what `parkmon ingest run`'s maintenance does every 30 s
     _expected_hours_and_days(store, pid)
     # and kept up to date: 6 more at 11:01 of the old day, 10 + 6 = 16 in its 11:00 hour, 25 + 6 = 31 in the day
     store.write_batches([_batch(3, [("m.p", OLD_DAY + TEN + 61 * MINUTE_MS, 6.0, 0)])])

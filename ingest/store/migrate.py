@@ -6,7 +6,6 @@ A database made by parkmon 0.1 (``create_all``, no ``alembic_version``) is recog
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -17,7 +16,6 @@ from sqlalchemy import Engine, inspect, text
 
 from ingest.store import pg_layout
 
-log = logging.getLogger("ingest")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -48,12 +46,6 @@ def upgrade(engine: Engine, target: str = "head") -> None:
         if MigrationContext.configure(conn).get_current_revision() is None and inspect(conn).has_table("readings"):
             command.stamp(cfg, "0001")  # made by create_all before migrations existed
         command.upgrade(cfg, target)
-    if engine.dialect.name == "postgresql":
-        # aggregates a migration made empty, filled outside its transaction (a refresh refuses one)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if pg_layout.layout(conn) == "timescaledb":
-                for name in pg_layout.fill_empty_aggregates(conn):
-                    log.info("filled the continuous aggregate %s from the level below it", name)
 
 
 def downgrade(engine: Engine, target: str) -> None:

@@ -245,17 +245,3 @@ def in_chain(conn: Connection, name: str, source: str) -> bool:
         "LEFT JOIN _timescaledb_catalog.continuous_agg p ON p.mat_hypertable_id = c.parent_mat_hypertable_id "
         "WHERE c.user_view_name = :n"), {"n": name}).first()
     return row is not None and (row[0] or "readings") == source and row[1] is not None
-
-
-def fill_empty_aggregates(conn: Connection) -> list[str]:
-    """Refresh, whole, each hierarchical rollup that is empty while the level below is not (just made by
-    migration 0016). ``conn`` in autocommit: refresh_continuous_aggregate refuses a transaction block."""
-    filled = []
-    for name, _width, source in HIERARCHY:
-        if not in_chain(conn, name, source):
-            continue  # as made before migration 0016, which kept it (see there)
-        empty = conn.execute(text(f"SELECT NOT EXISTS (SELECT 1 FROM {name})")).scalar()
-        if empty and conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {source})")).scalar():
-            conn.execute(text(f"CALL refresh_continuous_aggregate('{name}', NULL, NULL)"))
-            filled.append(name)
-    return filled

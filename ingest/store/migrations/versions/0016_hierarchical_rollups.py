@@ -4,8 +4,9 @@ built from raw readings, the day re-read every raw row of the day so far at each
 hour every row of the hour so far. TimescaleDB asks one bucket origin of a level and the level above it,
 so the minute rollup is made again too (with the day's origin, China's midnight).
 
-The new aggregates are made empty here and filled whole after the migration commits
-(pg_layout.fill_empty_aggregates, called by migrate.upgrade: a refresh refuses to run in a transaction).
+The new aggregates are made empty here (a refresh refuses to run in a transaction) and filled by the next rollup
+refresh of parkmon's maintenance, from one ``rollup_dirty`` record spanning the raw readings (enterprise 0: the
+TimescaleDB refresh works by time alone). Not at start-up: every worker starting together would refresh at once.
 A level is made again only when the level below covers everything it holds: where retention
 (``--keep-raw-days``, ``--keep-1m-days``) already dropped rows below whose rollups are still kept, making it
 again would lose those, so it and the levels above it stay as they were - computed from raw readings,
@@ -74,6 +75,15 @@ def upgrade() -> None:
         op.execute(f"DROP MATERIALIZED VIEW {name}")
     for name, width, source in rebuild:
         pg_layout.create_rollup_aggregate(bind, name, width, source, _ORIGIN)
+    if rebuild and earliest["readings"] is not None:
+        # the rebuilt levels always include the minutes, made from raw: refreshing the raw readings' span fills
+        # them all (the levels kept from raw are refreshed over it too: where raw is, the same figures)
+        bind.execute(sa.text(
+            "INSERT INTO rollup_dirty (enterprise_id, from_ms, to_ms) SELECT 0, "
+            "(extract(epoch FROM CAST(:first AS timestamptz)) * 1000)::bigint / 60000 * 60000, "
+            "(extract(epoch FROM max(ts)) * 1000)::bigint / 60000 * 60000 + 60000 FROM readings WHERE ts >= "
+            "(SELECT max(range_start) FROM timescaledb_information.chunks WHERE hypertable_name = 'readings')"),
+            {"first": earliest["readings"]})
 
 
 def downgrade() -> None:
