@@ -167,3 +167,25 @@ def test_the_share_and_key_energy_user_rules_keep_their_subjects(store: Store) -
     # electricity used = 700 000 from the grid + 300 000 of PV = 1 000 000 kWh x 0.1229 kgce/kWh = 122.9 tce
     # in 326 days: 122.9 x 365 / 326 = 137.6 tce a year, over the rule's line of 130
     assert got["key"] == (pytest.approx(122.9 * 365 / 326), 130.0)
+
+
+def test_a_point_whose_catalogue_comes_after_its_first_data_is_watched_within_a_minute(store: Store) -> None:
+    # two ingest workers share the gateway's messages: the one with the alert engine may store the gas detector's
+    # first reading before the other stored its catalogue (metric safety.gas_lel, the rule's); 30 %LEL > 25
+    store.upsert_park("demo", "示范园区", "Demo", "none")
+    now = [1_000.0]
+    engine = AlertEngine(store, [r for r in load_rules() if r.id == "gas_lel_high"], clock=lambda: now[0])
+
+    def data(seq: int, t: int) -> None:  # 30 %LEL for 6 s: over 25 for longer than the rule's 5 s
+        b = [IncomingBatch("demo", "e02", "gw", wire.Batch(1, "gw", seq, t, [
+            ("gd1.lel", t + k * 3000, 30.0, 0) for k in range(3)]), t)]
+        store.write_batches(b)
+        engine.process(b, t)
+
+    data(1, HOUR0)  # no catalogue yet: a point without a metric, no rule applies
+    assert _alerts(store) == []
+    store.upsert_meta("demo", "e02", "gw", wire.Meta(1, "gw", 0, {
+        "gd1.lel": wire.PointMeta("safety.gas_lel", "%LEL", "instant", "")}, {}))
+    now[0] += 61  # the engine reads the enterprise's points again (RELOAD_S = 60)
+    data(2, HOUR0 + 60_000)
+    assert _alerts(store) == [("gas_lel_high", "demo/e02/gd1.lel", "firing")]

@@ -45,10 +45,14 @@ class _PointCtx:
     rules: tuple[Rule, ...]
 
 
+RELOAD_S = 60.0  # an enterprise's points are read again at most this often while its data flows
+
+
 @dataclass
 class _Watched:
     """One enterprise's points as the live path sees them."""
 
+    loaded_s: float = 0.0  # when they were read (the engine's clock)
     known: set[str] = field(default_factory=set)  # registered keys, as last read
     missing: set[str] = field(default_factory=set)  # keys seen in batches, not registered when last read
     rules: dict[str, _PointCtx] = field(default_factory=dict)  # the keys some rule watches
@@ -119,7 +123,10 @@ class AlertEngine:
         batch, and again when a key appears that is neither known nor already looked for (registered since).
         Set operations, not a lookup per sample: most samples have no rule, and this runs for every one."""
         w = self._ents.get((park, ent))
-        if w is None or (not keys <= w.known and not keys - w.known <= w.missing):
+        # read again after RELOAD_S too: a point's catalogue (its metric, hence its rules) may be stored after its
+        # first data - another worker of the shared group took the meta - and it must not stay unwatched
+        if w is None or self.clock() - w.loaded_s >= RELOAD_S or (
+                not keys <= w.known and not keys - w.known <= w.missing):
             w = self._load_enterprise(park, ent)
             w.missing |= keys - w.known  # not a registered point (yet): asked again after the next load
         return w.rules
@@ -127,7 +134,7 @@ class AlertEngine:
     def _load_enterprise(self, park: str, ent: str) -> _Watched:
         name_zh, region = self._parks.get(park, (park, ""))
         old = self._ents.get((park, ent))
-        w = _Watched(missing=old.missing if old else set())
+        w = _Watched(loaded_s=self.clock(), missing=old.missing if old else set())
         for p in rows.watched_points(self.store, park, ent):
             w.known.add(p.key)
             rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
