@@ -18,12 +18,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from analytics.alerts.actions import ANNOUNCER, Subject, new_alert
 from analytics.alerts.rules import Rule, load_rules, one_level_up, parse_rules
 from analytics.alerts.state import Tracker, Transition
+from analytics.alerts.watched import PointCtx, WatchedPoints
 from analytics.indicators.base import Context, load, status_for
 from ingest.store import Store, alert_rules
 from ingest.store import alerts as rows
@@ -39,25 +39,6 @@ Judged = list[tuple[Rule, Subject, Transition, float | None]]  # what a pass dec
 GATHER_MS = 60
 
 
-@dataclass(frozen=True)
-class _PointCtx:
-    subject: Subject
-    rules: tuple[Rule, ...]
-
-
-RELOAD_S = 60.0  # an enterprise's points are read again at most this often while its data flows
-
-
-@dataclass
-class _Watched:
-    """One enterprise's points as the live path sees them."""
-
-    loaded_s: float = 0.0  # when they were read (the engine's clock)
-    known: set[str] = field(default_factory=set)  # registered keys, as last read
-    missing: set[str] = field(default_factory=set)  # keys seen in batches, not registered when last read
-    rules: dict[str, _PointCtx] = field(default_factory=dict)  # the keys some rule watches
-
-
 class AlertEngine:
     def __init__(self, store: Store, rules: Sequence[Rule] | None = None,
                  clock: Callable[[], float] = time.time, notify: Callable[[], None] | None = None) -> None:
@@ -70,7 +51,7 @@ class AlertEngine:
         self._timer = Outage(log, "alert timer")
         self._trackers: dict[tuple[str, str], Tracker] = {}
         self._open: dict[tuple[str, str], int] = {}  # (rule, subject) -> alert id of a firing alert
-        self._ents: dict[tuple[str, str], _Watched] = {}  # (park, enterprise) -> its points, read once
+        self._watched = WatchedPoints(store, clock)  # per enterprise, the points the live rules watch
         self._parks: dict[str, tuple[str, str]] = {}  # park -> (name_zh, region)
         self._gw_seen: dict[tuple[str, str, str], int] = {}
         self._last_hour_judged = 0
@@ -95,7 +76,7 @@ class AlertEngine:
                 for r in self._base_rules]
         with self._lock:
             self.rules = base + extra
-            self._ents.clear()
+            self._watched.clear()
             self._parks = {p.key: (p.name_zh, p.region or "") for p in parks}
             for a in opened:
                 rule = self.rule_for(a["rule_id"], a["park"])
@@ -117,36 +98,6 @@ class AlertEngine:
     def rule_for(self, rule_id: str, park: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id and r.park in (None, park)
                      and park not in r.except_parks), None)
-
-    def _watched(self, park: str, ent: str, keys: set[str]) -> dict[str, _PointCtx]:
-        """The points of ``keys`` that rules watch. An enterprise's points are read in one query at its first
-        batch, and again when a key appears that is neither known nor already looked for (registered since).
-        Set operations, not a lookup per sample: most samples have no rule, and this runs for every one."""
-        w = self._ents.get((park, ent))
-        # read again after RELOAD_S too: a point's catalogue (its metric, hence its rules) may be stored after its
-        # first data - another worker of the shared group took the meta - and it must not stay unwatched
-        if w is None or self.clock() - w.loaded_s >= RELOAD_S or (
-                not keys <= w.known and not keys - w.known <= w.missing):
-            w = self._load_enterprise(park, ent)
-            w.missing |= keys - w.known  # not a registered point (yet): asked again after the next load
-        return w.rules
-
-    def _load_enterprise(self, park: str, ent: str) -> _Watched:
-        name_zh, region = self._parks.get(park, (park, ""))
-        old = self._ents.get((park, ent))
-        w = _Watched(loaded_s=self.clock(), missing=old.missing if old else set())
-        for p in rows.watched_points(self.store, park, ent):
-            w.known.add(p.key)
-            rules = tuple(r for r in self.rules if r.kind in ("threshold", "rate", "quality")
-                          and r.applies(park, ent, p.device, p.device_kind or "", p.metric))
-            if rules:
-                m = METRICS.get(p.metric or "")
-                subj = Subject(f"{park}/{ent}/{p.key}", park, ent, p.device, p.metric,
-                               p.unit or (m.unit if m else ""), m.zh if m else p.key, name_zh, region)
-                w.rules[p.key] = _PointCtx(subj, rules)
-        w.missing -= w.known
-        self._ents[(park, ent)] = w
-        return w
 
     # ---- the live path: ingest hands over each commit ---------------------------------------------
     def on_commit(self, batches: Sequence[IncomingBatch], committed_ms: int) -> None:
@@ -188,11 +139,12 @@ class AlertEngine:
         """Apply the rules to committed batches, each point's samples in time order."""
         out: Judged = []
         with self._lock:
-            per_point: dict[tuple[str, str, str], tuple[_PointCtx, list[tuple[int, float | None, int]]]] = {}
+            per_point: dict[tuple[str, str, str], tuple[PointCtx, list[tuple[int, float | None, int]]]] = {}
             for b in batches:
                 gk = (b.park, b.enterprise, b.gateway)
                 self._gw_seen[gk] = max(self._gw_seen.get(gk, 0), committed_ms)
-                watched = self._watched(b.park, b.enterprise, {s[0] for s in b.batch.samples})
+                watched = self._watched.of(b.park, b.enterprise, {s[0] for s in b.batch.samples}, self.rules,
+                                           self._parks)
                 if not watched:
                     continue
                 for key, ts, value, q in b.batch.samples:
