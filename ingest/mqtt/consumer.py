@@ -349,11 +349,11 @@ class Ingestor:
             try:
                 fn()
             except StoreError as exc:
-                with self._stats_lock:
+                with self._stats_lock:  # check and set together: two writers failing at once log it once
                     self.stats.db_errors += 1
-                if not self._db_down:
+                    first, self._db_down = not self._db_down, True
+                if first:
                     log.error("database write failed, holding messages (not acked) and retrying: %s", exc)
-                    self._db_down = True
                 # wait for the database before redoing the work: rebuilding a group's rows at every
                 # back-off while it is down only churns memory
                 while True:
@@ -366,7 +366,8 @@ class Ingestor:
                     except StoreError:
                         continue
                 continue
-            if self._db_down:
+            with self._stats_lock:
+                back, self._db_down = self._db_down, False
+            if back:
                 log.warning("database is back; ingest resumed")
-                self._db_down = False
             return True
