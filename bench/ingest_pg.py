@@ -497,9 +497,12 @@ def run_layout(layout: str, args: argparse.Namespace, work: Path) -> dict[str, A
                  "limit_before_rows_per_s": before["rows_per_s"],
                  "limit_after_rows_per_s": after["rows_per_s"], "ratio_to_limit_around": sats[kind]["ratio"], **sat})
         if sustained is None:
+            # a slow figure, not a crash: reported as such, and the run goes on to the next layout
             summary: dict[str, Any] = {
-                "phase": "summary", "error": f"the pipeline kept up with none of the offered rates {args.ramp}",
-                       "saturated": sats}
+                "phase": "summary", "ingest": kinds[0], "sustained_points_per_s": None,
+                "kept_up_with": f"none of the offered rates {args.ramp} (fractions of the limit)",
+                "limit_rows_per_s_at_start_and_beside_each_run": [lim["rows_per_s"], *limits],
+                "saturated": sats, **tally(counted)}
             out(summary)
             return summary
         out({"phase": "sustained", **sustained})
@@ -531,9 +534,7 @@ def run_layout(layout: str, args: argparse.Namespace, work: Path) -> dict[str, A
             "park_bytes_per_reading": None if comp is None else {
                 "uncompressed": comp["bytes_per_reading_uncompressed"],
                 "compressed": comp.get("bytes_per_reading_compressed")},
-            # counted from the rows stored against what was sent, over every run (probes, saturated, 80 %)
-            **{k: sum(c[k] for c in counted) for k in ("sent_readings", "lost_readings", "doubled_readings",
-                                                       "sent_batches", "lost_batches", "doubled_batches")},
+            **tally(counted),
             "memory_mb_at_80pct": paced["ingest_rss_mb"],
             "bottleneck": bottleneck, "goal": "shipped ratio >= 0.85; compressed <= 12 bytes per reading",
             "ratios": "ratio_to_limit: highest rate kept up with over the limit measured beside it; saturated: "
@@ -541,6 +542,12 @@ def run_layout(layout: str, args: argparse.Namespace, work: Path) -> dict[str, A
                       "(both as fast as they can)"}
         out(summary)
         return summary
+
+
+def tally(counted: list[dict[str, int]]) -> dict[str, int]:
+    """Readings and batches sent, lost and doubled, counted from the rows stored over every run."""
+    return {k: sum(c[k] for c in counted) for k in ("sent_readings", "lost_readings", "doubled_readings",
+                                                    "sent_batches", "lost_batches", "doubled_batches")}
 
 
 def main() -> int:
@@ -582,9 +589,14 @@ def main() -> int:
             summaries[layout] = run_layout(layout, args, here)
     emit({"phase": "layouts", **{k: {f: v.get(f) for f in ("sustained_points_per_s", "limit_rows_per_s",
                                                            "ratio_to_limit", "saturated", "park_bytes_per_reading",
-                                                           "lost_readings", "doubled_readings", "error")}
+                                                           "lost_readings", "doubled_readings", "kept_up_with")}
                                  for k, v in summaries.items()}, "skipped": skipped})
-    return 1 if any("error" in v for v in summaries.values()) else 0
+    # a slow figure does not fail the run; a reading lost or stored twice does, as a crash does
+    wrong = {k: (v.get("lost_readings"), v.get("doubled_readings")) for k, v in summaries.items()
+             if v.get("lost_readings") or v.get("doubled_readings")}
+    for layout, (lost, doubled) in wrong.items():
+        print(f"{layout}: {lost} readings lost and {doubled} stored twice, counted from the database", file=sys.stderr)
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
