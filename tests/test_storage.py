@@ -98,3 +98,32 @@ def test_park_class_is_checked(store: Store) -> None:
 
     with pytest.raises(ValueError, match="park_class 'low-carbon' is not one of low_carbon, zero_carbon, none"):
         store.upsert_park("demo", "示范园区", "Demo", "low-carbon")
+
+
+def test_a_batch_across_minutes_marks_its_span_and_a_stray_time_alone(store_url: str, store: Store) -> None:
+    """What the rollups are told to redo: a batch within an hour marks the minutes from its first to its last
+    reading; one with a reading three days away marks that minute alone, not the days between (which the
+    refresh would walk). The minute rollups come out the same either way."""
+    from sqlalchemy import create_engine, text
+
+    # T0 is 40 s into minute m = 29_396_666 (m x 60 000 = 1_763_799_960_000)
+    near = [("grid.import", T0, 1.0, 0), ("grid.import", T0 + 150_000, 2.0, 0)]  # 40 s + 150 s: minute m + 3
+    store.write_batches([_batch(1, near)])
+    far = [("grid.power", T0, 5.0, 0), ("grid.power", T0 + 3 * 86_400_000, 7.0, 0)]  # m + 3 x 1 440
+    store.write_batches([_batch(2, far)])
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            marked = conn.execute(text("SELECT from_ms, to_ms FROM rollup_dirty ORDER BY id")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in marked] == [
+        (1_763_799_960_000, 1_763_800_200_000),  # minutes m .. m + 3: (m + 4) x 60 000
+        (1_763_799_960_000, 1_763_800_020_000),  # minute m alone
+        (1_764_059_160_000, 1_764_059_220_000),  # minute m + 4 320: (29_396_666 + 4 320) x 60 000
+    ]
+    store.refresh_rollups()
+    pts = {p.point: p.id for p in store.points("demo")}
+    got = store.rollups([pts["import"], pts["power"]], T0 - 3_600_000, T0 + 4 * 86_400_000, "1m")
+    assert [(r.bucket_ms, r.sum) for r in got[pts["import"]]] == [(1_763_799_960_000, 1.0), (1_763_800_140_000, 2.0)]
+    assert [(r.bucket_ms, r.sum) for r in got[pts["power"]]] == [(1_763_799_960_000, 5.0), (1_764_059_160_000, 7.0)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from operator import itemgetter
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, create_engine, text
@@ -24,6 +25,14 @@ _MERGE = ("INSERT INTO readings (point_id, ts, value, quality) "
           "SELECT point_id, timestamptz 'epoch' + ts * interval '1 millisecond', value, quality "
           "FROM readings_in ON CONFLICT (point_id, ts) DO NOTHING")
 _MONTH_MS = 31 * rollups.DAY_MS
+# a transaction's batch records and touched minutes as one statement each, the columns as arrays: SQLAlchemy's
+# many-row insert rendered and bound ~200 parameters per commit, 0.1 µs of ingest CPU per reading (py-spy)
+_RECORD = ("INSERT INTO gateway_batches (gateway_id, seq, received_ms, samples, sent_ms) "
+           "SELECT * FROM unnest(%s::int4[], %s::int8[], %s::int8[], %s::int4[], %s::int8[]) "
+           "ON CONFLICT (gateway_id, seq) DO NOTHING")
+_DIRTY = ("INSERT INTO rollup_dirty (enterprise_id, from_ms, to_ms) "
+          "SELECT * FROM unnest(%s::int4[], %s::int8[], %s::int8[])")
+_RECORD_COLUMNS = itemgetter("gateway_id", "seq", "received_ms", "samples", "sent_ms")
 
 
 class PostgresStore(SqlStore):
@@ -79,6 +88,24 @@ class PostgresStore(SqlStore):
             made = pg_layout.create_partitions(ddl, missing)
             self._partitions = pg_layout.existing_partitions(ddl)
         return made
+
+    def _record_batches(self, conn: Connection, records: list[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            cur.execute(_RECORD, [list(col) for col in zip(*map(_RECORD_COLUMNS, records), strict=True)])
+            return int(cur.rowcount)
+
+    def _mark_dirty(self, conn: Connection, dirty: dict[int, set[int]]) -> None:
+        runs = [(eid, lo, hi) for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)]
+        if not runs:
+            return
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            cur.execute(_DIRTY, [list(col) for col in zip(*runs, strict=True)])
 
     def _insert_readings(self, conn: Connection, rows: list[Row]) -> int:
         self._ensure_partitions(rows)
