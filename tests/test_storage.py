@@ -107,9 +107,10 @@ def test_a_batch_across_minutes_marks_its_span_and_a_stray_time_alone(store_url:
     from sqlalchemy import create_engine, text
 
     # T0 is 40 s into minute m = 29_396_666 (m x 60 000 = 1_763_799_960_000)
-    near = [("grid.import", T0, 1.0, 0), ("grid.import", T0 + 150_000, 2.0, 0)]  # 40 s + 150 s: minute m + 3
+    # 40 s + 150 s = 190 s: minute m + 3
+    near: list[wire.Sample] = [("grid.import", T0, 1.0, 0), ("grid.import", T0 + 150_000, 2.0, 0)]
     store.write_batches([_batch(1, near)])
-    far = [("grid.power", T0, 5.0, 0), ("grid.power", T0 + 3 * 86_400_000, 7.0, 0)]  # m + 3 x 1 440
+    far: list[wire.Sample] = [("grid.power", T0, 5.0, 0), ("grid.power", T0 + 3 * 86_400_000, 7.0, 0)]  # m + 3 x 1440
     store.write_batches([_batch(2, far)])
     engine = create_engine(store_url)
     try:
