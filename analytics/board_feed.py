@@ -37,11 +37,10 @@ from analytics.meters import Flows, ParkFlows, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
 from ingest.store import indicator_hourly as table
 from ingest.store.records import green_register
-from parkmon.common.clock import CHINA, HOUR_MS, now_ms
+from parkmon.common.clock import CHINA, HOUR_MS, china_day_start_ms, now_ms
 
 log = logging.getLogger(__name__)
 
-_DAY_OFFSET_MS = 8 * HOUR_MS  # China days start at 16:00 UTC
 REGISTER_REDO_MS = 400 * 24 * HOUR_MS  # a register write older than this is not carried into old hours
 _SHARE_COLUMNS = ("imp", "exp", "re_gen", "charge", "discharge", "curtailed", "re_used", "consumption",
                   "pool_kwh", "pool_re_kwh", "target")  # park rows only
@@ -56,10 +55,6 @@ class FeedConfig:
 
 def hour_floor(ms: int) -> int:
     return ms - ms % HOUR_MS
-
-
-def china_day_start(ms: int) -> int:
-    return (ms + _DAY_OFFSET_MS) // (24 * HOUR_MS) * (24 * HOUR_MS) - _DAY_OFFSET_MS
 
 
 @dataclass
@@ -151,16 +146,16 @@ class BoardFeed:
                 first = min(first, max(hour_floor(touched), current - REGISTER_REDO_MS))
             self._register_seen[info.key] = max(newest or 0, self._register_seen.get(info.key, last))
         pieces = register_pieces(self.store, info.key)
-        if within(pieces, china_day_start(first), current + HOUR_MS).entries:
-            first = china_day_start(first)  # the register's caps run over the day from its start
+        if within(pieces, china_day_start_ms(first), current + HOUR_MS).entries:
+            first = china_day_start_ms(first)  # the register's caps run over the day from its start
         caps = _DayCaps()
         # the pool at the end of the last hour written before ``first`` in the same China day
-        pool, pool_re = table.pool_before(self.store, park_id, first, china_day_start(first))
+        pool, pool_re = table.pool_before(self.store, park_id, first, china_day_start_ms(first))
         hold = self.settings.max_hold_minutes * 60_000
         written = 0
         hours = range(first, current + 1, HOUR_MS)
         for i, h in enumerate(hours):
-            if h == china_day_start(h):
+            if h == china_day_start_ms(h):
                 pool, pool_re = 0.0, 0.0  # each China day starts empty: a day's rows sum to its share
                 caps = _DayCaps()
             end = min(h + HOUR_MS, now_ms)

@@ -26,14 +26,13 @@ from analytics.meters import HOLD_MS
 from analytics.rollup_feed import StepStore, plan, pooled_steps
 from analytics.tariffs import BAND_ZH, BANDS, SLOT_MIN, Band, TariffSettings, TariffTable, load_tariffs
 from ingest.store.records import registry
-from parkmon.common.clock import CHINA, DAY_MS, MINUTE_MS
+from parkmon.common.clock import CHINA, CHINA_OFFSET_MS, DAY_MS, MINUTE_MS
 
 if TYPE_CHECKING:
     from ingest.store.base import Store
 
 IMPORT = "elec.import.energy"
 QUARTER_MS = SLOT_MIN * MINUTE_MS
-CHINA_OFFSET_MS = 8 * 3_600_000  # parkmon.common.clock.CHINA: UTC+8, no daylight saving
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 MAX_DAYS = 366  # the longest period priced in one request: a leap year
 

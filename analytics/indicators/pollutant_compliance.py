@@ -43,14 +43,13 @@ from analytics.indicators.base import Context, Indicator, IndicatorResult, Span,
 from analytics.meters import MeterStore
 from analytics.targets import defaults_section
 from parkmon.common import emissions as em
-from parkmon.common.clock import CHINA
+from parkmon.common.clock import CHINA, CHINA_OFFSET_MS
 from parkmon.common.hj212_codes import METRIC_CODES
 
 if TYPE_CHECKING:
     from ingest.store.base import Store
 
-MINUTE_MS, HOUR_MS, DAY_MS = em.MINUTE_MS, em.HOUR_MS, em.DAY_MS
-DAY_OFFSET_MS = em.DAY_OFFSET_MS  # days are China days (UTC+8)
+DAY_OFFSET_MS = CHINA_OFFSET_MS  # days are China days (UTC+8)
 Reading = em.Reading  # ts ms, value, quality (≥ 64 uncertain/bad is not normal)
 
 

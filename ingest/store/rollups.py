@@ -19,8 +19,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
-DAY_OFFSET_MS = 8 * HOUR_MS  # a day starts at 00:00 UTC+8 = 16:00 UTC the day before
+# the store's time vocabulary, as the rest of the store imports it (one definition: parkmon.common.clock)
+from parkmon.common.clock import CHINA_OFFSET_MS
+from parkmon.common.clock import DAY_MS as DAY_MS
+from parkmon.common.clock import HOUR_MS as HOUR_MS
+from parkmon.common.clock import MINUTE_MS as MINUTE_MS
+
+DAY_OFFSET_MS = CHINA_OFFSET_MS  # a rollup day is a China day
 GOOD = "quality < 64 AND value IS NOT NULL"  # parkmon.common.quality: class GOOD
 
 

@@ -17,6 +17,7 @@ SECOND_MS = 1_000
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+CHINA_OFFSET_MS = 8 * HOUR_MS  # a China day starts at 00:00 UTC+8 = 16:00 UTC the day before
 
 
 def now_ms() -> int:
@@ -31,4 +32,4 @@ def china_datetime(ts_ms: int) -> datetime:
 
 def china_day_start_ms(ts_ms: int) -> int:
     """Start of the China calendar day holding ``ts_ms``, epoch ms."""
-    return (ts_ms + 8 * HOUR_MS) // DAY_MS * DAY_MS - 8 * HOUR_MS
+    return (ts_ms + CHINA_OFFSET_MS) // DAY_MS * DAY_MS - CHINA_OFFSET_MS

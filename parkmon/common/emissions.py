@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from parkmon.common import quality
+from parkmon.common.clock import CHINA_OFFSET_MS, DAY_MS, HOUR_MS, MINUTE_MS
 from parkmon.common.hj212 import Record
 from parkmon.common.hj212_codes import CN_DAY, CN_HOUR, CN_MINUTE, DATA_FLAGS, ST_AIR_SOURCE, ST_WATER_SOURCE
 
@@ -44,8 +45,7 @@ Kind = Literal["gas", "water"]  # flue gas (CEMS, ST 31) or wastewater (ST 32)
 # one series' values: (ts_ms, value or None, parkmon quality); a wire Sample without its point
 Reading = tuple[int, float | None, int]
 
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
-DAY_OFFSET_MS = 8 * HOUR_MS  # HJ 212 days are the logger's Beijing-time days (UTC+8)
+DAY_OFFSET_MS = CHINA_OFFSET_MS  # HJ 212 days are the logger's Beijing-time days (UTC+8)
 MIN_SAMPLES = 12  # a valid minute: ≥ 12 normal samples (App. D)
 MIN_MINUTES = 45  # a valid hour: ≥ 45 valid minutes (App. D)
 MIN_HOURS = 20  # a valid day: ≥ 20 valid hours (App. D)
