@@ -168,6 +168,12 @@ class ShareParams(Span):
     clean_share: Annotated[bool, Field(description="also the clean-energy share of all energy in tce "
                                                    "(清洁能源消费占比)")] = False
 
+    def is_park_default(self) -> bool:
+        """The park's own share as its board shows it: no enterprise, no what-if, the default interval and
+        source (what one request computes once and every indicator reading it shares)."""
+        return (self.enterprise is None and self.interval_s is None and self.green_purchase_kwh == 0.0
+                and self.certificates_sold_kwh == 0.0 and self.source == "auto")
+
 
 class NewEnergyShare(Indicator[ShareParams]):
     key = "new_energy_share"
@@ -206,8 +212,7 @@ class NewEnergyShare(Indicator[ShareParams]):
     # --- the seam -------------------------------------------------------------------------------------------
     def feed(self, store: Store, park: str, p: ShareParams, ctx: Context) -> IndicatorResult:
         info = ctx.park(store, park)
-        if (p.enterprise, p.interval_s, p.green_purchase_kwh, p.certificates_sold_kwh, p.source) == \
-                (None, None, 0.0, 0.0, "auto"):  # the park's own share: computed once per request (zc_clean_energy)
+        if p.is_park_default():  # computed once per request (zc_clean_energy reads it too)
             result = park_share_once(store, info, p.start_ms, p.end_ms, ctx)
         else:
             result = share_of(store, info, p.start_ms, p.end_ms, ctx.share_settings,
