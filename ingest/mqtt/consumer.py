@@ -113,7 +113,7 @@ class Ingestor:
         # its own transaction and acks its own messages (QoS 1 acks may come in any order)
         self._writers = [threading.Thread(target=self._write_loop, name=f"ingest-writer-{i}", daemon=True)
                          for i in range(n_writers)]
-        self._stats_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # the counters and the database outage flag (writers share both)
         self.connected = threading.Event()
         # called after each commit with the batches and the commit time (ms): delay figures, and later
         # the alert engine, hang here without touching the write path
@@ -241,7 +241,7 @@ class Ingestor:
         for m in msgs:
             if m.generation == generation and m.qos > 0:
                 self._client.ack(m.mid, m.qos)
-        with self._stats_lock:
+        with self._state_lock:
             self.stats.messages += len(msgs)
 
     def _handle_group(self, msgs: list[Received]) -> None:
@@ -299,7 +299,7 @@ class Ingestor:
         for (park, ent, gw), seqs in committed.items():
             payload = wire.encode(wire.Ack(wire.VERSION, gw, wire.seq_ranges(seqs)))
             self._client.publish(wire.topic(park, ent, gw, "ack"), payload, qos=0)
-        with self._stats_lock:
+        with self._state_lock:
             self.stats.acks_sent += len(committed)
 
     def _commit(self, batches: list[IncomingBatch], other: list[tuple[Received, Any]],
@@ -319,7 +319,7 @@ class Ingestor:
         for m, reason in dead:
             self.store.dead_letter(m.topic, m.payload, reason, m.received_ms)
         committed = now_ms()
-        with self._stats_lock:
+        with self._state_lock:
             if res is not None:
                 self.stats.inserted += res.inserted
                 self.stats.duplicates += res.duplicates
@@ -349,7 +349,7 @@ class Ingestor:
             try:
                 fn()
             except StoreError as exc:
-                with self._stats_lock:  # check and set together: two writers failing at once log it once
+                with self._state_lock:  # check and set together: two writers failing at once log it once
                     self.stats.db_errors += 1
                     first, self._db_down = not self._db_down, True
                 if first:
@@ -366,7 +366,7 @@ class Ingestor:
                     except StoreError:
                         continue
                 continue
-            with self._stats_lock:
+            with self._state_lock:
                 back, self._db_down = self._db_down, False
             if back:
                 log.warning("database is back; ingest resumed")
