@@ -165,10 +165,12 @@ def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: floa
     many connections as ingest has writers (each its own slice of the points)."""
     counts = [0] * connections
     commits = [0] * connections
+    cpu = [0.0] * connections  # each thread's own CPU: building rows and psycopg's COPY
     start = time.perf_counter()
 
     def one(k: int) -> None:
         mine = pids[k::connections]
+        c0 = time.thread_time()
         with psycopg.connect(dsn) as conn:
             conn.execute(_TEMP)
             conn.commit()
@@ -185,11 +187,13 @@ def limit_copy(dsn: str, pids: list[int], per_msg: int, msgs: int, seconds: floa
                 conn.commit()
                 cycle += 1
             commits[k] = cycle
+        cpu[k] = time.thread_time() - c0
 
     run_threads(one, connections)
     el = time.perf_counter() - start
     return {"phase": "limit_copy", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),
-            "commits": sum(commits), "rows_per_commit": per_msg * msgs, "connections": connections}
+            "commits": sum(commits), "rows_per_commit": per_msg * msgs, "connections": connections,
+            "client_cpu_us_per_row": round(sum(cpu) / max(sum(counts), 1) * 1e6, 2)}
 
 
 def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float, t0: int,
@@ -200,10 +204,11 @@ def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float,
     store = open_store(url)
     store.create_schema()
     counts = [0] * threads
+    cpu = [0.0] * threads  # each thread's own CPU in the store's write path (ids, records, COPY)
     start = time.perf_counter()
 
     def one(k: int) -> None:
-        cycle = 0
+        cycle, write_cpu = 0, 0.0
         while time.perf_counter() - start < seconds:
             items = []
             for j in range(msgs):
@@ -212,14 +217,17 @@ def limit_store(url: str, gateways: int, points: int, msgs: int, seconds: float,
                 ts = t0 + rnd * 1000
                 items.append(IncomingBatch("bench", f"e{g:04d}", f"gw{g:04d}", wire.Batch(
                     1, f"gw{g:04d}", 10**9 + rnd, ts, [(nm, ts, 2.5, 0) for nm in names]), ts))
+            c0 = time.thread_time()
             counts[k] += store.write_batches(items).inserted
+            write_cpu += time.thread_time() - c0
             cycle += 1
+        cpu[k] = write_cpu
 
     run_threads(one, threads)
     el = time.perf_counter() - start
     store.close()
     return {"phase": "limit_store_path", "rows_per_s": round(sum(counts) / el), "rows": sum(counts),
-            "threads": threads}
+            "threads": threads, "write_batches_cpu_us_per_row": round(sum(cpu) / max(sum(counts), 1) * 1e6, 2)}
 
 
 class Sampler:
