@@ -383,6 +383,10 @@ def pipeline(url: str, broker: Any, args: argparse.Namespace, rate: int, t0: int
 
     cpu = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0}
     rows = ins1 - ins0
+    if kind == "shipped" and rows == 0:  # seen once, unexplained: keep what the command said (its log goes)
+        lines = ship.log.read_text(encoding="utf-8").splitlines()
+        print("!!! parkmon ingest run committed no row its log could see in the window; its last lines:\n"
+              + "\n".join(lines[-60:]), file=sys.stderr)
     return {"ingest": kind, "rows_per_s": round(rows / el), "sent_samples": sent, "stored": stored,
             "received_samples_with_redeliveries": received, "inserted_total": inserted(),
             "delay_s": {"p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)},
