@@ -14,8 +14,9 @@ Days are China Standard Time days (UTC+8, no daylight saving): what a park's dai
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from sqlalchemy import Connection, text
 
@@ -64,6 +65,20 @@ class RollupRow:
     @property
     def mean(self) -> float | None:
         return self.sum / self.n if self.n and self.sum is not None else None
+
+
+def touched(minutes: set[int], samples: Sequence[tuple[str, int, float | None, int]]) -> None:
+    """Add the minutes ``samples`` fall in. A batch's readings are mostly of one moment: within an hour,
+    its span is marked whole (a minute with no reading costs the refresh nothing), two builtins over the
+    times instead of a division per sample; wider (a replayed buffer, a stray clock), minute by minute."""
+    if not samples:
+        return
+    times = list(map(itemgetter(1), samples))
+    lo, hi = min(times) // MINUTE_MS, max(times) // MINUTE_MS
+    if hi - lo <= 60:
+        minutes.update(range(lo, hi + 1))
+    else:
+        minutes.update({ts // MINUTE_MS for ts in times})
 
 
 def minute_runs(minutes: Iterable[int]) -> list[tuple[int, int]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
@@ -258,7 +257,7 @@ class SqlStore(SqlReads):
             b = item.batch
             prep.batches.append({"gateway_id": gid, "seq": b.seq, "received_ms": item.received_ms,
                                  "samples": len(b.samples), "sent_ms": b.sent})
-            _touched(prep.dirty.setdefault(eid, set()), b.samples)
+            rollups.touched(prep.dirty.setdefault(eid, set()), b.samples)
             pmap = self._pmaps.setdefault((item.park, item.enterprise), {})
             try:  # the common case, every point known: one comprehension, no call per sample
                 prep.rows.extend([(pmap[k], ts, v, q) for k, ts, v, q in b.samples])
@@ -379,20 +378,6 @@ class SqlStore(SqlReads):
 
 class _NeedRegistry(Exception):
     """A cache miss while resolving ids without a database connection."""
-
-
-def _touched(minutes: set[int], samples: Sequence[wire.Sample]) -> None:
-    """Add the minutes ``samples`` fall in. A batch's readings are mostly of one moment: within an hour,
-    its span is marked whole (a minute with no reading costs the refresh nothing), two builtins over the
-    times instead of a division per sample; wider (a replayed buffer, a stray clock), minute by minute."""
-    if not samples:
-        return
-    times = list(map(itemgetter(1), samples))
-    lo, hi = min(times) // rollups.MINUTE_MS, max(times) // rollups.MINUTE_MS
-    if hi - lo <= 60:
-        minutes.update(range(lo, hi + 1))
-    else:
-        minutes.update({ts // rollups.MINUTE_MS for ts in times})
 
 
 @dataclass
