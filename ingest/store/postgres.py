@@ -35,6 +35,13 @@ _DIRTY = ("INSERT INTO rollup_dirty (enterprise_id, from_ms, to_ms) "
 _RECORD_COLUMNS = itemgetter("gateway_id", "seq", "received_ms", "samples", "sent_ms")
 
 
+def _cursor(conn: Connection) -> psycopg.Cursor[Any]:
+    """A psycopg cursor on the transaction's connection: COPY and array parameters, which SQLAlchemy lacks."""
+    raw: psycopg.Connection[Any] | None = conn.connection.driver_connection
+    assert raw is not None
+    return raw.cursor()
+
+
 class PostgresStore(SqlStore):
     def __init__(self, url: str, unknown_points: UnknownPointPolicy = "register",
                  mirrors: Sequence[ReadingsMirror] = ()) -> None:
@@ -92,9 +99,7 @@ class PostgresStore(SqlStore):
     def _record_batches(self, conn: Connection, records: list[dict[str, Any]]) -> int:
         if not records:
             return 0
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur:
+        with _cursor(conn) as cur:
             cur.execute(_RECORD, [list(col) for col in zip(*map(_RECORD_COLUMNS, records), strict=True)])
             return int(cur.rowcount)
 
@@ -102,16 +107,12 @@ class PostgresStore(SqlStore):
         runs = [(eid, lo, hi) for eid, minutes in dirty.items() for lo, hi in rollups.minute_runs(minutes)]
         if not runs:
             return
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur:
+        with _cursor(conn) as cur:
             cur.execute(_DIRTY, [list(col) for col in zip(*runs, strict=True)])
 
     def _insert_readings(self, conn: Connection, rows: list[Row]) -> int:
         self._ensure_partitions(rows)
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cur:
+        with _cursor(conn) as cur:
             cur.execute(_TEMP)
             with cur.copy("COPY readings_in (point_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
                 cp.set_types(["int4", "int8", "float8", "int2"])
