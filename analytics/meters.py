@@ -108,12 +108,19 @@ class ParkFlows:
     source: str  # which store answered (rollup_feed.Plan.label)
 
 
-def park_flows(store: MeterStore, park: str, start_ms: int, end_ms: int, step: int, hold: int,
-               source: Source = "auto", enterprise: str | None = None) -> ParkFlows:
-    """The park's (or one enterprise's) energy flows interval by interval: rollups where they are
-    current, raw readings after (decision 0007)."""
+def flow_points(store: MeterStore, park: str, enterprise: str | None = None) -> list[_Point]:
+    """The park's (or one enterprise's) flow meters' points, each counted once."""
     wanted = [m for ms in FLOW_METRICS.values() for m in ms]
-    pts = counted_once(store, park, store.points(park, metrics=wanted, enterprise=enterprise))
+    return counted_once(store, park, store.points(park, metrics=wanted, enterprise=enterprise))
+
+
+def park_flows(store: MeterStore, park: str, start_ms: int, end_ms: int, step: int, hold: int,
+               source: Source = "auto", enterprise: str | None = None,
+               points: Sequence[_Point] | None = None) -> ParkFlows:
+    """The park's (or one enterprise's) energy flows interval by interval: rollups where they are
+    current, raw readings after (decision 0007). ``points``: :func:`flow_points`, when the caller reads
+    many periods (the board feed's hours) and has them already."""
+    pts = list(points) if points is not None else flow_points(store, park, enterprise)
     pl = plan(cast(StepStore, store), source, start_ms, end_ms, step)
     flows, n_resets, lo, hi = Flows([], [], [], [], []), 0, start_ms, start_ms
     if pl.level is not None and pl.split_ms > start_ms:
