@@ -149,14 +149,22 @@ def _recompute_sql(d: Dialect, source: str, level: Level, below: Level | None) -
     return delete, insert
 
 
-def refresh(conn: Connection, max_records: int = 10_000) -> int:
-    """Recompute every bucket the dirty records name; returns how many dirty records were consumed.
-    Runs in the caller's transaction (commit = the rollups and the consumption, together)."""
+def newest_dirty(conn: Connection) -> int | None:
+    """The id of the newest dirty record (None: none): a refresh consumes up to it and no further."""
+    v = conn.execute(text("SELECT max(id) FROM rollup_dirty")).scalar()
+    return None if v is None else int(v)
+
+
+def refresh(conn: Connection, upto: int, max_records: int = 10_000) -> int:
+    """Recompute every bucket the dirty records up to id ``upto`` name (:func:`newest_dirty`, read before the
+    first call); returns how many were consumed. Runs in the caller's transaction (commit = the rollups and the
+    consumption, together). The bound matters under load: writers add records all the time, and a refresh
+    that chased them ran without end, recomputing each minute every second or two instead of every 30 s."""
     d = Dialect(conn.dialect.name)
     if d.pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(7202611231)")).scalar():
         return 0  # another worker is refreshing; two at once would fight over the same buckets
-    recs = conn.execute(text("SELECT id, enterprise_id, from_ms, to_ms FROM rollup_dirty ORDER BY id LIMIT :n"),
-                        {"n": max_records}).all()
+    recs = conn.execute(text("SELECT id, enterprise_id, from_ms, to_ms FROM rollup_dirty WHERE id <= :upto "
+                             "ORDER BY id LIMIT :n"), {"upto": upto, "n": max_records}).all()
     if not recs:
         return 0
     per_ent: dict[int, list[tuple[int, int]]] = {}
@@ -179,11 +187,12 @@ def refresh(conn: Connection, max_records: int = 10_000) -> int:
     return len(recs)
 
 
-def refresh_timescale(conn: Connection, max_records: int = 10_000) -> list[tuple[int, int]]:
-    """TimescaleDB: hand the dirty ranges to its continuous aggregates. ``conn`` must be in autocommit
+def refresh_timescale(conn: Connection, upto: int, max_records: int = 10_000) -> list[tuple[int, int]]:
+    """TimescaleDB: hand the ranges of the dirty records up to id ``upto`` (at most ``max_records`` of them)
+    to its continuous aggregates; returns the spans refreshed ([]: none left). ``conn`` must be in autocommit
     (refresh_continuous_aggregate refuses to run in a transaction block)."""
-    recs = conn.execute(text("SELECT id, from_ms, to_ms FROM rollup_dirty ORDER BY id LIMIT :n"),
-                        {"n": max_records}).all()
+    recs = conn.execute(text("SELECT id, from_ms, to_ms FROM rollup_dirty WHERE id <= :upto ORDER BY id LIMIT :n"),
+                        {"upto": upto, "n": max_records}).all()
     spans = merge((int(lo), int(hi)) for _i, lo, hi in recs)
     for _source, level in CHAIN:
         for lo, hi in merge((level.floor(lo), level.ceil(hi)) for lo, hi in spans):

@@ -328,14 +328,17 @@ class SqlStore(SqlReads):
         """Bring the 1 min / 1 h / 1 day rollups up to date with everything written; returns how
         many dirty records it consumed (0: nothing to do)."""
         total = 0
-        while True:
-            # not under the store's lock (registry=False): the refresh caches no ids, and holding the lock
-            # stopped every writer of the process for the whole refresh, each 30 s (bench/ingest_pg.py)
+        # not under the store's lock (registry=False): the refresh caches no ids, and holding the lock
+        # stopped every writer of the process for the whole refresh, each 30 s (bench/ingest_pg.py)
+        with Transaction(self, registry=False) as conn:
+            upto = rollups.newest_dirty(conn)  # what is written from now on waits for the next round
+        while upto is not None:
             with Transaction(self, registry=False) as conn:
-                n = rollups.refresh(conn)
+                n = rollups.refresh(conn, upto)
             total += n
             if n == 0:
-                return total
+                break
+        return total
 
     def _drop_raw_before(self, conn: Connection, cutoff_ms: int) -> tuple[str, int]:
         return "readings", int(conn.execute(s.readings.delete().where(s.readings.c.ts < cutoff_ms)).rowcount)
